@@ -1,0 +1,77 @@
+// Scaled dot-product attention without ever materialising the full [B, H, S, S] score tensor: queries are processed
+// in blocks whose scratch stays under a byte budget. Each query row's softmax still sees every key, so the numbers
+// equal the unblocked computation. On wasm, batched/transposed matMuls take a scalar slow path, so the work is a loop
+// of per-head 2-D matMuls; the tensorflow backend gets native batched matMuls.
+import * as tf from '@tensorflow/tfjs-core';
+import { isWasm } from './backend.js';
+
+export interface AttentionOptions {
+  /** Multiplies the scores before the bias is added (T5 uses none; the DiT 1/√d). Default 1. */
+  scale?: number;
+  /** Added to the scores; broadcastable to [B, H, Sq, Sk] with leading dims of size 1 or B / H. */
+  bias?: tf.Tensor4D;
+  /** Upper bound for one block's score scratch, in bytes. Default 256 MiB. */
+  scratchBytes?: number;
+}
+
+/** softmax(scale·q·kᵀ + bias)·v for q [B,H,Sq,d], k/v [B,H,Sk,d] → [B,H,Sq,d]. */
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: AttentionOptions = {}): tf.Tensor4D {
+  const [B, H, Sq, d] = q.shape;
+  const Sk = k.shape[2];
+  const scale = opts.scale ?? 1;
+  const budget = opts.scratchBytes ?? 256 * 1024 * 1024;
+  const wasm = isWasm();
+  // Scratch per query row: scores + probabilities (2 × Sk floats), for every (b, h) at once on tensorflow.
+  const perRow = 2 * Sk * 4 * (wasm ? 1 : B * H);
+  const block = Math.max(1, Math.min(Sq, Math.floor(budget / perRow)));
+  const biasFor = (b: number, h: number, q0: number, n: number): tf.Tensor | null => {
+    const bias = opts.bias;
+    if (!bias) return null;
+    const [bb, bh] = bias.shape;
+    return tf.reshape(tf.slice(bias, [bb === 1 ? 0 : b, bh === 1 ? 0 : h, q0, 0], [1, 1, n, Sk]), [n, Sk]);
+  };
+
+  if (!wasm) {
+    return tf.tidy(() => {
+      const outs: tf.Tensor[] = [];
+      for (let q0 = 0; q0 < Sq; q0 += block) {
+        const n = Math.min(block, Sq - q0);
+        const qb = n === Sq ? q : tf.slice(q, [0, 0, q0, 0], [B, H, n, d]);
+        let s = tf.matMul(qb, k, false, true);
+        if (scale !== 1) s = tf.mul(s, scale);
+        if (opts.bias) s = tf.add(s, n === Sq ? opts.bias : tf.slice(opts.bias, [0, 0, q0, 0], [-1, -1, n, Sk]));
+        outs.push(tf.matMul(tf.softmax(s), v));
+      }
+      return (outs.length === 1 ? outs[0]! : tf.concat(outs, 2)) as tf.Tensor4D;
+    });
+  }
+
+  return tf.tidy(() => {
+    const qs = tf.unstack(tf.reshape(q, [B * H, Sq, d]));
+    const ks = tf.unstack(tf.reshape(k, [B * H, Sk, d]));
+    const vs = tf.unstack(tf.reshape(v, [B * H, Sk, d]));
+    const heads: tf.Tensor[] = [];
+    for (let i = 0; i < B * H; i++) {
+      const b = Math.floor(i / H);
+      const h = i % H;
+      const kT = tf.transpose(ks[i]!);
+      const rows: tf.Tensor[] = [];
+      for (let q0 = 0; q0 < Sq; q0 += block) {
+        const n = Math.min(block, Sq - q0);
+        rows.push(
+          tf.tidy(() => {
+            const qb = n === Sq ? qs[i]! : tf.slice(qs[i]!, [q0, 0], [n, d]);
+            let s = tf.matMul(qb, kT);
+            if (scale !== 1) s = tf.mul(s, scale);
+            const bias = biasFor(b, h, q0, n);
+            if (bias) s = tf.add(s, bias);
+            return tf.matMul(tf.softmax(s), vs[i]!);
+          }),
+        );
+      }
+      heads.push(rows.length === 1 ? rows[0]! : tf.concat(rows, 0));
+      kT.dispose();
+    }
+    return tf.reshape(tf.stack(heads), [B, H, Sq, d]) as tf.Tensor4D;
+  });
+}

@@ -1,0 +1,82 @@
+// Shared test utilities: fixture loading, parity metrics, and the backends to run parity checks on.
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'vitest';
+import { SafetensorsFile } from '../src/weights/safetensors.js';
+import { availableBackends, setBackend } from '../src/nn/backend.js';
+
+export const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
+export const TINY_MODEL = path.join(FIXTURES, 'tiny-cogvideox-fun');
+
+/** Backends the parity tests run on: wasm always, tensorflow when tfjs-node is installed. */
+export const BACKENDS = availableBackends();
+
+export async function useBackend(name: string): Promise<void> {
+  await setBackend(name, { quiet: true });
+}
+
+export interface Fixture {
+  names(): string[];
+  f32(name: string): Float32Array;
+  shape(name: string): number[];
+  ints(name: string): number[][];
+}
+
+export function loadFixture(file: string): Fixture {
+  const f = SafetensorsFile.open(path.isAbsolute(file) ? file : path.join(FIXTURES, file));
+  return {
+    names: () => f.keys(),
+    f32: (name) => f.read(name).toFloat32(),
+    shape: (name) => f.entry(name).shape.slice(),
+    ints: (name) => {
+      const t = f.read(name);
+      const [rows, cols] = t.shape as [number, number];
+      return Array.from({ length: rows }, (_, r) => Array.from(t.data.subarray(r * cols, (r + 1) * cols)));
+    },
+  };
+}
+
+export interface Diff {
+  maxAbs: number;
+  relL2: number;
+}
+
+export function diff(actual: ArrayLike<number>, expected: ArrayLike<number>): Diff {
+  let maxAbs = 0;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = actual[i]! - expected[i]!;
+    if (!(Math.abs(d) <= maxAbs)) maxAbs = Number.isNaN(d) ? Infinity : Math.max(maxAbs, Math.abs(d));
+    num += d * d;
+    den += expected[i]! * expected[i]!;
+  }
+  return { maxAbs, relL2: Math.sqrt(num / Math.max(den, 1e-30)) };
+}
+
+/**
+ * Asserts parity with a reference tensor and logs max-abs / rel-L2. Shapes must match exactly;
+ * `relL2` is the tolerance (fp32: ~1e-5 per layer), `maxAbs` an optional second bound.
+ */
+export function expectClose(
+  label: string,
+  actual: tf.Tensor | Float32Array,
+  expected: Float32Array,
+  expectedShape: number[],
+  tol: { relL2: number; maxAbs?: number },
+): Diff {
+  let values: ArrayLike<number>;
+  if (actual instanceof tf.Tensor) {
+    expect(actual.shape, `${label}: shape`).toEqual(expectedShape);
+    values = actual.dataSync() as Float32Array;
+  } else {
+    values = actual;
+  }
+  expect(values.length, `${label}: element count`).toBe(expected.length);
+  const d = diff(values, expected);
+  console.log(`${label.padEnd(40)} max-abs ${d.maxAbs.toExponential(2)}  rel-L2 ${d.relL2.toExponential(2)}`);
+  expect(d.relL2, `${label}: rel-L2`).toBeLessThanOrEqual(tol.relL2);
+  if (tol.maxAbs !== undefined) expect(d.maxAbs, `${label}: max-abs`).toBeLessThanOrEqual(tol.maxAbs);
+  return d;
+}
