@@ -1,0 +1,8 @@
+// Public API.
+export { setBackend, availableBackends, describeBackend, shutdownBackend, type BackendName } from './nn/backend.js';
+export { T5Tokenizer, type TokenizeOptions, type TokenizerOutput } from './models/t5_tokenizer.js';
+export { T5EncoderModel, type T5Config, type T5LoadOptions, type T5ForwardOptions } from './models/t5.js';
+export { SafetensorsFile, SafetensorsError, saveSafetensors, type SafetensorsDtype, type TensorToWrite } from './weights/safetensors.js';
+export { WeightStore, readConfig } from './weights/checkpoint.js';
+export { HostTensor, type HostStorage } from './weights/host_tensor.js';
+export type { Residency } from './weights/residency.js';

@@ -1,0 +1,90 @@
+// Primitives: the wasm heap-view kernels, blocked attention, linear layouts, GELU — each against a direct formula.
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { attention } from '../src/nn/attention.js';
+import { geluTanh } from '../src/nn/activations.js';
+import { linear, linearFromHost } from '../src/nn/linear.js';
+import { shutdownBackend } from '../src/nn/backend.js';
+import { HostTensor } from '../src/weights/host_tensor.js';
+import { BACKENDS, diff, useBackend } from './helpers.js';
+
+afterAll(() => shutdownBackend());
+
+/** Deterministic pseudo-random values (no tf RNG: identical on every backend). */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+describe.each(BACKENDS)('nn primitives on %s', (backend) => {
+  it('slice / unstack / split of rank-5 tensors equal index arithmetic', async () => {
+    await useBackend(backend);
+    const shape = [2, 3, 4, 5, 6];
+    const data = values(720, 1);
+    const x = tf.tensor(data, shape);
+    const at = (i: number[]) => data[(((i[0]! * 3 + i[1]!) * 4 + i[2]!) * 5 + i[3]!) * 6 + i[4]!]!;
+    const y = tf.slice(x, [1, 0, 1, 2, 3], [1, 3, 2, 3, 2]);
+    const got = y.dataSync();
+    let k = 0;
+    for (let b = 0; b < 3; b++) for (let c = 1; c < 3; c++) for (let d = 2; d < 5; d++) for (let e = 3; e < 5; e++) expect(got[k++]).toBe(at([1, b, c, d, e]));
+    const parts = tf.unstack(x, 3);
+    expect(parts[4]!.shape).toEqual([2, 3, 4, 6]);
+    expect(parts[4]!.dataSync()[7]).toBe(at([0, 0, 1, 4, 1]));
+    const [, s2] = tf.split(x, [1, 3], 2);
+    expect(s2!.shape).toEqual([2, 3, 3, 5, 6]);
+    expect(s2!.dataSync()[0]).toBe(at([0, 0, 1, 0, 0]));
+    tf.dispose([x, y, ...parts, s2!]);
+  });
+
+  it('blocked attention equals the plain formula, whatever the block size', async () => {
+    await useBackend(backend);
+    const [B, H, S, T, d] = [2, 3, 37, 29, 8];
+    const q = tf.tensor4d(values(B * H * S * d, 2), [B, H, S, d]);
+    const k = tf.tensor4d(values(B * H * T * d, 3), [B, H, T, d]);
+    const v = tf.tensor4d(values(B * H * T * d, 4), [B, H, T, d]);
+    const bias = tf.tensor4d(values(H * S * T, 5), [1, H, S, T]);
+    const ref = tf.tidy(() => tf.matMul(tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 0.25), bias)), v));
+    const refData = await ref.data();
+    const before = tf.memory().numTensors;
+    for (const scratchBytes of [1, 4 * T * 8, 1 << 30]) {
+      const out = attention(q, k, v, { scale: 0.25, bias, scratchBytes });
+      const e = diff(await out.data(), refData);
+      expect(e.maxAbs).toBeLessThan(1e-6);
+      out.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([q, k, v, bias, ref]);
+  });
+
+  it('linear gives the same numbers in both weight layouts and for any row count', async () => {
+    await useBackend(backend);
+    const [out, inp] = [19, 23];
+    const w = new HostTensor([out, inp], 'f32', values(out * inp, 6));
+    const b = new HostTensor([out], 'f32', values(out, 7));
+    const x = tf.tensor2d(values(2100 * inp, 8), [2100, inp]);
+    const ref = tf.tidy(() => tf.add(tf.matMul(x, tf.transpose(tf.tensor2d(w.data as Float32Array, [out, inp]))), tf.tensor1d(b.data as Float32Array)));
+    for (const rows of [16, 100_000]) {
+      const p = linearFromHost(w, b, { rows });
+      const y = linear(x, p);
+      expect(y.shape).toEqual([2100, out]);
+      expect(diff(y.dataSync(), ref.dataSync()).maxAbs).toBeLessThan(1e-5);
+      tf.dispose([y, p.w, p.b!]);
+    }
+    tf.dispose([x, ref]);
+  });
+
+  it('GELU (tanh form) matches 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³)))', async () => {
+    await useBackend(backend);
+    const xs = Array.from({ length: 201 }, (_, i) => (i - 100) / 10);
+    const got = geluTanh(tf.tensor1d(xs)).dataSync();
+    xs.forEach((x, i) => {
+      const want = 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+      expect(Math.abs(got[i]! - want)).toBeLessThan(2e-6 * Math.max(1, Math.abs(want)));
+    });
+  });
+});
