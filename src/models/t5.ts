@@ -32,6 +32,8 @@ export interface T5ForwardOptions {
   attentionMask?: ArrayLike<number>[] | tf.Tensor2D;
   /** Receives intermediate outputs ('embeddings', 'position_bias', 'block.{l}.output'); do not dispose them. */
   onOutput?: (name: string, t: tf.Tensor) => void;
+  /** Per-block timings (weight materialisation vs compute; compute is synced to measure it). For benchmarks. */
+  onProfile?: (p: { block: number; loadMs: number; computeMs: number }) => void;
 }
 
 interface T5Block {
@@ -141,13 +143,19 @@ export class T5EncoderModel {
     opts.onOutput?.('position_bias', bias);
     try {
       for (let l = 0; l < this.config.num_layers; l++) {
+        const t0 = performance.now();
         const block = this.blocks ? this.blocks[l]! : this.materializeBlock(l);
+        const t1 = performance.now();
         try {
           const next = this.block(h, block, bias);
           h.dispose();
           h = next;
         } finally {
           if (!this.blocks) disposeBlock(block);
+        }
+        if (opts.onProfile) {
+          h.dataSync();
+          opts.onProfile({ block: l, loadMs: t1 - t0, computeMs: performance.now() - t1 });
         }
         opts.onOutput?.(`block.${l}.output`, h);
       }
