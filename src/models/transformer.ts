@@ -97,7 +97,6 @@ export class CogVideoXTransformer3DModel {
   private blocks: Block[] | null = null;
   private readonly g: Globals;
   private readonly learnedPE: HostTensor | null;
-  private baseTable: Float32Array | null = null; // sincos table of the config's sample size (2b)
   private readonly peCache = new Map<string, tf.Tensor3D>();
 
   private constructor(
@@ -382,30 +381,17 @@ export class CogVideoXTransformer3DModel {
     const c = this.config;
     if (c.use_rotary_positional_embeddings && !c.use_learned_positional_embeddings) return null;
     const D = this.innerDim;
-    const p = c.patch_size;
-    const H0 = c.sample_height / p;
-    const W0 = c.sample_width / p;
-    const T0 = (c.sample_frames - 1) / c.temporal_compression_ratio + 1;
     const key = `${T}x${gh}x${gw}x${Lt}`;
     let cached = this.peCache.get(key);
     if (cached) return cached;
-    let video: Float32Array;
     const framesDiffer = (T - 1) * c.temporal_compression_ratio + 1 !== c.sample_frames;
     if (this.learnedPE && !framesDiffer) {
       // THUDM 5b-I2V: the stored table at the native size (checked in validate); text rows are stored too.
       const all = this.learnedPE.toFloat32();
       cached = tf.tensor3d(all.subarray(0, (Lt + T * gh * gw) * D), [1, Lt + T * gh * gw, D]);
     } else {
-      if (this.flavor === 'fun' && !this.learnedPE) {
-        this.baseTable ??= sincos3dTable(D, W0, H0, T0, c.spatial_interpolation_scale, c.temporal_interpolation_scale);
-        const resized = gh === H0 && gw === W0 ? this.baseTable : interpolatePositionTable(this.baseTable, D, T0, H0, W0, gh, gw);
-        video = resized.subarray(0, T * gh * gw * D);
-      } else {
-        // diffusers recomputes the sincos table for the actual grid (also the learned-PE model when frames differ).
-        video = sincos3dTable(D, gw, gh, T, c.spatial_interpolation_scale, c.temporal_interpolation_scale);
-      }
       const table = new Float32Array((Lt + T * gh * gw) * D);
-      table.set(video, Lt * D);
+      table.set(sincosPositionTable(c, this.learnedPE ? 'diffusers' : this.flavor, T, gh, gw), Lt * D);
       cached = tf.tensor3d(table, [1, Lt + T * gh * gw, D]);
     }
     this.peCache.set(key, cached);
@@ -535,6 +521,24 @@ export function prepareRotaryPositionalEmbeddings(
   }
   const frames = Math.floor((latentFrames + c.patch_size_t - 1) / c.patch_size_t);
   return rotaryTables(c.attention_head_dim, gh, gw, frames, { type: 'slice', maxH: baseH, maxW: baseW });
+}
+
+/**
+ * The sincos position table's video rows [T·gh·gw, D] (rows t, y, x) for a token grid:
+ * 'fun' — the table of the config's sample size, trilinearly resized to (gh, gw) and cut to T frames (CogVideoX-Fun);
+ * 'diffusers' — recomputed for the grid (diffusers; identical at the native size).
+ */
+export function sincosPositionTable(c: TransformerConfig, flavor: TransformerFlavor, T: number, gh: number, gw: number): Float32Array {
+  const D = c.num_attention_heads * c.attention_head_dim;
+  if (flavor === 'diffusers') return sincos3dTable(D, gw, gh, T, c.spatial_interpolation_scale, c.temporal_interpolation_scale);
+  const p = c.patch_size;
+  const H0 = c.sample_height / p;
+  const W0 = c.sample_width / p;
+  const T0 = (c.sample_frames - 1) / c.temporal_compression_ratio + 1;
+  if (T > T0) throw new Error(`the position table covers ${T0} latent frames; got ${T}`);
+  const base = sincos3dTable(D, W0, H0, T0, c.spatial_interpolation_scale, c.temporal_interpolation_scale);
+  const resized = gh === H0 && gw === W0 ? base : interpolatePositionTable(base, D, T0, H0, W0, gh, gw);
+  return resized.subarray(0, T * gh * gw * D);
 }
 
 /** [B, T, C, h, w] → [B, N, C·pt·p·p] tokens (t', y, x), features (c, τ, dy, dx) — the conv/Linear patch order. */
