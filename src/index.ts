@@ -6,3 +6,15 @@ export { SafetensorsFile, SafetensorsError, saveSafetensors, type SafetensorsDty
 export { WeightStore, readConfig } from './weights/checkpoint.js';
 export { HostTensor, type HostStorage } from './weights/host_tensor.js';
 export type { Residency } from './weights/residency.js';
+export {
+  CogVideoXTransformer3DModel,
+  prepareRotaryPositionalEmbeddings,
+  sincosPositionTable,
+  type TransformerConfig,
+  type TransformerFlavor,
+  type TransformerInputs,
+  type TransformerLoadOptions,
+  type TransformerForwardOptions,
+} from './models/transformer.js';
+export type { RotaryTables } from './nn/embeddings.js';
+export * from './schedulers/index.js';

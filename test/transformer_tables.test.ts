@@ -60,7 +60,7 @@ describe('validation before compute', () => {
     await useBackend('wasm');
     const m = await CogVideoXTransformer3DModel.fromPretrained(dir, { residency: 'resident' });
     const enc = tf.zeros([1, 226, 48]) as tf.Tensor3D;
-    const x = (shape: number[]) => tf.zeros(shape) as tf.Tensor5D;
+    const x = (shape: number[]) => tf.zeros(shape) as unknown as tf.Tensor5D;
     const inp = x([1, 3, 17, 8, 12]);
     expect(() => m.forward({ hiddenStates: tf.zeros([1, 16, 8, 12]) as unknown as tf.Tensor5D, encoderHiddenStates: enc, timestep: 1 })).toThrow(
       /hiddenStates must be a rank-5 tensor \[B, T, C, h, w\], got rank 4/,
