@@ -16,7 +16,7 @@ import {
   timestepEmbedding,
   type RotaryTables,
 } from '../nn/embeddings.js';
-import { disposeLinear, linear, linearFromHost, type Linear } from '../nn/linear.js';
+import { disposeLinear, linear, linearColumns, linearFromHost, linearRows, type Linear } from '../nn/linear.js';
 import { layerNorm } from '../nn/norm.js';
 import { applyRotary } from '../nn/rope.js';
 import { readConfig, WeightStore } from '../weights/checkpoint.js';
@@ -294,32 +294,34 @@ export class CogVideoXTransformer3DModel {
 
     // --- attention ---
     const [shift, scale, gate, eShift, eScale, eGate] = modulation(w.norm1);
-    const attnOut = tf.tidy(() => {
-      const s = tf.concat([modulate(encoder, w.norm1Norm, eShift!, eScale!), modulate(hidden, w.norm1Norm, shift!, scale!)], 1);
-      const heads = (lin: Linear, norm: Norm, rotate: boolean): tf.Tensor4D =>
-        tf.tidy(() => {
-          let t = tf.transpose(tf.reshape(linear(s, lin), [B, S, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-          t = layerNorm(t, norm.w, norm.b, 1e-6) as tf.Tensor4D;
-          if (rotate && rope) {
-            const text = tf.slice(t, [0, 0, 0, 0], [B, H, Lt, hd]);
-            const video = applyRotary(tf.slice(t, [0, 0, Lt, 0], [B, H, N, hd]) as tf.Tensor4D, rope.cos, rope.sin);
-            t = tf.concat([text, video], 2) as tf.Tensor4D;
-          }
-          return t;
+    const scratchBytes = opts.attentionScratchBytes ?? (wasm ? 256 * 2 ** 20 : 2 ** 30);
+    const normed = () =>
+      tf.tidy(() => tf.concat([modulate(encoder, w.norm1Norm, eShift!, eScale!), modulate(hidden, w.norm1Norm, shift!, scale!)], 1));
+    const attnOut = wasm
+      ? this.attentionHeadwise(i, w, normed, B, Lt, N, rope, scratchBytes, opts.onOutput)
+      : tf.tidy(() => {
+          const s = normed();
+          const heads = (lin: Linear, norm: Norm, rotate: boolean): tf.Tensor4D =>
+            tf.tidy(() => {
+              let t = tf.transpose(tf.reshape(linear(s, lin), [B, S, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+              t = layerNorm(t, norm.w, norm.b, 1e-6) as tf.Tensor4D;
+              if (rotate && rope) {
+                const text = tf.slice(t, [0, 0, 0, 0], [B, H, Lt, hd]);
+                const video = applyRotary(tf.slice(t, [0, 0, Lt, 0], [B, H, N, hd]) as tf.Tensor4D, rope.cos, rope.sin);
+                t = tf.concat([text, video], 2) as tf.Tensor4D;
+              }
+              return t;
+            });
+          const q = heads(w.q, w.normQ, true);
+          const k = heads(w.k, w.normK, true);
+          emit(`block.${i}.attn.q`, q);
+          emit(`block.${i}.attn.k`, k);
+          const v = tf.transpose(tf.reshape(linear(s, w.v), [B, S, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+          const a = attention(q, k, v, { scale: 1 / Math.sqrt(hd), scratchBytes });
+          const o = linear(tf.reshape(tf.transpose(a, [0, 2, 1, 3]), [B, S, D]), w.out);
+          emit(`block.${i}.attn.out`, o);
+          return o;
         });
-      const q = heads(w.q, w.normQ, true);
-      const k = heads(w.k, w.normK, true);
-      emit(`block.${i}.attn.q`, q);
-      emit(`block.${i}.attn.k`, k);
-      const v = tf.transpose(tf.reshape(linear(s, w.v), [B, S, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-      const a = attention(q, k, v, {
-        scale: 1 / Math.sqrt(hd),
-        scratchBytes: opts.attentionScratchBytes ?? (wasm ? 256 * 2 ** 20 : 2 ** 30),
-      });
-      const o = linear(tf.reshape(tf.transpose(a, [0, 2, 1, 3]), [B, S, D]), w.out);
-      emit(`block.${i}.attn.out`, o);
-      return o;
-    });
     let [h1, e1] = tf.tidy(() => {
       const h = tf.add(hidden, tf.mul(gate!, tf.slice(attnOut, [0, Lt, 0], [B, N, D])));
       const e = tf.add(encoder, tf.mul(eGate!, tf.slice(attnOut, [0, 0, 0], [B, Lt, D])));
@@ -349,6 +351,82 @@ export class CogVideoXTransformer3DModel {
     });
     tf.dispose([h1, e1, shift2!, scale2!, gate2!, eShift2!, eScale2!, eGate2!]);
     return [h2, e2];
+  }
+
+  /**
+   * Attention without any [B, S, D]-per-head intermediate (wasm: 4 GiB heap): for each sequence and head, q/k/v come
+   * from that head's weight columns, get QK-LayerNorm and RoPE, attend in query blocks, and are projected back through
+   * that head's rows of the output weight into one accumulator. Same numbers as the batched form.
+   */
+  private attentionHeadwise(
+    i: number,
+    w: Block,
+    normed: () => tf.Tensor,
+    B: number,
+    Lt: number,
+    N: number,
+    rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | null,
+    scratchBytes: number,
+    emit: ((n: string, t: tf.Tensor) => void) | undefined,
+  ): tf.Tensor3D {
+    const c = this.config;
+    const H = c.num_attention_heads;
+    const hd = c.attention_head_dim;
+    const D = this.innerDim;
+    const S = Lt + N;
+    const s = normed(); // [B, S, D]
+    const outs: tf.Tensor[] = [];
+    const qs: tf.Tensor[] = [];
+    const ks: tf.Tensor[] = [];
+    try {
+      for (let b = 0; b < B; b++) {
+        let acc: tf.Tensor2D | null = null;
+        const sb = tf.tidy(() => tf.reshape(tf.slice(s, [b, 0, 0], [1, S, D]), [S, D]) as tf.Tensor2D);
+        for (let h = 0; h < H; h++) {
+          const part = tf.tidy(() => {
+            const proj = (lin: Linear, norm: Norm | null, rotate: boolean): tf.Tensor2D => {
+              let t = linearColumns(sb, lin, h * hd, hd);
+              if (norm) t = layerNorm(t, norm.w, norm.b, 1e-6) as tf.Tensor2D;
+              if (rotate && rope) t = tf.concat([tf.slice(t, [0, 0], [Lt, hd]), applyRotary(tf.slice(t, [Lt, 0], [N, hd]), rope.cos, rope.sin)], 0);
+              return t;
+            };
+            const q = proj(w.q, w.normQ, true);
+            const k = proj(w.k, w.normK, true);
+            if (emit) {
+              qs.push(tf.keep(tf.clone(q)));
+              ks.push(tf.keep(tf.clone(k)));
+            }
+            const v = proj(w.v, null, false);
+            const as4 = (t: tf.Tensor2D) => tf.reshape(t, [1, 1, S, hd]) as tf.Tensor4D;
+            const a = attention(as4(q), as4(k), as4(v), { scale: 1 / Math.sqrt(hd), scratchBytes });
+            return linearRows(tf.reshape(a, [S, hd]) as tf.Tensor2D, w.out, h * hd, hd);
+          });
+          const next: tf.Tensor2D = acc ? (tf.add(acc, part) as tf.Tensor2D) : part;
+          if (acc) {
+            acc.dispose();
+            part.dispose();
+          }
+          acc = next;
+        }
+        sb.dispose();
+        outs.push(tf.tidy(() => (w.out.b ? tf.add(acc!, w.out.b) : tf.clone(acc!))));
+        acc!.dispose();
+      }
+    } finally {
+      s.dispose();
+    }
+    const o = tf.tidy(() => tf.reshape(tf.concat(outs, 0), [B, S, D])) as tf.Tensor3D;
+    tf.dispose(outs);
+    if (emit) {
+      const gather = (list: tf.Tensor[]) => tf.tidy(() => tf.reshape(tf.stack(list), [B, H, S, hd]));
+      const q4 = gather(qs);
+      const k4 = gather(ks);
+      emit(`block.${i}.attn.q`, q4);
+      emit(`block.${i}.attn.k`, k4);
+      emit(`block.${i}.attn.out`, o);
+      tf.dispose([q4, k4, ...qs, ...ks]);
+    }
+    return o;
   }
 
   private timeEmbedding(inputs: TransformerInputs, B: number, emit: (n: string, t: tf.Tensor) => void): tf.Tensor2D {

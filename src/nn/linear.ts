@@ -82,6 +82,32 @@ export function linear(x: tf.Tensor, p: Linear): tf.Tensor {
   });
 }
 
+/** x·W[:, start : start+count] (+ b[start : start+count]): `count` output features only, e.g. one head's q. */
+export function linearColumns(x: tf.Tensor2D, p: Linear, start: number, count: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const inp = inFeatures(p);
+    let y: tf.Tensor;
+    if (p.layout === 'in-out') {
+      y = tf.matMul(x, tf.slice(p.w, [0, start], [inp, count]));
+    } else {
+      const w = tf.slice(p.w, [start, 0], [count, inp]);
+      y = isWasm() ? tf.transpose(tf.matMul(w, tf.transpose(x))) : tf.matMul(x, w, false, true);
+    }
+    if (p.b) y = tf.add(y, tf.slice(p.b, [start], [count]));
+    return y as tf.Tensor2D;
+  });
+}
+
+/** x·W[start : start+count, :]ᵀ-contribution: x [rows, count] times the weight rows of input features start…, no bias. */
+export function linearRows(x: tf.Tensor2D, p: Linear, start: number, count: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const out = outFeatures(p);
+    if (p.layout === 'in-out') return tf.matMul(x, tf.slice(p.w, [start, 0], [count, out]));
+    const w = tf.slice(p.w, [0, start], [out, count]);
+    return (isWasm() ? tf.transpose(tf.matMul(w, tf.transpose(x))) : tf.matMul(x, w, false, true)) as tf.Tensor2D;
+  });
+}
+
 export function disposeLinear(p: Linear): void {
   p.w.dispose();
   p.b?.dispose();

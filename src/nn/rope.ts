@@ -4,12 +4,12 @@
 // written as x·cos + swap(x)·sin± with swap exchanging the two members of every pair and sin± = (−sin, +sin).
 import * as tf from '@tensorflow/tfjs-core';
 
-/** x [B, H, N, d]; cos/sin [N, d] (pairs share a frequency). */
-export function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+/** x [..., N, d]; cos/sin [N, d] (pairs share a frequency). */
+export function applyRotary<T extends tf.Tensor>(x: T, cos: tf.Tensor2D, sin: tf.Tensor2D): T {
   return tf.tidy(() => {
-    const [B, H, N, d] = x.shape;
-    const swapped = tf.reshape(tf.reverse(tf.reshape(x, [B, H, N, d / 2, 2]), -1), [B, H, N, d]);
+    const d = x.shape[x.rank - 1]!;
+    const swapped = tf.reshape(tf.reverse(tf.reshape(x, [...x.shape.slice(0, -1), d / 2, 2]), -1), x.shape);
     const sign = tf.tensor1d(Float32Array.from({ length: d }, (_, i) => (i % 2 === 0 ? -1 : 1)));
-    return tf.add(tf.mul(x, cos), tf.mul(swapped, tf.mul(sin, sign))) as tf.Tensor4D;
+    return tf.add(tf.mul(x, cos), tf.mul(swapped, tf.mul(sin, sign))) as T;
   });
 }
