@@ -36,11 +36,16 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: 
       const outs: tf.Tensor[] = [];
       for (let q0 = 0; q0 < Sq; q0 += block) {
         const n = Math.min(block, Sq - q0);
-        const qb = n === Sq ? q : tf.slice(q, [0, 0, q0, 0], [B, H, n, d]);
-        let s = tf.matMul(qb, k, false, true);
-        if (scale !== 1) s = tf.mul(s, scale);
-        if (opts.bias) s = tf.add(s, n === Sq ? opts.bias : tf.slice(opts.bias, [0, 0, q0, 0], [-1, -1, n, Sk]));
-        outs.push(tf.matMul(tf.softmax(s), v));
+        // Each block's scores are freed before the next block starts: the scratch bound holds.
+        outs.push(
+          tf.tidy(() => {
+            const qb = n === Sq ? q : tf.slice(q, [0, 0, q0, 0], [B, H, n, d]);
+            let s = tf.matMul(qb, k, false, true);
+            if (scale !== 1) s = tf.mul(s, scale);
+            if (opts.bias) s = tf.add(s, n === Sq ? opts.bias : tf.slice(opts.bias, [0, 0, q0, 0], [-1, -1, n, Sk]));
+            return tf.matMul(tf.softmax(s), v);
+          }),
+        );
       }
       return (outs.length === 1 ? outs[0]! : tf.concat(outs, 2)) as tf.Tensor4D;
     });
