@@ -54,8 +54,13 @@ describe.each(BACKENDS)('CogVideoXTransformer3DModel on %s', (backend) => {
     const expected = fx.names().filter((k) => !k.startsWith('in.') && k !== 'out');
     expect(expected.filter((k) => !seen.has(k)), 'reference dumps that were not compared').toEqual([]);
     out.dispose();
+    // Memory must not grow across calls (the model may cache per-size tables on the first one).
+    const afterFirst = tf.memory().numTensors;
+    model.forward(inputs).dispose();
+    expect(tf.memory().numTensors).toBe(afterFirst);
+    const inputCount = Object.values(inputs).filter((t) => t instanceof tf.Tensor).length;
+    expect(afterFirst - before - inputCount, 'tensors kept by the model (its position-table cache)').toBeLessThanOrEqual(1);
     for (const t of Object.values(inputs)) if (t instanceof tf.Tensor) t.dispose();
-    expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
 });

@@ -472,6 +472,7 @@ export class CogVideoXTransformer3DModel {
       table.set(sincosPositionTable(c, this.learnedPE ? 'diffusers' : this.flavor, T, gh, gw), Lt * D);
       cached = tf.tensor3d(table, [1, Lt + T * gh * gw, D]);
     }
+    tf.keep(cached); // created inside the caller's tidy; the cache owns it
     this.peCache.set(key, cached);
     return cached;
   }
