@@ -243,7 +243,7 @@ def merge_model_index():
             idx = json.load(f)
     idx.setdefault("_class_name", "CogVideoXFunInpaintPipeline")
     idx.setdefault("_diffusers_version", "0.32.2")
-    idx["transformer"] = ["cogvideox-fun", "CogVideoXTransformer3DModel"]
+    idx["transformer"] = ["diffusers", "CogVideoXTransformer3DModel"]  # as the released model_index.json; Fun loads it with its own class
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         json.dump(idx, f, indent=2, sort_keys=True)
         f.write("\n")

@@ -62,19 +62,17 @@ export function cogVideoXPredOriginal(
   throw new Error(`${className}: prediction_type "${predictionType}" must be epsilon, sample or v_prediction`);
 }
 
-export class CogVideoXDDIMScheduler extends BaseScheduler implements StandardScheduler {
-  readonly kind = 'standard';
-  readonly name = 'DDIM_Cog';
-  readonly className = 'CogVideoXDDIMScheduler';
+/** What CogVideoXDDIMScheduler and CogVideoXDPMScheduler share: config, float64 ᾱ (snr shift, zero-SNR), timesteps. */
+export abstract class CogVideoXSchedulerBase extends BaseScheduler {
   readonly config: CogVideoXSchedulerConfig;
   readonly alphasCumprod: Float64Array;
   readonly finalAlphaCumprod: number;
   readonly initNoiseSigma = 1;
 
-  constructor(raw: SchedulerConfig) {
+  constructor(className: string, raw: SchedulerConfig) {
     super();
-    this.config = resolveConfig(this.className, COGVIDEOX_DEFAULTS, raw);
-    this.alphasCumprod = cogVideoXAlphasCumprod(this.className, this.config);
+    this.config = resolveConfig(className, COGVIDEOX_DEFAULTS, raw);
+    this.alphasCumprod = cogVideoXAlphasCumprod(className, this.config);
     this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0]!;
   }
 
@@ -83,6 +81,16 @@ export class CogVideoXDDIMScheduler extends BaseScheduler implements StandardSch
     checkNumInferenceSteps(this.className, numInferenceSteps, c.num_train_timesteps);
     this.numInferenceSteps = numInferenceSteps;
     this.timesteps = ddimTimesteps(this.className, c.timestep_spacing, c.num_train_timesteps, numInferenceSteps, c.steps_offset);
+  }
+}
+
+export class CogVideoXDDIMScheduler extends CogVideoXSchedulerBase implements StandardScheduler {
+  readonly kind = 'standard';
+  readonly name = 'DDIM_Cog';
+  readonly className = 'CogVideoXDDIMScheduler';
+
+  constructor(raw: SchedulerConfig) {
+    super('CogVideoXDDIMScheduler', raw);
   }
 
   step(modelOutput: tf.Tensor, timestep: number, sample: tf.Tensor, _options?: StepOptions): StepOutput {

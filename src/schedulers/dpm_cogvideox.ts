@@ -7,15 +7,11 @@
 // or two latent-sized tensors per step exactly as in diffusers. ±∞ at ᾱ = 0 (first trailing step) and ᾱ_prev = 1
 // (last step) resolve as IEEE arithmetic, as in torch.
 import * as tf from '@tensorflow/tfjs-core';
-import { COGVIDEOX_DEFAULTS, cogVideoXAlphasCumprod, cogVideoXPredOriginal, type CogVideoXSchedulerConfig } from './ddim_cogvideox.js';
+import { CogVideoXSchedulerBase, cogVideoXPredOriginal } from './ddim_cogvideox.js';
 import {
-  BaseScheduler,
   addNoiseAlphaBar,
   alphaAt,
-  checkNumInferenceSteps,
-  ddimTimesteps,
   requireGenerator,
-  resolveConfig,
   type CogVideoXDPMStepper,
   type SchedulerConfig,
   type StepOptions,
@@ -27,27 +23,13 @@ function lambda(alphaBar: number): number {
   return Math.log(Math.sqrt(alphaBar / (1 - alphaBar)));
 }
 
-export class CogVideoXDPMScheduler extends BaseScheduler implements CogVideoXDPMStepper {
+export class CogVideoXDPMScheduler extends CogVideoXSchedulerBase implements CogVideoXDPMStepper {
   readonly kind = 'cogvideox-dpm';
   readonly name = 'DPM_Cog';
   readonly className = 'CogVideoXDPMScheduler';
-  readonly config: CogVideoXSchedulerConfig;
-  readonly alphasCumprod: Float64Array;
-  readonly finalAlphaCumprod: number;
-  readonly initNoiseSigma = 1;
 
   constructor(raw: SchedulerConfig) {
-    super();
-    this.config = resolveConfig(this.className, COGVIDEOX_DEFAULTS, raw);
-    this.alphasCumprod = cogVideoXAlphasCumprod(this.className, this.config);
-    this.finalAlphaCumprod = this.config.set_alpha_to_one ? 1 : this.alphasCumprod[0]!;
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    checkNumInferenceSteps(this.className, numInferenceSteps, c.num_train_timesteps);
-    this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = ddimTimesteps(this.className, c.timestep_spacing, c.num_train_timesteps, numInferenceSteps, c.steps_offset);
+    super('CogVideoXDPMScheduler', raw);
   }
 
   /**
