@@ -16,6 +16,15 @@ export interface AttentionOptions {
 
 /** softmax(scale·q·kᵀ + bias)·v for q [B,H,Sq,d], k/v [B,H,Sk,d] → [B,H,Sq,d]. */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: AttentionOptions = {}): tf.Tensor4D {
+  if (opts.scale !== undefined && opts.scale !== 1) {
+    // Scale the queries once ([S, d]) rather than every score block ([S, S]): one pass less over the big tensor.
+    const scaled = tf.mul(q, opts.scale) as tf.Tensor4D;
+    try {
+      return attention(scaled, k, v, { ...opts, scale: 1 });
+    } finally {
+      scaled.dispose();
+    }
+  }
   const [B, H, Sq, d] = q.shape;
   const Sk = k.shape[2];
   const scale = opts.scale ?? 1;
