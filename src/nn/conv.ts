@@ -8,6 +8,7 @@
 //   1×1×1 convs are linears over the channel axis (src/nn/linear.ts picks the fast layout per backend).
 import * as tf from '@tensorflow/tfjs-core';
 import { HostTensor } from '../weights/host_tensor.js';
+import { isWasm } from './backend.js';
 import { disposeLinear, linear, linearFromHost, type Linear } from './linear.js';
 
 export interface Conv2d {
@@ -115,4 +116,13 @@ export function disposeCausalConv3d(p: CausalConv3d): void {
 export function causalConv3dBytes(p: CausalConv3d): number {
   if (p.pointwise) return 4 * (p.pointwise.w.size + (p.pointwise.b?.size ?? 0));
   return p.taps.reduce((s, t) => s + 4 * (t.w.size + (t.b?.size ?? 0)), 0);
+}
+
+/**
+ * Bytes of intermediate activations a model should keep on the backend before moving them to host memory. wasm: its
+ * heap is capped at 4 GiB and also holds the weights and the working frames, so keep little (256 MiB); tensorflow:
+ * its tensors are host memory already, so moving them would only add copies.
+ */
+export function keptActivationBudget(): number {
+  return isWasm() ? 256 * 2 ** 20 : Infinity;
 }

@@ -1,0 +1,119 @@
+// CogVideoX VAE benchmark at real sizes: the real config with random weights (bench/gen_vae_weights.py, bf16 like the
+// release), ours on tensorflow and wasm beside PyTorch CPU fp32 (diffusers v0.32.2's AutoencoderKLCogVideoX and its
+// chunking), each run in its own process, one after the other.
+//   npx tsx bench/vae.ts [--cases decode-9x384x672,decode-49x256x256,encode-9x384x672,encode-49x256x256]
+//                        [--backends tensorflow,wasm] [--chunking diffusers|fun] [--no-torch] [--weights DIR]
+// Decode of 3 latent frames → 9×384×672 has the per-chunk peak of a 49-frame decode (the first diffusers call is 3
+// latent frames, later ones 2); encode of 9 frames has the peak of a 49-frame encode (first chunk 9 frames).
+// Reports wall time, peak RSS (VmHWM of each child), peak wasm heap, and the ratio to PyTorch.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { availableBackends, describeBackend, setBackend, shutdownBackend } from '../src/nn/backend.js';
+import { AutoencoderKLCogVideoX } from '../src/models/vae.js';
+import { machine, peakRssGiB, PYTHON, runJson, wasmHeapGiB } from './common.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const arg = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+
+export interface BenchCase {
+  name: string;
+  kind: 'decode' | 'encode';
+  /** input shape: z [1,16,T,h,w] for decode, x [1,3,F,H,W] for encode */
+  shape: [number, number, number, number, number];
+}
+
+export const CASES: BenchCase[] = [
+  { name: 'decode-9x384x672', kind: 'decode', shape: [1, 16, 3, 48, 84] },
+  { name: 'decode-49x256x256', kind: 'decode', shape: [1, 16, 13, 32, 32] },
+  { name: 'encode-9x384x672', kind: 'encode', shape: [1, 3, 9, 384, 672] },
+  { name: 'encode-49x256x256', kind: 'encode', shape: [1, 3, 49, 256, 256] },
+];
+
+async function child(backend: string, caseName: string, dir: string, chunking: 'fun' | 'diffusers'): Promise<void> {
+  const c = CASES.find((k) => k.name === caseName)!;
+  await setBackend(backend, { quiet: true });
+  const vae = await AutoencoderKLCogVideoX.fromPretrained(dir);
+  const t0 = performance.now();
+  vae.load(c.kind === 'decode' ? 'decoder' : 'encoder');
+  const loadS = (performance.now() - t0) / 1000;
+  const input = c.kind === 'decode' ? tf.randomNormal(c.shape, 0, 1, 'float32', 1) : tf.randomUniform(c.shape, -1, 1, 'float32', 1);
+  const t1 = performance.now();
+  let out: tf.Tensor;
+  if (c.kind === 'decode') {
+    out = vae.decode(input as tf.Tensor5D, { chunking });
+  } else {
+    const post = vae.encode(input as tf.Tensor5D);
+    out = tf.clone(post.moments);
+    post.dispose();
+  }
+  const data = out.dataSync();
+  const runS = (performance.now() - t1) / 1000;
+  let finite = true;
+  let sq = 0;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) finite = false;
+    sq += data[i]! * data[i]!;
+  }
+  const result = {
+    backend: describeBackend(),
+    load_s: loadS,
+    run_s: runS,
+    out_shape: out.shape,
+    out_rms: Math.sqrt(sq / data.length),
+    finite,
+    peak_rss_gib: peakRssGiB(),
+    wasm_heap_gib: wasmHeapGiB(),
+    frames_device_gib: vae.lastRunStats.peakDeviceFrameBytes / 2 ** 30,
+    frames_host_gib: vae.lastRunStats.peakHostFrameBytes / 2 ** 30,
+  };
+  out.dispose();
+  input.dispose();
+  vae.dispose();
+  shutdownBackend();
+  console.log(JSON.stringify(result));
+}
+
+async function main(): Promise<void> {
+  const dir = arg('--weights') ?? path.join(HERE, '.weights', 'vae-2b', 'vae');
+  const pyPath = process.env.COGVIDEOX_PYTHONPATH ?? '/work/pyref/site:/work/pyref/site-tf:/work/pyref/src/diffusers-0.32.2/src';
+  const pyEnv = { PYTHONPATH: pyPath };
+  if (!fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors'))) {
+    console.log(`generating random VAE weights (bf16, 431 MB) in ${dir} …`);
+    runJson(PYTHON, [path.join(HERE, 'gen_vae_weights.py'), dir], pyEnv);
+  }
+  const cases = (arg('--cases') ?? CASES.map((c) => c.name).join(',')).split(',');
+  const backends = (arg('--backends') ?? availableBackends().join(',')).split(',');
+  const chunking = (arg('--chunking') ?? 'diffusers') as 'fun' | 'diffusers';
+  console.log(`CogVideoX VAE (random weights, real config) — ${machine()}`);
+  const rows: [string, string, Record<string, unknown>][] = [];
+  for (const name of cases) {
+    if (!CASES.some((c) => c.name === name)) throw new Error(`unknown case ${name} (${CASES.map((c) => c.name).join(', ')})`);
+    if (!process.argv.includes('--no-torch')) {
+      const r = runJson(PYTHON, [path.join(HERE, 'vae_torch.py'), dir, name], pyEnv);
+      rows.push([name, 'pytorch fp32 (diffusers chunking)', r]);
+      console.error(`${name} pytorch: ${JSON.stringify(r)}`);
+    }
+    for (const b of backends) {
+      const r = runJson(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', b, name, dir, chunking]);
+      rows.push([name, `ours ${b} (${chunking} chunking)`, r]);
+      console.error(`${name} ${b}: ${JSON.stringify(r)}`);
+    }
+  }
+  const f = (v: unknown, d = 2) => (typeof v === 'number' ? v.toFixed(d) : '—');
+  console.log('\n| case | run | time s | vs PyTorch | peak RSS GiB | wasm heap GiB | kept frames device / host GiB |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const [name, run, r] of rows) {
+    const torch = rows.find(([n, k]) => n === name && k.startsWith('pytorch'))?.[2];
+    const ratio = torch && !run.startsWith('pytorch') ? `${f((r.run_s as number) / (torch.run_s as number))}×` : '—';
+    const frames = r.frames_device_gib !== undefined ? `${f(r.frames_device_gib)} / ${f(r.frames_host_gib)}` : '—';
+    console.log(`| ${name} | ${run}${r.backend ? ` — ${r.backend}` : ''} | ${f(r.run_s, 1)} | ${ratio} | ${f(r.peak_rss_gib)} | ${f(r.wasm_heap_gib)} | ${frames} |`);
+  }
+}
+
+if (process.argv[2] === '--child') await child(process.argv[3]!, process.argv[4]!, process.argv[5]!, process.argv[6] as 'fun' | 'diffusers');
+else await main();

@@ -1,0 +1,337 @@
+// AutoencoderKLCogVideoX parity against CogVideoX-Fun's autoencoder_magvit.py and diffusers v0.32.2
+// (fixtures from reference/gen_vae.py, documented in reference/vae_fixtures.md), on every backend.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AutoencoderKLCogVideoX, decodeCalls, encodeChunks } from '../src/models/vae.js';
+import { shutdownBackend } from '../src/nn/backend.js';
+import { saveSafetensors, SafetensorsFile, type TensorToWrite } from '../src/weights/safetensors.js';
+import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, TINY_MODEL, useBackend, type Fixture } from './helpers.js';
+
+const VAE_DIR = path.join(FIXTURES, 'tiny-vae', 'vae');
+const BLOCK_TOL = { relL2: 1e-5 };
+const END_TOL = { relL2: 1e-4 };
+
+interface Case {
+  kind: string;
+  file: string;
+  frames?: number;
+  latent_frames?: number;
+  height?: number;
+  width?: number;
+  detailed?: boolean | string[];
+  tile_sample_min_height?: number;
+  tile_sample_min_width?: number;
+  tile_overlap_factor_height?: number;
+  tile_overlap_factor_width?: number;
+}
+const CASES = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'vae', 'cases.json'), 'utf8')) as Case[];
+const byKind = (k: string) => CASES.filter((c) => c.kind === k);
+const fixture = (c: Case) => loadFixture(path.join('vae', c.file));
+const tensor5d = (fx: Fixture, name: string) => tf.tensor5d(fx.f32(name), fx.shape(name) as [number, number, number, number, number]);
+
+afterAll(() => shutdownBackend());
+
+describe('temporal chunking plans', () => {
+  it('encodes frames in batches of 8, the first taking the remainder', () => {
+    expect(encodeChunks(49)).toEqual([[0, 9], [9, 17], [17, 25], [25, 33], [33, 41], [41, 49]]);
+    expect(encodeChunks(1)).toEqual([[0, 1]]);
+    expect(encodeChunks(13)).toEqual([[0, 13]]);
+    expect(encodeChunks(21)).toEqual([[0, 13], [13, 21]]);
+  });
+
+  it('decodes latent frame 0 alone then pairs (Fun), or (0,1,2),(3,4),… (diffusers)', () => {
+    expect(decodeCalls(13, 'fun').map(([s, e]) => [s, e])).toEqual([[0, 1], [1, 3], [3, 5], [5, 7], [7, 9], [9, 11], [11, 13]]);
+    expect(decodeCalls(4, 'fun').map(([s, e, m]) => [s, e, m])).toEqual([[0, 1, 'fun-first'], [1, 3, 'fun'], [3, 4, 'fun']]);
+    expect(decodeCalls(13, 'diffusers').map(([s, e]) => [s, e])).toEqual([[0, 3], [3, 5], [5, 7], [7, 9], [9, 11], [11, 13]]);
+    expect(decodeCalls(4, 'diffusers').map(([s, e]) => [s, e])).toEqual([[0, 2], [2, 4]]);
+    expect(decodeCalls(1, 'diffusers').map(([s, e]) => [s, e])).toEqual([[0, 1]]);
+  });
+});
+
+describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
+  let vae: AutoencoderKLCogVideoX;
+  beforeAll(async () => {
+    await useBackend(backend);
+    vae = await AutoencoderKLCogVideoX.fromPretrained(VAE_DIR);
+    vae.load();
+  });
+  afterAll(() => vae?.dispose());
+
+  it('matches the encoder per block and per chunk, the moments and the posterior (F = 17: chunks 9, 8)', () => {
+    const c = byKind('encode').find((k) => k.detailed)!;
+    const fx = fixture(c);
+    const x = tensor5d(fx, 'x');
+    const seen: string[] = [];
+    const post = vae.encode(x, {
+      onOutput: (name, call, t) => {
+        const key = `chunk${call}.${name}`;
+        expectClose(`${backend} encode ${key}`, t, fx.f32(key), fx.shape(key), BLOCK_TOL);
+        seen.push(key);
+      },
+    });
+    expect(seen.filter((k) => k.startsWith('chunk1.')).length).toBe(7);
+    expect(seen.length).toBe(fx.names().filter((n) => n.startsWith('chunk')).length);
+    expectClose(`${backend} encode moments`, post.moments, fx.f32('moments'), fx.shape('moments'), END_TOL);
+    const noise = tensor5d(fx, 'noise');
+    const sample = post.sample({ noise });
+    expectClose(`${backend} encode sample`, sample, fx.f32('sample'), fx.shape('sample'), END_TOL);
+    const mode = post.mode();
+    expect(Array.from(mode.dataSync())).toEqual(Array.from(post.mean.dataSync()));
+    // randn callback: receives the latent shape
+    let asked: number[] = [];
+    const s2 = post.sample({ randn: (shape) => ((asked = shape), tf.clone(noise)) });
+    expect(asked).toEqual(fx.shape('noise'));
+    expect(diff(s2.dataSync(), sample.dataSync()).maxAbs).toBe(0);
+    [x, noise, sample, mode, s2].forEach((t) => t.dispose());
+    post.dispose();
+  });
+
+  it.each(byKind('encode').filter((c) => !c.detailed).map((c) => [`${c.frames}f ${c.height}x${c.width}`, c] as const))(
+    'matches encode %s',
+    (_, c) => {
+      const fx = fixture(c);
+      const x = tensor5d(fx, 'x');
+      const post = vae.encode(x);
+      expectClose(`${backend} encode ${c.file}`, post.moments, fx.f32('moments'), fx.shape('moments'), END_TOL);
+      x.dispose();
+      post.dispose();
+    },
+  );
+
+  it('matches the decoder per block and per call, Fun chunking (T = 4: frame 0, pair, trailing single)', () => {
+    const c = byKind('decode').find((k) => (k.detailed as string[]).includes('fun'))!;
+    const fx = fixture(c);
+    const z = tensor5d(fx, 'z');
+    let n = 0;
+    const out = vae.decode(z, {
+      onOutput: (name, call, t) => {
+        const key = `fun.call${call}.${name}`;
+        if (!fx.names().includes(key)) return; // conv_out: the output itself
+        expectClose(`${backend} decode ${key}`, t, fx.f32(key), fx.shape(key), BLOCK_TOL);
+        n++;
+      },
+    });
+    expect(n).toBe(fx.names().filter((k) => k.startsWith('fun.call')).length);
+    expectClose(`${backend} decode fun T=4`, out, fx.f32('fun'), fx.shape('fun'), END_TOL);
+    z.dispose();
+    out.dispose();
+  });
+
+  it('matches diffusers per call (T = 5: calls (0,1,2) with the odd first-frame split, then (3,4))', () => {
+    const c = byKind('decode').find((k) => (k.detailed as string[]).includes('diffusers'))!;
+    const fx = fixture(c);
+    const z = tensor5d(fx, 'z');
+    let n = 0;
+    const out = vae.decode(z, {
+      chunking: 'diffusers',
+      onOutput: (name, call, t) => {
+        const key = `diffusers.call${call}.${name}`;
+        if (!fx.names().includes(key)) return;
+        expectClose(`${backend} decode ${key}`, t, fx.f32(key), fx.shape(key), BLOCK_TOL);
+        n++;
+      },
+    });
+    expect(n).toBe(fx.names().filter((k) => k.startsWith('diffusers.call')).length);
+    expectClose(`${backend} decode diffusers T=5`, out, fx.f32('diffusers'), fx.shape('diffusers'), END_TOL);
+    z.dispose();
+    out.dispose();
+  });
+
+  it.each(byKind('decode').map((c) => [`${c.latent_frames}t ${c.height}x${c.width}`, c] as const))('matches decode %s, Fun and diffusers chunking', (_, c) => {
+    const fx = fixture(c);
+    const z = tensor5d(fx, 'z');
+    for (const chunking of ['fun', 'diffusers'] as const) {
+      const out = vae.decode(z, { chunking });
+      expectClose(`${backend} decode ${chunking} ${c.file}`, out, fx.f32(chunking), fx.shape(chunking), END_TOL);
+      out.dispose();
+    }
+    z.dispose();
+  });
+
+  it('matches tiled decode (Fun and diffusers) and tiled encode', () => {
+    const d = byKind('decode_tiled')[0]!;
+    const fx = fixture(d);
+    const z = tensor5d(fx, 'z');
+    try {
+      vae.enableTiling({ tileSampleMinHeight: d.tile_sample_min_height, tileSampleMinWidth: d.tile_sample_min_width });
+      expect([vae.tileLatentMinHeight, vae.tileLatentMinWidth]).toEqual([6, 5]);
+      for (const chunking of ['fun', 'diffusers'] as const) {
+        const out = vae.decode(z, { chunking });
+        expectClose(`${backend} tiled decode ${chunking}`, out, fx.f32(chunking), fx.shape(chunking), END_TOL);
+        out.dispose();
+      }
+      const e = byKind('encode_tiled')[0]!;
+      const ex = fixture(e);
+      const x = tensor5d(ex, 'x');
+      vae.enableTiling({
+        tileSampleMinHeight: e.tile_sample_min_height,
+        tileSampleMinWidth: e.tile_sample_min_width,
+        tileOverlapFactorHeight: e.tile_overlap_factor_height,
+        tileOverlapFactorWidth: e.tile_overlap_factor_width,
+      });
+      const post = vae.encode(x);
+      expectClose(`${backend} tiled encode`, post.moments, ex.f32('moments'), ex.shape('moments'), END_TOL);
+      post.dispose();
+      vae.disableTiling();
+      const plain = vae.encode(x);
+      expectClose(`${backend} untiled encode`, plain.moments, ex.f32('moments_untiled'), ex.shape('moments_untiled'), END_TOL);
+      plain.dispose();
+      x.dispose();
+    } finally {
+      vae.disableTiling();
+      vae.tileOverlapFactorHeight = 1 / 6;
+      vae.tileOverlapFactorWidth = 1 / 5;
+      z.dispose();
+    }
+  });
+
+  it('matches a batch of 2 (slicing on or off: the same numbers)', () => {
+    const fx = fixture(byKind('batch')[0]!);
+    const x = tensor5d(fx, 'x');
+    const z = tensor5d(fx, 'z');
+    const post = vae.encode(x);
+    expectClose(`${backend} batch encode`, post.moments, fx.f32('moments'), fx.shape('moments'), END_TOL);
+    vae.enableSlicing();
+    const out = vae.decode(z);
+    vae.disableSlicing();
+    expectClose(`${backend} batch decode`, out, fx.f32('fun'), fx.shape('fun'), END_TOL);
+    [x, z, out].forEach((t) => t.dispose());
+    post.dispose();
+  });
+
+  it('streams frame by frame with the numbers of whole-chunk computation, frames in host memory, and leaks nothing', async () => {
+    // 32×48 pixels, 17 frames (chunks 9 + 8) / 5 latent frames: bigger than the fixtures
+    const values = (n: number, seed: number) => {
+      const out = new Float32Array(n);
+      let s = seed >>> 0;
+      for (let i = 0; i < n; i++) {
+        s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+        out[i] = (s / 2 ** 32) * 2 - 1;
+      }
+      return out;
+    };
+    const x = tf.tensor5d(values(3 * 17 * 32 * 48, 7), [1, 3, 17, 32, 48]);
+    const z = tf.tensor5d(values(16 * 5 * 4 * 6, 8), [1, 16, 5, 4, 6]);
+    const before = tf.memory().numTensors;
+    const runs = (['chunk', 'frame'] as const).map((mode) => {
+      const budget = mode === 'frame' ? 0 : undefined; // every kept frame goes to host memory
+      const post = vae.encode(x, { mode, deviceFrameBudget: budget });
+      const m = post.moments.dataSync().slice();
+      post.dispose();
+      const d = vae.decode(z, { mode, deviceFrameBudget: budget });
+      const dd = d.dataSync().slice();
+      d.dispose();
+      if (mode === 'frame') {
+        expect(vae.lastRunStats.peakDeviceFrameBytes).toBe(0);
+        expect(vae.lastRunStats.peakHostFrameBytes).toBeGreaterThan(0);
+      }
+      return { m, dd };
+    });
+    const dm = diff(runs[1]!.m, runs[0]!.m);
+    const dd = diff(runs[1]!.dd, runs[0]!.dd);
+    console.log(`${backend} frame vs chunk: encode max-abs ${dm.maxAbs.toExponential(2)} rel-L2 ${dm.relL2.toExponential(2)}; decode max-abs ${dd.maxAbs.toExponential(2)} rel-L2 ${dd.relL2.toExponential(2)}`);
+    expect(dm.relL2).toBeLessThanOrEqual(1e-5);
+    expect(dd.relL2).toBeLessThanOrEqual(1e-5);
+    expect(tf.memory().numTensors).toBe(before);
+    // weights uploaded per block (wasm's default) or resident (elsewhere): the same numbers
+    const other = await AutoencoderKLCogVideoX.fromPretrained(VAE_DIR, { weights: vae.weightResidency === 'block' ? 'resident' : 'block' });
+    const d2 = other.decode(z);
+    expect(diff(d2.dataSync(), runs[1]!.dd).maxAbs).toBe(0);
+    d2.dispose();
+    other.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+    z.dispose();
+  });
+
+  it('rejects bad input before computing', () => {
+    const bad = (shape: [number, number, number, number, number], fill = 0) => tf.fill(shape, fill) as tf.Tensor5D;
+    const inputs = {
+      channels: bad([1, 4, 1, 16, 16]),
+      size: bad([1, 3, 1, 12, 16]),
+      noFrames: bad([1, 3, 0, 16, 16]),
+      nan: bad([1, 3, 1, 16, 16], NaN),
+      rank4: tf.zeros([3, 1, 16, 16]) as unknown as tf.Tensor5D,
+      zChannels: bad([1, 4, 1, 2, 2]),
+      zNoFrames: bad([1, 16, 0, 2, 2]),
+      zInf: bad([1, 16, 2, 2, 2], Infinity),
+      z: bad([1, 16, 1, 2, 2]),
+    };
+    const before = tf.memory().numTensors;
+    const cases: [() => unknown, RegExp][] = [
+      [() => vae.encode(inputs.channels), /encode: x has 4 channels, the VAE takes 3/],
+      [() => vae.encode(inputs.size), /H and W must be multiples of 8, got 12×16/],
+      [() => vae.encode(inputs.noFrames), /encode: x has 0 frames/],
+      [() => vae.encode(inputs.nan), /non-finite value \(NaN\)/],
+      [() => vae.encode(inputs.rank4), /must be rank 5/],
+      [() => vae.decode(inputs.zChannels), /decode: z has 4 channels, the VAE's latents have 16/],
+      [() => vae.decode(inputs.zNoFrames), /decode: z has 0 latent frames/],
+      [() => vae.decode(inputs.zInf), /non-finite value \(Infinity\)/],
+      [() => vae.decode(inputs.z, { chunking: 'x' as 'fun' }), /unknown chunking "x"/],
+    ];
+    for (const [fn, msg] of cases) expect(fn).toThrow(msg);
+    expect(tf.memory().numTensors).toBe(before); // nothing was computed or left behind
+    Object.values(inputs).forEach((t) => t.dispose());
+  });
+});
+
+describe('checkpoint validation', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vae-ckpt-'));
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /** A copy of the tiny checkpoint with some tensors dropped and/or the config edited. */
+  const copyWith = (name: string, drop: string[], config?: (c: Record<string, unknown>) => void) => {
+    const dir = path.join(tmp, name);
+    fs.mkdirSync(dir);
+    const cfg = JSON.parse(fs.readFileSync(path.join(VAE_DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
+    config?.(cfg);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+    const src = SafetensorsFile.open(path.join(VAE_DIR, 'diffusion_pytorch_model.safetensors'));
+    const tensors: Record<string, TensorToWrite> = {};
+    for (const k of src.keys()) {
+      if (drop.includes(k)) continue;
+      const t = src.read(k);
+      tensors[k] = { dtype: 'BF16', shape: t.shape, data: t.data as Uint16Array };
+    }
+    src.close();
+    saveSafetensors(path.join(dir, 'diffusion_pytorch_model.safetensors'), tensors);
+    return dir;
+  };
+
+  it('names a missing conv before loading anything', async () => {
+    const dir = copyWith('missing', ['decoder.up_blocks.2.resnets.1.conv2.conv.weight']);
+    await expect(AutoencoderKLCogVideoX.fromPretrained(dir)).rejects.toThrow(/missing tensors: decoder\.up_blocks\.2\.resnets\.1\.conv2\.conv\.weight/);
+  });
+
+  it('reports a shape that disagrees with the config', async () => {
+    const dir = copyWith('shape', [], (c) => {
+      c.latent_channels = 8;
+    });
+    await expect(AutoencoderKLCogVideoX.fromPretrained(dir)).rejects.toThrow(/encoder\.conv_out\.conv\.weight\].*shape \[32, 32, 3, 3, 3\] but the config implies \[16, 32, 3, 3, 3\]/);
+  });
+
+  it('rejects unsupported configs', async () => {
+    const dir = copyWith('quant', [], (c) => {
+      c.use_quant_conv = true;
+    });
+    await expect(AutoencoderKLCogVideoX.fromPretrained(dir)).rejects.toThrow(/use_quant_conv/);
+    const dir2 = copyWith('groups', [], (c) => {
+      c.norm_num_groups = 3;
+    });
+    await expect(AutoencoderKLCogVideoX.fromPretrained(dir2)).rejects.toThrow(/not divisible by norm_num_groups 3/);
+  });
+
+  it('is the vae of the tiny pipeline checkpoint', () => {
+    const idx = JSON.parse(fs.readFileSync(path.join(TINY_MODEL, 'model_index.json'), 'utf8')) as Record<string, unknown>;
+    expect(idx.vae).toEqual(['diffusers', 'AutoencoderKLCogVideoX']);
+    for (const f of ['config.json', 'diffusion_pytorch_model.safetensors']) {
+      expect(fs.readFileSync(path.join(TINY_MODEL, 'vae', f)).equals(fs.readFileSync(path.join(VAE_DIR, f)))).toBe(true);
+    }
+  });
+});
