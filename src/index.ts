@@ -18,3 +18,4 @@ export {
 } from './models/transformer.js';
 export type { RotaryTables } from './nn/embeddings.js';
 export * from './schedulers/index.js';
+export { AutoencoderKLCogVideoX, DiagonalGaussianDistribution, type VaeConfig, type DecodeOptions, type VaeRunOptions, type TilingOptions, type VaeLoadOptions } from './models/vae.js';
