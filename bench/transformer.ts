@@ -4,7 +4,7 @@
 //   (a) one block at D = 1920 with 226 + 768 and 226 + 4032 tokens, CFG batch 2
 //   (b) one block of Fun-2b and of Fun-5b at 384×672×49 (13 104 + 226 tokens), CFG batch 2
 //   plus the cost of streaming every block's weights once (read, bf16 → fp32, upload) and the derived whole forward.
-// Usage: npx tsx bench/transformer.ts [--backends tensorflow,wasm] [--cases a,b] [--no-torch]
+// Usage: npx tsx bench/transformer.ts [--backends tensorflow,wasm] [--cases a,b] [--models 2b,5b] [--no-torch]
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -101,6 +101,7 @@ async function main(): Promise<void> {
   const backends = (arg('--backends') ?? availableBackends().join(',')).split(',');
   const cases = (arg('--cases') ?? 'a,b').split(',');
   const torch = !process.argv.includes('--no-torch');
+  const models = (arg('--models') ?? '2b,5b').split(',');
   console.log(`CogVideoX-Fun transformer blocks, CFG batch 2 — ${machine()}`);
   const plan: { label: string; v: string; T: number; lh: number; lw: number; warm: boolean }[] = [];
   if (cases.includes('a')) {
@@ -108,8 +109,7 @@ async function main(): Promise<void> {
     plan.push({ label: '(a) D=1920, 226+4032', v: '2b', T: 12, lh: 28, lw: 48, warm: true });
   }
   if (cases.includes('b')) {
-    plan.push({ label: '(b) Fun-2b 384×672×49', v: '2b', T: 13, lh: 48, lw: 84, warm: false });
-    plan.push({ label: '(b) Fun-5b 384×672×49', v: '5b', T: 13, lh: 48, lw: 84, warm: false });
+    for (const v of models) plan.push({ label: `(b) Fun-${v} 384×672×49`, v, T: 13, lh: 48, lw: 84, warm: false });
   }
   console.log('\n| case | run | block s | GFLOP/s | vs PyTorch fp32 | peak RSS GiB | wasm heap GiB |');
   console.log('|---|---|---|---|---|---|---|');
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   if (cases.includes('b')) {
     console.log('\n| model | backend | stream all blocks once s | layers |');
     console.log('|---|---|---|---|');
-    for (const v of ['2b', '5b']) {
+    for (const v of models) {
       for (const b of backends) {
         const r = runJson(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', 'stream', b, path.join(WEIGHTS, `fun-${v}`, 'transformer')]);
         console.log(`| Fun-${v} | ${r.backend} | ${(r.stream_s as number).toFixed(1)} | ${r.layers} |`);
