@@ -45,7 +45,17 @@ export class HostTensor {
       case 'bf16': {
         const src = this.data as Uint16Array;
         const out = new Uint32Array(src.length);
-        for (let i = 0; i < src.length; i++) out[i] = src[i]! << 16;
+        let i = 0;
+        if (src.byteOffset % 4 === 0) {
+          // Two bf16 values per 32-bit read (little-endian: the low half is the first element).
+          const pairs = new Uint32Array(src.buffer, src.byteOffset, src.length >> 1);
+          for (let j = 0; j < pairs.length; j++, i += 2) {
+            const v = pairs[j]!;
+            out[i] = v << 16;
+            out[i + 1] = v & 0xffff0000;
+          }
+        }
+        for (; i < src.length; i++) out[i] = src[i]! << 16;
         return new Float32Array(out.buffer);
       }
       case 'f16': {
