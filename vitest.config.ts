@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    setupFiles: ['test/setup.ts'],
     // Each test file gets its own process: tfjs keeps one global engine/backend per process.
     pool: 'forks',
     poolOptions: { forks: { singleFork: false } },
