@@ -236,7 +236,7 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
     expect(dm.relL2).toBeLessThanOrEqual(1e-5);
     expect(dd.relL2).toBeLessThanOrEqual(1e-5);
     expect(tf.memory().numTensors).toBe(before);
-    // weights uploaded per block (wasm's default) or resident (elsewhere): the same numbers
+    // weights uploaded per block (the default) or resident: the same numbers
     const other = await AutoencoderKLCogVideoX.fromPretrained(VAE_DIR, { weights: vae.weightResidency === 'block' ? 'resident' : 'block' });
     const d2 = other.decode(z);
     expect(diff(d2.dataSync(), runs[1]!.dd).maxAbs).toBe(0);

@@ -6,8 +6,9 @@
 //       then pairs (1,2), (3,4), … → 1 + 8 + 8 + … (+4 for a trailing single frame) frames.
 //     chunking 'diffusers' (diffusers v0.32.2's own VAE): (0,1,2), (3,4), … for odd T; (0,1), (2,3), … for even.
 //   GroupNorm statistics and causal-conv context are per chunk, so the chunking defines the numbers.
-// Every chunk runs frame by frame (see vae/blocks.ts): nothing chunk-sized exists at once, so the real model decodes
-// 49×480×720 untiled inside the 4 GiB wasm heap; intermediate frames go to host memory beyond a device budget.
+// Every chunk runs frame by frame (see vae/blocks.ts): no chunk-sized tensor exists, and a layer's kept frames go to
+// host memory beyond a device budget, so the real model decodes 384×672 untiled in 2.8 GiB of wasm heap (measured)
+// with the numbers of the unchunked computation.
 // Tiling (enableTiling) and slicing follow the reference literally (tiling changes the numbers; slicing does not:
 // batch elements always run one at a time here).
 import * as tf from '@tensorflow/tfjs-core';
