@@ -95,12 +95,12 @@ async function main(): Promise<void> {
     if (!CASES.some((c) => c.name === name)) throw new Error(`unknown case ${name} (${CASES.map((c) => c.name).join(', ')})`);
     if (!process.argv.includes('--no-torch')) {
       const r = runJson(PYTHON, [path.join(HERE, 'vae_torch.py'), dir, name], pyEnv);
-      rows.push([name, 'pytorch fp32 (diffusers chunking)', r]);
+      rows.push([name, `pytorch fp32${name.startsWith('decode') ? ' (diffusers chunking)' : ''}`, r]);
       console.error(`${name} pytorch: ${JSON.stringify(r)}`);
     }
     for (const b of backends) {
       const r = runJson(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', b, name, dir, chunking]);
-      rows.push([name, `ours ${b} (${chunking} chunking)`, r]);
+      rows.push([name, `ours ${b}${name.startsWith('decode') ? ` (${chunking} chunking)` : ''}`, r]);
       console.error(`${name} ${b}: ${JSON.stringify(r)}`);
     }
   }
