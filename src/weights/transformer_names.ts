@@ -27,6 +27,8 @@ export interface TransformerConfig {
   use_rotary_positional_embeddings: boolean;
   use_learned_positional_embeddings: boolean;
   patch_bias?: boolean;
+  /** CogVideoX-Fun inpaint models: noise-augment the masked video (σ 0.0563) before encoding it. */
+  add_noise_in_inpaint_model?: boolean;
 }
 
 export const TRANSFORMER_DEFAULTS: Partial<TransformerConfig> = {

@@ -1,0 +1,97 @@
+// A pipeline's models, and when they are in memory. A model given as an instance stays loaded (the caller owns it);
+// a model the pipeline loads from a folder is loaded when its stage starts and disposed when it ends, so T5 is gone
+// before the transformer runs and the transformer before the VAE decodes (the memory plan assumes this).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { T5EncoderModel } from '../models/t5.js';
+import { T5Tokenizer } from '../models/t5_tokenizer.js';
+import { CogVideoXTransformer3DModel, type TransformerConfig } from '../models/transformer.js';
+import { AutoencoderKLCogVideoX } from '../models/vae.js';
+import { loadScheduler } from '../schedulers/index.js';
+import type { Scheduler } from '../schedulers/scheduler.js';
+import type { Residency } from '../weights/residency.js';
+
+/** A model that is either held (given by the caller) or loaded per stage. */
+export class ModelSlot<T extends { dispose(): void }> {
+  private current: T | null;
+  private readonly owned: boolean;
+
+  constructor(source: T | (() => Promise<T>)) {
+    this.owned = typeof source === 'function';
+    this.current = this.owned ? null : (source as T);
+    this.load = this.owned ? (source as () => Promise<T>) : async () => source as T;
+  }
+
+  private readonly load: () => Promise<T>;
+
+  /** The model, loading it if needed. */
+  async get(): Promise<T> {
+    if (!this.current) this.current = await this.load();
+    return this.current;
+  }
+
+  /** End of a stage: frees a model this slot loaded (a model the caller passed in stays). */
+  release(): void {
+    if (this.owned && this.current) {
+      this.current.dispose();
+      this.current = null;
+    }
+  }
+
+  get isOwned(): boolean {
+    return this.owned;
+  }
+}
+
+export interface LoadOptions {
+  /** Sampler name (CogVideoX-Fun's `scheduler_dict` keys); built from the folder's scheduler_config.json. */
+  sampler?: string;
+  /** Weight residency of T5 and the transformer ('auto' picks from sizes). */
+  residency?: Residency | 'auto';
+  /** VAE weights resident or per block (see AutoencoderKLCogVideoX). */
+  vaeWeights?: 'resident' | 'block';
+}
+
+export interface FolderComponents {
+  dir: string;
+  tokenizer: T5Tokenizer;
+  textEncoder: () => Promise<T5EncoderModel>;
+  transformer: () => Promise<CogVideoXTransformer3DModel>;
+  transformerConfig: TransformerConfig;
+  vae: AutoencoderKLCogVideoX;
+  scheduler: Scheduler;
+}
+
+const COMPONENTS = ['tokenizer', 'text_encoder', 'transformer', 'vae', 'scheduler'] as const;
+
+/**
+ * Opens a diffusers-layout model folder (tokenizer/, text_encoder/, transformer/, vae/, scheduler/). Every
+ * component's config and tensor headers are checked now, so a broken folder fails before any compute; weights are
+ * read when a stage needs them.
+ */
+export async function openModelFolder(dir: string, defaultSampler: string, opts: LoadOptions = {}): Promise<FolderComponents> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder not found: ${dir}`);
+  const missing = COMPONENTS.filter((c) => !fs.existsSync(path.join(dir, c)));
+  if (missing.length) {
+    throw new Error(`${dir} is not a complete CogVideoX model folder: missing ${missing.map((m) => `${m}/`).join(', ')} (expected ${COMPONENTS.join(', ')})`);
+  }
+  const sub = (c: string) => path.join(dir, c);
+  const scheduler = loadScheduler(opts.sampler ?? defaultSampler, sub('scheduler'));
+  const tokenizer = await T5Tokenizer.fromPretrained(sub('tokenizer'));
+  const residency = opts.residency ?? 'auto';
+  // header / config checks now, with nothing read: 'disk' residency loads no block weights
+  (await T5EncoderModel.fromPretrained(sub('text_encoder'), { residency: 'disk' })).dispose();
+  const probe = await CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency: 'disk' });
+  const transformerConfig = probe.config;
+  probe.dispose();
+  const vae = await AutoencoderKLCogVideoX.fromPretrained(sub('vae'), { weights: opts.vaeWeights });
+  return {
+    dir,
+    tokenizer,
+    textEncoder: () => T5EncoderModel.fromPretrained(sub('text_encoder'), { residency }),
+    transformer: () => CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency }),
+    transformerConfig,
+    vae,
+    scheduler,
+  };
+}
