@@ -98,8 +98,8 @@ async function runCase(name: string): Promise<void> {
         transformerConfig: { ...comp.transformer.config, add_noise_in_inpaint_model: c.add_noise_in_inpaint_model },
       });
       // the reference's own inputs: video = u8 / 255, mask 0 / 255
-      const video = tf.tidy(() => tf.div(tf.tensor(fx.f32('input.video'), fx.shape('input.video')), 255) as tf.Tensor5D);
-      const maskVideo = tf.tensor(fx.f32('input.mask_video'), fx.shape('input.mask_video')) as tf.Tensor5D;
+      const video = tf.tidy(() => tf.div(tf.tensor(fx.f32('input.video'), fx.shape('input.video')), 255)) as tf.Tensor5D;
+      const maskVideo = tf.tensor5d(fx.f32('input.mask_video'), fx.shape('input.mask_video') as [number, number, number, number, number]);
       try {
         out = await pipe.call({ ...common, video, maskVideo, strength: (a.strength as number) ?? 1, onStep: (s) => steps.push(s.timestep) });
       } finally {

@@ -114,9 +114,12 @@ abstract class CogVideoXBase {
     const held: tf.Tensor[] = [];
     try {
       checkAbort(o.signal);
+      const stage = o.onStage ?? (() => {});
+      stage('text', 'start');
       const promptEmbeds = await encodePrompt(o, doCfg, o.maxSequenceLength ?? 226, async () => ({ tokenizer: this.tokenizer, encoder: await this.textEncoder.get() }), warn);
       held.push(promptEmbeds);
       this.textEncoder.release();
+      stage('text', 'end');
       const B = doCfg ? promptEmbeds.shape[0] / 2 : promptEmbeds.shape[0];
 
       const sched = this.scheduler;
@@ -139,11 +142,13 @@ abstract class CogVideoXBase {
       let imageLatents: tf.Tensor5D | undefined;
       let T = latentFrames;
       if (pixels) {
+        stage('conditioning', 'start');
         if (tc.patch_size_t) T = T + (T % tc.patch_size_t);
         imageLatents = this.imageLatents(pixels, B, latentFrames, C, h, w, sf, generator);
         held.push(imageLatents);
         emit('image_latents', imageLatents);
         vae.release('encoder');
+        stage('conditioning', 'end');
       }
       const shape = [B, T, C, h, w];
       let latents: tf.Tensor5D;
@@ -156,6 +161,7 @@ abstract class CogVideoXBase {
       emit('init_latents', latents);
 
       checkAbort(o.signal);
+      stage('denoise', 'start');
       const transformer = await this.transformer.get();
       let rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | undefined;
       if (tc.use_rotary_positional_embeddings) {
@@ -187,11 +193,13 @@ abstract class CogVideoXBase {
         onIntermediate: o.onIntermediate,
       });
       this.transformer.release();
+      stage('denoise', 'end');
       emit('latents', final);
       if (outputType === 'latent') return { tensor: final };
 
       held.push(final);
       checkAbort(o.signal);
+      stage('decode', 'start');
       const kept = additional ? tf.slice(final, [0, additional, 0, 0, 0], [B, T - additional, C, h, w]) : final;
       if (kept !== final) held.push(kept);
       const z = latentsToVae(kept, sf);
@@ -200,6 +208,7 @@ abstract class CogVideoXBase {
       held.push(decoded);
       vae.release('decoder');
       const video = denormalize(decoded);
+      stage('decode', 'end');
       emit('video', video);
       if (outputType === 'tensor') return { tensor: video };
       held.push(video);

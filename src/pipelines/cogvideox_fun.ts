@@ -172,9 +172,12 @@ export class CogVideoXFunPipeline {
     try {
       checkAbort(o.signal);
       // ---- 3. text (T5 is released right after)
+      const stage = o.onStage ?? (() => {});
+      stage('text', 'start');
       const promptEmbeds = await encodePrompt(o, doCfg, o.maxSequenceLength ?? 226, async () => ({ tokenizer: this.tokenizer, encoder: await this.textEncoder.get() }), warn);
       held.push(promptEmbeds);
       this.textEncoder.release();
+      stage('text', 'end');
       const B = doCfg ? promptEmbeds.shape[0] / 2 : promptEmbeds.shape[0];
       if (cond.video.shape[0] !== 1 && cond.video.shape[0] !== B) throw new Error(`video batch ${cond.video.shape[0]} does not match the prompt batch ${B}`);
 
@@ -184,6 +187,7 @@ export class CogVideoXFunPipeline {
       const { timesteps, numInferenceSteps } = sched.getTimestepsForStrength(steps, strength);
       if (timesteps.length === 0) throw new Error(`strength ${strength} × ${steps} steps leaves no denoising step`);
 
+      stage('conditioning', 'start');
       // ---- 5. pixel inputs; CogVideoX 1.5 clips an odd latent count (the pipeline drops frames)
       let videoLength = cond.video.shape[2];
       let initVideo = preprocessVideo(cond.video, height, width);
@@ -257,9 +261,11 @@ export class CogVideoXFunPipeline {
       const inpaintInput = doCfg ? (tf.concat([inpaint, inpaint], 0) as tf.Tensor5D) : inpaint;
       held.push(inpaint, inpaintInput);
       vae.release('encoder'); // weights come back on the next encode
+      stage('conditioning', 'end');
 
       // ---- 8. denoising (the transformer is released after)
       checkAbort(o.signal);
+      stage('denoise', 'start');
       const transformer = await this.transformer.get();
       let rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | undefined;
       if (tc.use_rotary_positional_embeddings) {
@@ -286,18 +292,21 @@ export class CogVideoXFunPipeline {
         onIntermediate: o.onIntermediate,
       });
       this.transformer.release();
+      stage('denoise', 'end');
       emit('latents', final);
       if (outputType === 'latent') return { tensor: final };
 
       // ---- 9. decode (Fun chunking), (x/2 + 0.5).clamp(0, 1), uint8 by truncation
       held.push(final);
       checkAbort(o.signal);
+      stage('decode', 'start');
       const z = latentsToVae(final, sf);
       held.push(z);
       const decoded = vae.decode(z, { chunking: 'fun' });
       held.push(decoded);
       vae.release('decoder');
       const video = denormalize(decoded);
+      stage('decode', 'end');
       emit('video', video);
       if (outputType === 'tensor') return { tensor: video };
       held.push(video);

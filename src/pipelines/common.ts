@@ -22,6 +22,9 @@ export interface PipelineOutput {
   tensor?: tf.Tensor5D;
 }
 
+/** The stages of a generation, in order ('conditioning': VAE encodes of the input images / video). */
+export type PipelineStage = 'text' | 'conditioning' | 'denoise' | 'decode';
+
 export interface StepInfo {
   /** 0-based index of the step just taken, and the number of steps in this run (after the strength slice). */
   step: number;
@@ -51,6 +54,8 @@ export interface CommonCallOptions {
   maxSequenceLength?: number;
   outputType?: OutputType;
   onStep?: (info: StepInfo) => void;
+  /** Called when a stage starts and ends (progress display, per-stage timing and memory). */
+  onStage?: (stage: PipelineStage, state: 'start' | 'end') => void;
   signal?: AbortSignal;
   /** Debug / parity hook: intermediate tensors by the names the reference fixtures use; valid during the call only. */
   onIntermediate?: (name: string, t: tf.Tensor) => void;

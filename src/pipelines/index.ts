@@ -1,6 +1,6 @@
 export { CogVideoXFunPipeline, setDefaultResizers, type FunCallOptions, type FunComponents } from './cogvideox_fun.js';
 export { CogVideoXImageToVideoPipeline, CogVideoXPipeline, setLanczosResizer, type CogVideoXComponents, type ImageToVideoCallOptions } from './cogvideox.js';
-export { denoise, dynamicGuidance, toUint8Videos, type CommonCallOptions, type OutputType, type PipelineOutput, type StepInfo, type Video } from './common.js';
+export { denoise, dynamicGuidance, toUint8Videos, type CommonCallOptions, type OutputType, type PipelineOutput, type PipelineStage, type StepInfo, type Video } from './common.js';
 export { ModelSlot, openModelFolder, type LoadOptions } from './components.js';
 export { addNoiseToReferenceVideo, imageToVideoInputs, maskedVideo, resizeMask, videoToVideoInputs, type GrayImage, type RgbImage } from './inpaint.js';
 export { encodePrompt } from './prompt.js';
