@@ -23,6 +23,7 @@ import {
 } from './common.js';
 import { ModelSlot, openModelFolder, type LoadOptions } from './components.js';
 import type { RgbImage, RgbResizer } from './inpaint.js';
+import { planMemory, type MemoryInputs, type MemoryPlan, type MemoryRequest } from './memory_plan.js';
 import { encodePrompt } from './prompt.js';
 import { maxFramesFor } from './rules.js';
 
@@ -33,6 +34,8 @@ export interface CogVideoXComponents {
   transformerConfig?: TransformerConfig;
   vae: AutoencoderKLCogVideoX;
   scheduler: Scheduler;
+  /** Component sizes for the memory plan (openModelFolder provides them). */
+  memory?: Omit<MemoryInputs, 'backend'>;
 }
 
 export interface ImageToVideoCallOptions extends CommonCallOptions {
@@ -57,6 +60,7 @@ abstract class CogVideoXBase {
   readonly transformerConfig: TransformerConfig;
   protected readonly textEncoder: ModelSlot<T5EncoderModel>;
   protected readonly transformer: ModelSlot<CogVideoXTransformer3DModel>;
+  protected readonly memory: Omit<MemoryInputs, 'backend'> | null;
 
   constructor(c: CogVideoXComponents, expectedChannels: (latent: number) => number, what: string) {
     this.tokenizer = c.tokenizer;
@@ -64,11 +68,18 @@ abstract class CogVideoXBase {
     this.scheduler = c.scheduler;
     this.textEncoder = new ModelSlot(c.textEncoder);
     this.transformer = new ModelSlot(c.transformer);
+    this.memory = c.memory ?? null;
     const config = c.transformerConfig ?? (typeof c.transformer === 'function' ? undefined : c.transformer.config);
     if (!config) throw new Error(`${what}: pass transformerConfig with a transformer loader`);
     this.transformerConfig = config;
     const want = expectedChannels(c.vae.config.latent_channels);
     if (config.in_channels !== want) throw new Error(`${what} needs a transformer with ${want} input channels, this one has ${config.in_channels}`);
+  }
+
+  /** The memory plan of a request on the current backend, or null without component sizes (models passed in). */
+  planMemory(req: MemoryRequest): MemoryPlan | null {
+    if (!this.memory) return null;
+    return planMemory({ ...this.memory, vae: { ...this.memory.vae, tiling: this.vae.tiling }, backend: tf.getBackend() }, req);
   }
 
   dispose(): void {
@@ -103,6 +114,10 @@ abstract class CogVideoXBase {
       if (!image || !(image.data instanceof Uint8Array) || image.data.length !== image.width * image.height * 3) throw new Error('image: expected an RGB image {width, height, data}');
     }
     const doCfg = guidanceScale > 1;
+    if (o.checkMemory !== false) {
+      const plan = this.planMemory({ height, width, numFrames, guidanceScale, image: !!image, maxSequenceLength: o.maxSequenceLength });
+      if (plan && !plan.fits) throw new Error(`memory plan: ${plan.problems.join('; ')}`);
+    }
     const generator: Generator = o.generator ?? new PhiloxGenerator(Math.floor(Math.random() * 2 ** 32));
     let pixels: RgbImage | null = null;
     if (image) {

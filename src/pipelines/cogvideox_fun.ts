@@ -35,6 +35,7 @@ import {
   type RgbImage,
   type RgbResizer,
 } from './inpaint.js';
+import { planMemory, type MemoryInputs, type MemoryPlan, type MemoryRequest } from './memory_plan.js';
 import { encodePrompt } from './prompt.js';
 import { maxFramesFor } from './rules.js';
 
@@ -67,6 +68,8 @@ export interface FunComponents {
   transformerConfig?: TransformerConfig;
   vae: AutoencoderKLCogVideoX;
   scheduler: Scheduler;
+  /** Component sizes for the memory plan (openModelFolder provides them). */
+  memory?: Omit<MemoryInputs, 'backend'>;
 }
 
 const DEFAULT_SAMPLER = 'DDIM_Origin'; // predict_*.py
@@ -85,6 +88,7 @@ export class CogVideoXFunPipeline {
   readonly transformerConfig: TransformerConfig;
   private readonly textEncoder: ModelSlot<T5EncoderModel>;
   private readonly transformer: ModelSlot<CogVideoXTransformer3DModel>;
+  private readonly memory: Omit<MemoryInputs, 'backend'> | null;
 
   constructor(c: FunComponents) {
     this.tokenizer = c.tokenizer;
@@ -92,6 +96,7 @@ export class CogVideoXFunPipeline {
     this.scheduler = c.scheduler;
     this.textEncoder = new ModelSlot(c.textEncoder);
     this.transformer = new ModelSlot(c.transformer);
+    this.memory = c.memory ?? null;
     const config = c.transformerConfig ?? (typeof c.transformer === 'function' ? undefined : c.transformer.config);
     if (!config) throw new Error('CogVideoXFunPipeline: pass transformerConfig with a transformer loader');
     this.transformerConfig = config;
@@ -111,6 +116,12 @@ export class CogVideoXFunPipeline {
   }
 
   /** Frees the models this pipeline loaded (models passed in as instances stay with the caller). */
+  /** The memory plan of a request on the current backend, or null without component sizes (models passed in). */
+  planMemory(req: MemoryRequest): MemoryPlan | null {
+    if (!this.memory) return null;
+    return planMemory({ ...this.memory, vae: { ...this.memory.vae, tiling: this.vae.tiling }, backend: tf.getBackend() }, req);
+  }
+
   dispose(): void {
     this.textEncoder.release();
     this.transformer.release();
@@ -153,6 +164,10 @@ export class CogVideoXFunPipeline {
     const { max, why } = maxFramesFor(tc);
     checkFrameCount(numFrames, max, why);
     const doCfg = guidanceScale > 1;
+    if (o.checkMemory !== false) {
+      const plan = this.planMemory({ height, width, numFrames, guidanceScale, image: fromImages, sourceVideo: fromFrames || fromTensors, maxSequenceLength: o.maxSequenceLength });
+      if (plan && !plan.fits) throw new Error(`memory plan: ${plan.problems.join('; ')}`);
+    }
     const generator: Generator = o.generator ?? new PhiloxGenerator(Math.floor(Math.random() * 2 ** 32));
     const resizeRgb = o.resizeRgb ?? defaultResizers?.rgb ?? sameSizeOnly;
     const resizeGray = o.resizeGray ?? defaultResizers?.gray ?? (sameSizeOnly as unknown as GrayResizer);

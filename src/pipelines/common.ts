@@ -59,6 +59,8 @@ export interface CommonCallOptions {
   signal?: AbortSignal;
   /** Debug / parity hook: intermediate tensors by the names the reference fixtures use; valid during the call only. */
   onIntermediate?: (name: string, t: tf.Tensor) => void;
+  /** Refuse requests the memory plan says will not fit (default true; needs a pipeline opened from a folder). */
+  checkMemory?: boolean;
   /** Warnings (prompt truncation, frame clipping); default console.warn. */
   onWarning?: (message: string) => void;
 }

@@ -9,7 +9,10 @@ import { CogVideoXTransformer3DModel, type TransformerConfig } from '../models/t
 import { AutoencoderKLCogVideoX } from '../models/vae.js';
 import { loadScheduler } from '../schedulers/index.js';
 import type { Scheduler } from '../schedulers/scheduler.js';
-import type { Residency } from '../weights/residency.js';
+import { readConfig, WeightStore } from '../weights/checkpoint.js';
+import { chooseResidency, type Residency } from '../weights/residency.js';
+import type { T5Config } from '../weights/t5_names.js';
+import type { MemoryInputs } from './memory_plan.js';
 
 /** A model that is either held (given by the caller) or loaded per stage. */
 export class ModelSlot<T extends { dispose(): void }> {
@@ -60,6 +63,20 @@ export interface FolderComponents {
   transformerConfig: TransformerConfig;
   vae: AutoencoderKLCogVideoX;
   scheduler: Scheduler;
+  /** sizes and residencies for the memory plan (backend filled in at plan time) */
+  memory: Omit<MemoryInputs, 'backend'>;
+}
+
+/** Stored and float32 bytes of a component's safetensors (headers only). */
+export function componentBytes(dir: string): { storedBytes: number; fp32Bytes: number } {
+  const store = WeightStore.open(dir);
+  try {
+    let fp32Bytes = 0;
+    for (const k of store.keys()) fp32Bytes += 4 * store.entry(k).shape.reduce((a, b) => a * b, 1);
+    return { storedBytes: store.storedBytes, fp32Bytes };
+  } finally {
+    store.close();
+  }
 }
 
 const COMPONENTS = ['tokenizer', 'text_encoder', 'transformer', 'vae', 'scheduler'] as const;
@@ -85,7 +102,15 @@ export async function openModelFolder(dir: string, defaultSampler: string, opts:
   const transformerConfig = probe.config;
   probe.dispose();
   const vae = await AutoencoderKLCogVideoX.fromPretrained(sub('vae'), { weights: opts.vaeWeights });
+  const sizes = { t5: componentBytes(sub('text_encoder')), transformer: componentBytes(sub('transformer')), vae: componentBytes(sub('vae')) };
+  const pick = (s: { storedBytes: number; fp32Bytes: number }): Residency => (residency === 'auto' ? chooseResidency(s.fp32Bytes, s.storedBytes) : residency);
+  const memory: Omit<MemoryInputs, 'backend'> = {
+    t5: { ...sizes.t5, config: readConfig<T5Config>(sub('text_encoder')), residency: pick(sizes.t5) },
+    transformer: { ...sizes.transformer, config: transformerConfig, residency: pick(sizes.transformer) },
+    vae: { ...sizes.vae, config: vae.config, weights: vae.weightResidency, tiling: vae.tiling },
+  };
   return {
+    memory,
     dir,
     tokenizer,
     textEncoder: () => T5EncoderModel.fromPretrained(sub('text_encoder'), { residency }),
