@@ -21,6 +21,7 @@ import { layerNorm } from '../nn/norm.js';
 import { applyRotary } from '../nn/rope.js';
 import { readConfig, WeightStore } from '../weights/checkpoint.js';
 import { HostTensor } from '../weights/host_tensor.js';
+import { LoraMerge, type LoraSpec } from '../weights/lora.js';
 import { chooseResidency, WeightSource, type Residency } from '../weights/residency.js';
 import { blockNames, TRANSFORMER_DEFAULTS, transformerExpectedShapes, type TransformerConfig } from '../weights/transformer_names.js';
 
@@ -33,6 +34,11 @@ export interface TransformerLoadOptions {
   residency?: Residency | 'auto';
   /** Default: 'fun' for inpaint checkpoints (33 input channels), else 'diffusers'. */
   flavor?: TransformerFlavor;
+  /**
+   * CogVideoX-Fun LoRAs merged in order, as merge_lora (spec §4.9). Each weight gets the deltas when it is read
+   * (once for resident/host, every block load for disk), in the stored dtype.
+   */
+  loras?: LoraSpec[];
 }
 
 export interface TransformerInputs {
@@ -95,7 +101,7 @@ interface Globals {
 
 export class CogVideoXTransformer3DModel {
   private blocks: Block[] | null = null;
-  private readonly g: Globals;
+  private g: Globals;
   private readonly learnedPE: HostTensor | null;
   private readonly peCache = new Map<string, tf.Tensor3D>();
 
@@ -105,15 +111,24 @@ export class CogVideoXTransformer3DModel {
     private readonly source: WeightSource,
     private readonly tokenRowsHint: number,
   ) {
-    const c = config;
+    this.g = this.loadGlobals();
+    this.learnedPE = config.use_learned_positional_embeddings ? source.read('patch_embed.pos_embedding') : null;
+    if (source.residency === 'resident') this.blocks = Array.from({ length: config.num_layers }, (_, i) => this.materializeBlock(i));
+  }
+
+  /** The weights outside the blocks, uploaded (read through the source: LoRA-merged, never cached on the host). */
+  private loadGlobals(): Globals {
+    const c = this.config;
     const D = this.innerDim;
-    const get = (name: string) => source.store.read(name);
+    const source = this.source;
+    const tokenRowsHint = this.tokenRowsHint;
+    const get = (name: string) => source.read(name);
     const lin = (name: string, bias = true) => linearFromHost(get(`${name}.weight`), bias ? get(`${name}.bias`) : null, { rows: tokenRowsHint });
     const small = (name: string) => linearFromHost(get(`${name}.weight`), get(`${name}.bias`), { rows: 2 });
     const pw = get('patch_embed.proj.weight');
     const patchWeight = new HostTensor([D, pw.size / D], pw.storage, pw.data); // conv [D, C, p, p] = linear over (c, dy, dx)
     const patchBias = source.store.has('patch_embed.proj.bias') ? get('patch_embed.proj.bias') : null;
-    this.g = {
+    return {
       patch: linearFromHost(patchWeight, patchBias, { rows: tokenRowsHint }),
       textProj: lin('patch_embed.text_proj'),
       time1: small('time_embedding.linear_1'),
@@ -125,8 +140,6 @@ export class CogVideoXTransformer3DModel {
       normOutNorm: this.norm('norm_out.norm'),
       projOut: lin('proj_out'),
     };
-    this.learnedPE = c.use_learned_positional_embeddings ? get('patch_embed.pos_embedding') : null;
-    if (source.residency === 'resident') this.blocks = Array.from({ length: c.num_layers }, (_, i) => this.materializeBlock(i));
   }
 
   /** Loads a `transformer` folder (config.json + safetensors); the variant is chosen by config.json alone. */
@@ -135,6 +148,7 @@ export class CogVideoXTransformer3DModel {
     const config = { ...TRANSFORMER_DEFAULTS, ...raw } as TransformerConfig;
     validateConfig(config, dir);
     const store = WeightStore.open(dir);
+    let source: WeightSource | null = null;
     try {
       const shapes = transformerExpectedShapes(config);
       store.expect(shapes);
@@ -143,10 +157,39 @@ export class CogVideoXTransformer3DModel {
       const residency = !opts.residency || opts.residency === 'auto' ? chooseResidency(fp32Bytes, store.storedBytes) : opts.residency;
       const flavor = opts.flavor ?? (config.in_channels === 33 ? 'fun' : 'diffusers');
       const D = config.num_attention_heads * config.attention_head_dim;
-      return new CogVideoXTransformer3DModel(config, flavor, new WeightSource(store, residency), D >= 1024 ? 2 * 13_330 : 2 * 512);
+      source = new WeightSource(store, residency);
+      for (const spec of opts.loras ?? []) source.addPatch(LoraMerge.open(spec, store)); // checked before any upload
+      return new CogVideoXTransformer3DModel(config, flavor, source, D >= 1024 ? 2 * 13_330 : 2 * 512);
     } catch (e) {
-      store.close();
+      if (source) source.close();
+      else store.close();
       throw e;
+    }
+  }
+
+  /**
+   * Merges a CogVideoX-Fun LoRA into the loaded weights: W += m·(alpha/rank)·up·down, as merge_lora (applied after
+   * the merges so far, rounded to the stored dtype). Resident weights are re-uploaded now; host/disk on next use.
+   */
+  mergeLora(spec: LoraSpec): void {
+    this.source.addPatch(LoraMerge.open(spec, this.source.store, 1));
+    this.reloadWeights();
+  }
+
+  /** Subtracts a LoRA's delta, as unmerge_lora (so merge + unmerge leaves fp rounding residue, as in Fun). */
+  unmergeLora(spec: LoraSpec): void {
+    this.source.addPatch(LoraMerge.open(spec, this.source.store, -1));
+    this.reloadWeights();
+  }
+
+  private reloadWeights(): void {
+    const old = this.g;
+    this.g = this.loadGlobals();
+    disposeGlobals(old);
+    if (this.blocks) {
+      this.blocks.forEach(disposeBlock);
+      this.blocks = null; // if a re-upload fails, forward still works, loading blocks per use
+      this.blocks = Array.from({ length: this.config.num_layers }, (_, i) => this.materializeBlock(i));
     }
   }
 
@@ -253,9 +296,7 @@ export class CogVideoXTransformer3DModel {
   dispose(): void {
     this.blocks?.forEach(disposeBlock);
     this.blocks = null;
-    const g = this.g;
-    for (const l of [g.patch, g.textProj, g.time1, g.time2, g.ofs1, g.ofs2, g.normOut, g.projOut]) if (l) disposeLinear(l);
-    for (const n of [g.normFinal, g.normOutNorm]) tf.dispose([n.w, n.b].filter((t): t is tf.Tensor1D => !!t));
+    disposeGlobals(this.g);
     for (const t of this.peCache.values()) t.dispose();
     this.peCache.clear();
     this.source.close();
@@ -544,10 +585,10 @@ export class CogVideoXTransformer3DModel {
   }
 
   private norm(name: string): Norm {
-    const s = this.source.store;
+    const s = this.source;
     return {
-      w: s.has(`${name}.weight`) ? tf.tensor1d(s.read(`${name}.weight`).toFloat32()) : null,
-      b: s.has(`${name}.bias`) ? tf.tensor1d(s.read(`${name}.bias`).toFloat32()) : null,
+      w: s.store.has(`${name}.weight`) ? tf.tensor1d(s.read(`${name}.weight`).toFloat32()) : null,
+      b: s.store.has(`${name}.bias`) ? tf.tensor1d(s.read(`${name}.bias`).toFloat32()) : null,
     };
   }
 
@@ -641,6 +682,11 @@ function unpatchify(y: tf.Tensor3D, B: number, T: number, gh: number, gw: number
   }
   const r = tf.reshape(y, [B * (T / pt), gh, gw, C, pt, p, p]);
   return tf.reshape(tf.transpose(r, [0, 4, 3, 1, 5, 2, 6]), [B, T, C, gh * p, gw * p]);
+}
+
+function disposeGlobals(g: Globals): void {
+  for (const l of [g.patch, g.textProj, g.time1, g.time2, g.ofs1, g.ofs2, g.normOut, g.projOut]) if (l) disposeLinear(l);
+  for (const n of [g.normFinal, g.normOutNorm]) tf.dispose([n.w, n.b].filter((t): t is tf.Tensor1D => !!t));
 }
 
 function disposeBlock(b: Block): void {

@@ -9,20 +9,45 @@ import type { WeightStore } from './checkpoint.js';
 
 export type Residency = 'resident' | 'host' | 'disk';
 
-/** Reads tensors by name for a given residency: host mode caches every read tensor in JS memory. */
+/** A change applied to some tensors every time they are read from the store (a LoRA merge: weights/lora.ts). */
+export interface WeightPatch {
+  readonly targets: ReadonlySet<string>;
+  apply(name: string, t: HostTensor): HostTensor;
+  close(): void;
+}
+
+/**
+ * Reads tensors by name for a given residency: host mode caches every read tensor in JS memory. Patches apply in
+ * the order added, per tensor as it is read, so no whole-model fp32 copy is ever made; disk mode re-applies them on
+ * every read.
+ */
 export class WeightSource {
   private readonly cache = new Map<string, HostTensor>();
+  private readonly patches: WeightPatch[] = [];
 
   constructor(readonly store: WeightStore, readonly residency: Residency) {}
 
   get(name: string): HostTensor {
-    if (this.residency === 'disk') return this.store.read(name);
+    if (this.residency === 'disk') return this.read(name);
     let t = this.cache.get(name);
     if (!t) {
-      t = this.store.read(name);
+      t = this.read(name);
       if (this.residency === 'host') this.cache.set(name, t);
     }
     return t;
+  }
+
+  /** The stored tensor with every patch applied (never cached). */
+  read(name: string): HostTensor {
+    let t = this.store.read(name);
+    for (const p of this.patches) if (p.targets.has(name)) t = p.apply(name, t);
+    return t;
+  }
+
+  /** Adds a patch after the existing ones; tensors host mode already holds get it now. Takes ownership (close). */
+  addPatch(p: WeightPatch): void {
+    this.patches.push(p);
+    for (const [name, t] of this.cache) if (p.targets.has(name)) this.cache.set(name, p.apply(name, t));
   }
 
   /** Reads now what host mode keeps (so load-time errors surface at load, not mid-generation). */
@@ -33,6 +58,8 @@ export class WeightSource {
 
   close(): void {
     this.cache.clear();
+    for (const p of this.patches) p.close();
+    this.patches.length = 0;
     this.store.close();
   }
 }
