@@ -6,6 +6,7 @@ export { SafetensorsFile, SafetensorsError, saveSafetensors, type SafetensorsDty
 export { WeightStore, readConfig } from './weights/checkpoint.js';
 export { HostTensor, type HostStorage } from './weights/host_tensor.js';
 export type { Residency } from './weights/residency.js';
+export { LoraFile, LoraMerge, ModuleTree, resolveLoraLayer, type LoraLayer, type LoraSpec } from './weights/lora.js';
 export {
   CogVideoXTransformer3DModel,
   prepareRotaryPositionalEmbeddings,
@@ -19,3 +20,5 @@ export {
 export type { RotaryTables } from './nn/embeddings.js';
 export * from './schedulers/index.js';
 export { AutoencoderKLCogVideoX, DiagonalGaussianDistribution, type VaeConfig, type DecodeOptions, type VaeRunOptions, type TilingOptions, type VaeLoadOptions } from './models/vae.js';
+// media
+export * from './media/index.js';
