@@ -10,6 +10,7 @@ import { AutoencoderKLCogVideoX } from '../models/vae.js';
 import { loadScheduler } from '../schedulers/index.js';
 import type { Scheduler } from '../schedulers/scheduler.js';
 import { readConfig, WeightStore } from '../weights/checkpoint.js';
+import type { LoraSpec } from '../weights/lora.js';
 import { chooseResidency, type Residency } from '../weights/residency.js';
 import type { T5Config } from '../weights/t5_names.js';
 import type { MemoryInputs } from './memory_plan.js';
@@ -53,6 +54,8 @@ export interface LoadOptions {
   residency?: Residency | 'auto';
   /** VAE weights resident or per block (see AutoencoderKLCogVideoX). */
   vaeWeights?: 'resident' | 'block';
+  /** LoRAs merged into the transformer as CogVideoX-Fun's merge_lora (in order). */
+  loras?: LoraSpec[];
 }
 
 export interface FolderComponents {
@@ -98,7 +101,7 @@ export async function openModelFolder(dir: string, defaultSampler: string, opts:
   const residency = opts.residency ?? 'auto';
   // header / config checks now, with nothing read: 'disk' residency loads no block weights
   (await T5EncoderModel.fromPretrained(sub('text_encoder'), { residency: 'disk' })).dispose();
-  const probe = await CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency: 'disk' });
+  const probe = await CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency: 'disk', loras: opts.loras }); // LoRA files checked too
   const transformerConfig = probe.config;
   probe.dispose();
   const vae = await AutoencoderKLCogVideoX.fromPretrained(sub('vae'), { weights: opts.vaeWeights });
@@ -114,7 +117,7 @@ export async function openModelFolder(dir: string, defaultSampler: string, opts:
     dir,
     tokenizer,
     textEncoder: () => T5EncoderModel.fromPretrained(sub('text_encoder'), { residency }),
-    transformer: () => CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency }),
+    transformer: () => CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency, loras: opts.loras }),
     transformerConfig,
     vae,
     scheduler,
