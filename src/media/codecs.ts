@@ -7,6 +7,7 @@
 // module (their own loader would fetch() a URL), and ffmpeg-core's build only knows browsers/workers, so its factory
 // is evaluated with a stub `self` and given the wasm bytes.
 import * as fs from 'node:fs';
+import { MediaError } from './errors.js';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -70,7 +71,16 @@ let ffmpegFactory: { factory: CoreFactory; wasm: Promise<WasmModule> } | undefin
 /** A fresh ffmpeg instance; the 32 MB wasm is compiled once per process. */
 export async function createFfmpegCore(): Promise<FfmpegCore> {
   if (!ffmpegFactory) {
-    const jsPath = require.resolve('@ffmpeg/core'); // the UMD build: a plain script defining createFFmpegCore
+    let jsPath: string;
+    try {
+      jsPath = require.resolve('@ffmpeg/core'); // the UMD build: a plain script defining createFFmpegCore
+    } catch {
+      // optional: its build bundles GPL-2.0-or-later code (x264/x265), so it is not a hard dependency of this package
+      throw new MediaError(
+        'video decoder',
+        'reading video files needs the optional package @ffmpeg/core (GPL-2.0-or-later: npm install @ffmpeg/core@0.12.10) or a system ffmpeg (ffmpeg option / --ffmpeg PATH); PNG-frame folders need neither',
+      );
+    }
     const source = fs.readFileSync(jsPath, 'utf8');
     const factory = new Function('self', `${source}\n;return createFFmpegCore;`)({ location: { href: 'file:///' } }) as CoreFactory;
     ffmpegFactory = { factory, wasm: Wasm.compile(fs.readFileSync(jsPath.replace(/\.js$/, '.wasm'))) };
