@@ -22,3 +22,5 @@ export * from './schedulers/index.js';
 export { AutoencoderKLCogVideoX, DiagonalGaussianDistribution, type VaeConfig, type DecodeOptions, type VaeRunOptions, type TilingOptions, type VaeLoadOptions } from './models/vae.js';
 // media
 export * from './media/index.js';
+// pipelines
+export * from './pipelines/index.js';

@@ -14,6 +14,8 @@ import { CogVideoXFunPipeline } from '../src/pipelines/cogvideox_fun.js';
 import { CogVideoXImageToVideoPipeline, CogVideoXPipeline } from '../src/pipelines/cogvideox.js';
 import type { PipelineOutput } from '../src/pipelines/common.js';
 import { imageToVideoInputs, videoToVideoInputs, type RgbImage } from '../src/pipelines/inpaint.js';
+import { readImage, readMask } from '../src/media/image.js';
+import { resizeImage } from '../src/media/resize.js';
 import { InjectedGenerator } from '../src/schedulers/generator.js';
 import { loadScheduler } from '../src/schedulers/index.js';
 import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, useBackend, type Fixture } from './helpers.js';
@@ -188,6 +190,24 @@ describe('conditioning inputs as the predict scripts build them', () => {
     const frames = framesOf(fx, 'input.video');
     const { video, maskVideo } = imageToVideoInputs(frames[0]!, frames[frames.length - 1]!, frames.length, 32, 48, same);
     expect(diff(video.dataSync(), fx.f32('input.video').map((x) => Math.fround(x / 255))).maxAbs).toBe(0);
+    expect(diff(maskVideo.dataSync(), fx.f32('input.mask_video')).maxAbs).toBe(0);
+    tf.dispose([video, maskVideo]);
+  });
+  it('a 45×70 start image file → the BICUBIC-resized video and mask of fun_i2v (PIL-exact resize)', async () => {
+    const fx = loadFixture(path.join(DIR, 'fun_i2v.safetensors'));
+    const img = await readImage(path.join(DIR, 'inputs', 'start_45x70.png'));
+    const bicubic = (im: RgbImage, w: number, h: number) => resizeImage({ ...im, channels: 3 }, w, h, 'bicubic');
+    const { video, maskVideo } = imageToVideoInputs(img, null, 9, 32, 48, bicubic);
+    expect(diff(video.dataSync(), fx.f32('input.video').map((x) => Math.fround(x / 255))).maxAbs).toBe(0);
+    expect(diff(maskVideo.dataSync(), fx.f32('input.mask_video')).maxAbs).toBe(0);
+    tf.dispose([video, maskVideo]);
+  });
+  it('V2V mask image → the mask of fun_v2v_mask (grayscale, PIL BICUBIC, < 240 keeps)', async () => {
+    const fx = loadFixture(path.join(DIR, 'fun_v2v_mask.safetensors'));
+    const frames = framesOf(fx, 'input.video');
+    const mask = await readMask(path.join(DIR, 'inputs', 'v2v_mask_48x72.png'));
+    const gray = (im: { width: number; height: number; data: Uint8Array }, w: number, h: number) => resizeImage({ ...im, channels: 1 }, w, h, 'bicubic');
+    const { video, maskVideo } = videoToVideoInputs(frames, 5, 32, 48, mask, gray);
     expect(diff(maskVideo.dataSync(), fx.f32('input.mask_video')).maxAbs).toBe(0);
     tf.dispose([video, maskVideo]);
   });

@@ -2,6 +2,7 @@
 // CogVideoXImageToVideoPipeline (5b-I2V / 1.5-I2V): the same loop as the Fun pipeline without inpaint channels,
 // diffusers' VAE decode chunking, and PIL-style rounding of the output frames.
 import * as tf from '@tensorflow/tfjs-core';
+import { resizeImage } from '../media/resize.js';
 import type { T5EncoderModel } from '../models/t5.js';
 import type { T5Tokenizer } from '../models/t5_tokenizer.js';
 import type { CogVideoXTransformer3DModel, TransformerConfig } from '../models/transformer.js';
@@ -44,12 +45,11 @@ export interface ImageToVideoCallOptions extends CommonCallOptions {
   resizeRgb?: RgbResizer;
 }
 
-let lanczos: RgbResizer | null = null;
-
-/** Registers the PIL-exact LANCZOS resizer (the media module does this when imported). */
-export function setLanczosResizer(r: RgbResizer): void {
-  lanczos = r;
-}
+// diffusers' VideoProcessor resizes PIL images with LANCZOS (bit-exact: src/media/resize.ts)
+const lanczos: RgbResizer = (img, w, h) => {
+  const r = resizeImage({ ...img, channels: 3 }, w, h, 'lanczos');
+  return { width: r.width, height: r.height, data: r.data };
+};
 
 const DEFAULT_SAMPLER = 'DPM_Cog'; // THUDM cli_demo
 
@@ -121,9 +121,7 @@ abstract class CogVideoXBase {
     const generator: Generator = o.generator ?? new PhiloxGenerator(Math.floor(Math.random() * 2 ** 32));
     let pixels: RgbImage | null = null;
     if (image) {
-      const r = resize ?? lanczos;
-      pixels = image.width === width && image.height === height ? image : r ? r(image, width, height) : null;
-      if (!pixels) throw new Error(`image is ${image.width}×${image.height}, expected ${width}×${height}; no resizer registered (import the media module or pass resizeRgb)`);
+      pixels = image.width === width && image.height === height ? image : (resize ?? lanczos)(image, width, height);
     }
 
     const held: tf.Tensor[] = [];

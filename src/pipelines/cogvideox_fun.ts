@@ -2,6 +2,7 @@
 // (33 input channels): T2V, I2V from a start image, start + end images, V2V with a strength and an optional mask,
 // one-frame image generation — one computation, selected by the conditioning video and mask.
 import * as tf from '@tensorflow/tfjs-core';
+import { resizeImage } from '../media/resize.js';
 import type { T5EncoderModel } from '../models/t5.js';
 import type { T5Tokenizer } from '../models/t5_tokenizer.js';
 import type { CogVideoXTransformer3DModel, TransformerConfig } from '../models/transformer.js';
@@ -55,7 +56,7 @@ export interface FunCallOptions extends CommonCallOptions {
   strength?: number;
   /** σ of the inpaint noise augmentation (only when the transformer config enables it); default 0.0563. */
   noiseAugStrength?: number;
-  /** Image resizers (default: the media module's PIL-exact BICUBIC). */
+  /** Image resizers (default: PIL-exact BICUBIC, as the predict scripts). */
   resizeRgb?: RgbResizer;
   resizeGray?: GrayResizer;
 }
@@ -74,12 +75,15 @@ export interface FunComponents {
 
 const DEFAULT_SAMPLER = 'DDIM_Origin'; // predict_*.py
 
-let defaultResizers: { rgb: RgbResizer; gray: GrayResizer } | null = null;
-
-/** Registers the PIL-exact resizers (the media module does this when imported). */
-export function setDefaultResizers(rgb: RgbResizer, gray: GrayResizer): void {
-  defaultResizers = { rgb, gray };
-}
+// The predict scripts' PIL `Image.resize((w, h))`: BICUBIC, bit-exact (src/media/resize.ts)
+const pilBicubicRgb: RgbResizer = (img, w, h) => {
+  const r = resizeImage({ ...img, channels: 3 }, w, h, 'bicubic');
+  return { width: r.width, height: r.height, data: r.data };
+};
+const pilBicubicGray: GrayResizer = (img, w, h) => {
+  const r = resizeImage({ ...img, channels: 1 }, w, h, 'bicubic');
+  return { width: r.width, height: r.height, data: r.data };
+};
 
 export class CogVideoXFunPipeline {
   readonly tokenizer: T5Tokenizer;
@@ -169,8 +173,8 @@ export class CogVideoXFunPipeline {
       if (plan && !plan.fits) throw new Error(`memory plan: ${plan.problems.join('; ')}`);
     }
     const generator: Generator = o.generator ?? new PhiloxGenerator(Math.floor(Math.random() * 2 ** 32));
-    const resizeRgb = o.resizeRgb ?? defaultResizers?.rgb ?? sameSizeOnly;
-    const resizeGray = o.resizeGray ?? defaultResizers?.gray ?? (sameSizeOnly as unknown as GrayResizer);
+    const resizeRgb = o.resizeRgb ?? pilBicubicRgb;
+    const resizeGray = o.resizeGray ?? pilBicubicGray;
 
     // ---- 2. conditioning video and mask, as the predict scripts build them
     let cond: { video: tf.Tensor5D; maskVideo: tf.Tensor5D };
@@ -356,11 +360,6 @@ export class CogVideoXFunPipeline {
       post.dispose();
     }
   }
-}
-
-function sameSizeOnly(img: RgbImage, width: number, height: number): RgbImage {
-  if (img.width === width && img.height === height) return img;
-  throw new Error(`image is ${img.width}×${img.height}, expected ${width}×${height}; no image resizer is registered (import the media module or pass resizeRgb)`);
 }
 
 function clipFrames(x: tf.Tensor5D, F: number): tf.Tensor5D {
