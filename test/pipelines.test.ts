@@ -59,7 +59,27 @@ async function components(c: Case, dir: string) {
   return { tokenizer, textEncoder, transformer, vae, scheduler };
 }
 
-async function runCase(name: string): Promise<void> {
+/** The Fun cases' inputs as a user passes them: image files, source frames, a mask image (high-level API). */
+async function highLevelInputs(name: string): Promise<Record<string, unknown>> {
+  const inp = (f: string) => path.join(DIR, 'inputs', f);
+  const frames = async (n: number) => Promise.all(Array.from({ length: n }, (_, i) => readImage(inp(`v2v_0${i}.png`))));
+  switch (name) {
+    case 'fun_i2v':
+      return { image: await readImage(inp('start_45x70.png')) };
+    case 'fun_i2v_aug':
+      return { image: await readImage(inp('start.png')) };
+    case 'fun_start_end':
+      return { image: await readImage(inp('start.png')), endImage: await readImage(inp('end.png')) };
+    case 'fun_v2v':
+      return { sourceVideo: await frames(9) };
+    case 'fun_v2v_mask':
+      return { sourceVideo: await frames(9), mask: await readMask(inp('v2v_mask_48x72.png')) };
+    default:
+      return {};
+  }
+}
+
+async function runCase(name: string, highLevel = false): Promise<void> {
   const c = CASES.cases[name]!;
   const fx = loadFixture(path.join(DIR, `${name}.safetensors`));
   const dir = path.join(FIXTURES, c.checkpoint);
@@ -100,12 +120,17 @@ async function runCase(name: string): Promise<void> {
         transformerConfig: { ...comp.transformer.config, add_noise_in_inpaint_model: c.add_noise_in_inpaint_model },
       });
       // the reference's own inputs: video = u8 / 255, mask 0 / 255
-      const video = tf.tidy(() => tf.div(tf.tensor(fx.f32('input.video'), fx.shape('input.video')), 255)) as tf.Tensor5D;
-      const maskVideo = tf.tensor5d(fx.f32('input.mask_video'), fx.shape('input.mask_video') as [number, number, number, number, number]);
-      try {
-        out = await pipe.call({ ...common, video, maskVideo, strength: (a.strength as number) ?? 1, onStep: (s) => steps.push(s.timestep) });
-      } finally {
-        tf.dispose([video, maskVideo]);
+      const strength = (a.strength as number) ?? 1;
+      if (highLevel) {
+        out = await pipe.call({ ...common, ...(await highLevelInputs(name)), strength, onStep: (s) => steps.push(s.timestep) });
+      } else {
+        const video = tf.tidy(() => tf.div(tf.tensor(fx.f32('input.video'), fx.shape('input.video')), 255)) as tf.Tensor5D;
+        const maskVideo = tf.tensor5d(fx.f32('input.mask_video'), fx.shape('input.mask_video') as [number, number, number, number, number]);
+        try {
+          out = await pipe.call({ ...common, video, maskVideo, strength, onStep: (s) => steps.push(s.timestep) });
+        } finally {
+          tf.dispose([video, maskVideo]);
+        }
       }
     } else if (c.pipeline.includes('ImageToVideo')) {
       const pipe = new CogVideoXImageToVideoPipeline(comp);
@@ -179,6 +204,17 @@ for (const backend of BACKENDS) {
     }
   });
 }
+
+describe(`Fun pipeline from image files / frames / mask image (${BACKENDS[0]})`, () => {
+  for (const name of ['fun_t2v', 'fun_i2v', 'fun_start_end', 'fun_v2v_mask', 'fun_image']) {
+    it(name, async () => {
+      await useBackend(BACKENDS[0]!);
+      const before = tf.memory().numTensors;
+      await runCase(name, true);
+      expect(tf.memory().numTensors, 'no tensor leaked').toBe(before);
+    }, 240_000);
+  }
+});
 
 describe('conditioning inputs as the predict scripts build them', () => {
   const same = (img: RgbImage, w: number, h: number) => {

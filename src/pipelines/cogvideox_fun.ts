@@ -142,8 +142,8 @@ export class CogVideoXFunPipeline {
     const emit = o.onIntermediate ?? (() => {});
 
     // ---- 1. checks, before anything is loaded or computed
-    const height = o.height ?? tc.sample_height * spatial;
-    const width = o.width ?? tc.sample_width * spatial;
+    const height = o.height ?? 480; // the Fun pipeline's signature defaults
+    const width = o.width ?? 720;
     let numFrames = o.numFrames ?? 49;
     const steps = o.numInferenceSteps ?? 50;
     const guidanceScale = o.guidanceScale ?? 6;
