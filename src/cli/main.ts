@@ -1,0 +1,50 @@
+// Entry of the `cogvideox-fun` command: dispatches to a subcommand and turns any error into one line on stderr
+// ("error: …", the stack only with --debug) and an exit code: 0 done, 1 error, 2 bad command line, 130 interrupted.
+import * as fs from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { oneLine, UsageError } from './errors.js';
+import { generate } from './generate.js';
+import { info } from './info.js';
+import { MAIN_USAGE } from './usage.js';
+
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const debug = rest.includes('--debug');
+  try {
+    switch (command) {
+      case 'generate':
+        return await generate(rest);
+      case 'info':
+        return await info(rest);
+      case 'help':
+      case '-h':
+      case '--help':
+        process.stdout.write(MAIN_USAGE);
+        return 0;
+      case '--version':
+      case '-v':
+        process.stdout.write(`${version()}\n`);
+        return 0;
+      case undefined:
+        process.stderr.write(MAIN_USAGE);
+        return 2;
+      default:
+        throw new UsageError(`unknown command "${command}" (commands: generate, info; see --help)`);
+    }
+  } catch (e) {
+    const usage = e instanceof UsageError;
+    process.stderr.write(`error: ${oneLine(e)}\n`);
+    if (debug && !usage && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+    return usage ? 2 : 1;
+  }
+}
+
+// Run when executed directly (`node --import tsx src/cli/main.ts …` or `node dist/cli/main.js …`).
+if (process.argv[1] && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href) {
+  process.exit(await main(process.argv.slice(2)));
+}

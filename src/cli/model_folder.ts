@@ -1,0 +1,145 @@
+// What a checkpoint folder is, from its config files and safetensors headers only (no weights read): which
+// pipeline runs it (spec §4.1: Fun inpaint when the transformer takes 2·latent+1 channels), which released variant it
+// looks like, and what its files hold.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { maxFramesFor } from '../pipelines/rules.js';
+import { readJson, WeightStore } from '../weights/checkpoint.js';
+import { TRANSFORMER_DEFAULTS, type TransformerConfig } from '../weights/transformer_names.js';
+
+export const COMPONENTS = ['tokenizer', 'text_encoder', 'transformer', 'vae', 'scheduler'] as const;
+
+/** fun-inp: CogVideoX-Fun InP (T2V/I2V/V2V); t2v / i2v: THUDM CogVideoX text- / image-to-video. */
+export type PipelineKind = 'fun-inp' | 't2v' | 'i2v';
+
+export interface ModelFolder {
+  dir: string;
+  kind: PipelineKind;
+  /** e.g. "CogVideoX-Fun 2b InP", "CogVideoX1.5-5b-I2V" */
+  variant: string;
+  transformer: TransformerConfig;
+  latentChannels: number;
+  /** Pixel size of the transformer's training grid (sample_height/width × 8). */
+  sampleHeight: number;
+  sampleWidth: number;
+  maxFrames: number;
+  maxFramesWhy: string;
+  defaultSampler: string;
+}
+
+function config(dir: string, component: string, file = 'config.json'): Record<string, unknown> {
+  const p = path.join(dir, component, file);
+  if (!fs.existsSync(p)) throw new Error(`${dir}: ${component}/${file} is missing`);
+  const c = readJson(p);
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new Error(`${p}: expected a JSON object`);
+  return c as Record<string, unknown>;
+}
+
+/** Checks the five diffusers components are there and reads the configs the CLI needs. */
+export function inspectModelFolder(dir: string): ModelFolder {
+  if (!fs.existsSync(dir)) throw new Error(`model folder not found: ${dir}`);
+  if (!fs.statSync(dir).isDirectory()) throw new Error(`--model must be a folder (diffusers layout), got a file: ${dir}`);
+  const missing = COMPONENTS.filter((c) => !fs.existsSync(path.join(dir, c)));
+  if (missing.length) {
+    throw new Error(`${dir} is not a complete CogVideoX model folder: missing ${missing.map((m) => `${m}/`).join(', ')} (expected ${COMPONENTS.join(', ')})`);
+  }
+  config(dir, 'scheduler', 'scheduler_config.json');
+  config(dir, 'text_encoder');
+  const transformer = { ...TRANSFORMER_DEFAULTS, ...config(dir, 'transformer') } as TransformerConfig;
+  const vae = config(dir, 'vae');
+  const latentChannels = typeof vae.latent_channels === 'number' ? vae.latent_channels : 16;
+  const inC = transformer.in_channels;
+  let kind: PipelineKind;
+  if (inC === 2 * latentChannels + 1) kind = 'fun-inp';
+  else if (inC === latentChannels) kind = 't2v';
+  else if (inC === 2 * latentChannels) kind = 'i2v';
+  else {
+    throw new Error(
+      `${dir}/transformer: in_channels ${inC} matches no supported pipeline (${latentChannels}: text-to-video, ${2 * latentChannels}: image-to-video, ` +
+        `${2 * latentChannels + 1}: CogVideoX-Fun InP; Control models are not supported)`,
+    );
+  }
+  const { max, why } = maxFramesFor(transformer);
+  const spatial = 8;
+  return {
+    dir,
+    kind,
+    variant: variantName(transformer, kind),
+    transformer,
+    latentChannels,
+    sampleHeight: transformer.sample_height * spatial,
+    sampleWidth: transformer.sample_width * spatial,
+    maxFrames: max,
+    maxFramesWhy: why,
+    defaultSampler: kind === 'fun-inp' ? 'DDIM_Origin' : 'DPM_Cog',
+  };
+}
+
+/** The released model a transformer config matches (by width and position encoding), or a description of it. */
+export function variantName(c: TransformerConfig, kind: PipelineKind): string {
+  const width = c.num_attention_heads * c.attention_head_dim;
+  const size = width === 1920 && c.num_layers === 30 ? '2b' : width === 3072 && c.num_layers === 42 ? '5b' : null;
+  const v15 = !!c.patch_size_t;
+  if (!size) {
+    const what = kind === 'fun-inp' ? 'CogVideoX-Fun InP layout' : kind === 't2v' ? 'CogVideoX text-to-video layout' : 'CogVideoX image-to-video layout';
+    return `custom size (${c.num_layers} layers, width ${width}; ${what})`;
+  }
+  if (kind === 'fun-inp') return `CogVideoX-Fun ${v15 ? 'V1.5 ' : ''}${size} InP`;
+  return `CogVideoX${v15 ? '1.5' : ''}-${size}${kind === 'i2v' ? '-I2V' : ''}`;
+}
+
+/** predict scripts: sample_size [384, 672], video_length 49 */
+const FUN_DEFAULT = { height: 384, width: 672, frames: 49 };
+
+/**
+ * What `generate` makes when not told: Fun models the predict scripts' 384×672 × 49 frames, THUDM models (and the
+ * tiny demo) their own training size and length; never more frames than the model takes.
+ */
+export function defaultRequest(f: ModelFolder, demo = false): { height: number; width: number; frames: number } {
+  const own = demo || f.kind !== 'fun-inp';
+  const frames = Math.min(own && !demo ? f.transformer.sample_frames : FUN_DEFAULT.frames, f.maxFrames);
+  return {
+    height: own ? f.sampleHeight : FUN_DEFAULT.height,
+    width: own ? f.sampleWidth : FUN_DEFAULT.width,
+    frames: frames <= 1 ? 1 : Math.floor((frames - 1) / 4) * 4 + 1,
+  };
+}
+
+export interface ComponentFiles {
+  component: string;
+  files: { name: string; bytes: number }[];
+  tensors: number;
+  /** Tensor count and stored bytes per safetensors dtype. */
+  dtypes: Record<string, { tensors: number; bytes: number }>;
+  /** Parameters (elements) over all tensors. */
+  parameters: number;
+}
+
+/** File sizes and dtypes of one component's weights (headers only). */
+export function describeWeights(dir: string, component: string): ComponentFiles {
+  const location = path.join(dir, component);
+  const store = WeightStore.open(location);
+  try {
+    const dtypes: ComponentFiles['dtypes'] = {};
+    let parameters = 0;
+    let tensors = 0;
+    for (const f of store.files) {
+      for (const e of f.entries.values()) {
+        const d = (dtypes[e.dtype] ??= { tensors: 0, bytes: 0 });
+        d.tensors++;
+        d.bytes += e.end - e.begin;
+        parameters += e.shape.reduce((a, b) => a * b, 1);
+        tensors++;
+      }
+    }
+    return {
+      component,
+      files: store.files.map((f) => ({ name: path.relative(location, f.path), bytes: fs.statSync(f.path).size })),
+      tensors,
+      dtypes,
+      parameters,
+    };
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,77 @@
+// Help texts (printed by --help; also the README's CLI section).
+import { SCHEDULER_NAMES } from '../schedulers/index.js';
+
+export const MAIN_USAGE = `Usage: cogvideox-fun <command> [options]
+
+Commands:
+  generate [options]   make a video (or one image); with no --model, runs the bundled tiny demo model
+  info DIR             what a checkpoint folder is: variant, pipeline, weight files and dtypes, memory plan
+
+Run "cogvideox-fun <command> --help" for the options of a command. --version prints the version.
+`;
+
+export const GENERATE_USAGE = `Usage: cogvideox-fun generate [options]
+
+Model
+  -m, --model DIR            checkpoint folder in diffusers layout (tokenizer, text_encoder, transformer, vae,
+                             scheduler): CogVideoX-Fun InP (2b / 5b / V1.1 / V1.5; text, image and video to video)
+                             or THUDM CogVideoX-2b / 5b / 1.5 (text to video) and 5b-I2V / 1.5-I2V.
+                             Without it: the bundled demo model (tiny, random weights, noise-like output).
+      --lora FILE[:W]        merge a CogVideoX-Fun LoRA with strength W (default 0.55); repeatable
+      --sampler NAME         ${SCHEDULER_NAMES.join(', ')}
+                             (default: DDIM_Origin for Fun models, DPM_Cog for THUDM ones)
+
+Prompt
+  -p, --prompt TEXT          what to generate (required with --model)
+  -n, --negative-prompt TEXT what to avoid (Fun models default to the predict scripts' negative prompt)
+
+Conditioning (Fun InP models; THUDM I2V models take --image only)
+      --image FILE           start image (PNG, JPEG, WebP, GIF)
+      --end-image FILE       end image (needs --image)
+      --video FILE|DIR       source video for video-to-video (MP4 and other containers, GIF, folder of frames),
+                             sampled at 8 fps and resized as the reference
+      --strength S           video-to-video denoising strength in (0, 1] (default 0.7 with --video)
+      --mask FILE            video-to-video mask: white (≥ 240) is regenerated, the rest kept
+
+Size and length
+      --frames N             1 (an image) or 4k+1 (default 49; the demo 9; THUDM: the model's own length)
+      --height H, --width W  multiples of 16 (default 384×672 for Fun models, the model's own size otherwise)
+      --resize-to-reference [512|768|960|1024]
+                             pick the size bucket closest to the --image / --video aspect ratio (base 512)
+      --long-video           generate --frames in overlapping segments (Fun InP models)
+      --segment N            frames per segment, 4k+1 (default 25)
+      --overlap N            frames shared by consecutive segments, 1…4 (default 4)
+
+Sampling
+      --steps N              denoising steps (default 50; the demo 10)
+      --guidance G           classifier-free guidance scale, ≥ 0 (default 6; ≤ 1 turns it off)
+      --seed N               integer seed (default 43); the same seed gives the same video on every backend
+
+Output and runtime
+  -o, --out FILE|DIR         .mp4 (H.264), .gif, .png (one frame) or a folder of PNG frames
+                             (default output.mp4, or output.png for --frames 1); written atomically
+      --fps N                frames per second of the output (default 8)
+      --tiling               decode the VAE in tiles (less memory at large sizes; changes the result slightly)
+      --backend NAME         tensorflow (tfjs-node) or wasm (default: the fastest available)
+      --residency MODE       where weights live between uses: auto, resident, host, disk (default auto)
+  -q, --quiet                print nothing but errors
+      --json                 one JSON object per line on stdout (start, stage, step, done / error)
+      --debug                print stack traces with errors
+  -h, --help                 this text
+
+Exit status: 0 done, 1 error, 2 bad command line, 130 interrupted (Ctrl-C; nothing is written).
+
+Examples
+  cogvideox-fun generate                                     # demo model, writes output.mp4 in seconds
+  cogvideox-fun generate --model CogVideoX-Fun-V1.1-2b-InP --prompt "A cat playing the guitar" --out cat.mp4
+  cogvideox-fun generate --model CogVideoX-Fun-V1.1-2b-InP --prompt "…" --image start.jpg --resize-to-reference
+  cogvideox-fun generate --model CogVideoX-Fun-V1.1-2b-InP --prompt "…" --video in.mp4 --strength 0.7
+`;
+
+export const INFO_USAGE = `Usage: cogvideox-fun info DIR [--height H] [--width W] [--frames N] [--tiling] [--json]
+
+Describes a checkpoint folder without loading weights: the variant (from transformer/config.json), the pipeline
+that runs it, each component's safetensors files, dtypes and sizes, and the memory plan (peak RAM per stage, and
+the wasm heap) of the request \`generate\` would make by default, on both backends; --height, --width, --frames and
+--tiling change the request.
+`;

@@ -1,0 +1,298 @@
+// The `cogvideox-fun` command, run as a user runs it (bin/cogvideox-fun.mjs in a child process): the demo model
+// writes a playable MP4, every bad input fails with one "error: …" line and the documented exit code and leaves
+// no file behind, and Ctrl-C stops a run without output.
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli/main.js';
+import { canonicalSampler, outputKind, parseGenerateArgs, parseLora } from '../src/cli/options.js';
+import { readImage } from '../src/media/image.js';
+import { readVideo } from '../src/media/video_read.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(ROOT, 'bin', 'cogvideox-fun.mjs');
+const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+const DEMO = path.join(ROOT, 'assets', 'demo-model');
+
+// libtensorflow prints these itself at load time (not through the CLI); they are not the CLI's output
+const NATIVE_LOG = /^(WARNING: All log messages before absl|I0000 |W0000 |To enable the following instructions)/;
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** stderr without libtensorflow's own log lines, and without blank lines */
+  lines: string[];
+}
+
+let dir: string;
+
+function finish(code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string): Run {
+  return { code, signal, stdout, stderr, lines: stderr.split('\n').filter((l) => l.trim() !== '' && !NATIVE_LOG.test(l)) };
+}
+
+/** Runs the command in `cwd` (default: the shared work folder). */
+function cli(args: string[], cwd = dir): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, timeout: 60_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('close', (code, signal) => resolve(finish(code, signal, stdout, stderr)));
+  });
+}
+
+/** Files in a folder (hidden ones too: a leftover temporary would show up here). */
+function files(where = dir): string[] {
+  return fs.readdirSync(where).sort();
+}
+
+/** A fresh empty folder for one test (the bad-input tests run concurrently). */
+function workdir(): string {
+  return fs.mkdtempSync(path.join(dir, 'case-'));
+}
+
+/** main() in this process, stderr/stdout captured (for command lines that fail before any model work). */
+async function inProcess(args: string[]): Promise<Run> {
+  let stderr = '';
+  let stdout = '';
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((b: string | Uint8Array) => ((stderr += String(b)), true));
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((b: string | Uint8Array) => ((stdout += String(b)), true));
+  try {
+    const code = await main(args);
+    return finish(code, null, stdout, stderr);
+  } finally {
+    err.mockRestore();
+    out.mockRestore();
+  }
+}
+
+function expectOneLineError(r: Run, code: number, pattern: RegExp): void {
+  expect(r.code, r.stderr).toBe(code);
+  expect(r.lines, r.stderr).toHaveLength(1);
+  expect(r.lines[0]).toMatch(/^error: /);
+  expect(r.lines[0]).toMatch(pattern);
+}
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cogvideox-cli-'));
+});
+
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe.concurrent('cogvideox-fun generate (demo model)', () => {
+  it('writes a playable MP4 with no arguments, and says it is a demo model', async () => {
+    const cwd = workdir();
+    const t0 = Date.now();
+    const r = await cli(['generate'], cwd);
+    const seconds = (Date.now() - t0) / 1000;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/DEMO model/);
+    expect(r.stderr).toMatch(/--model path\/to\/CogVideoX-Fun-V1\.1-2b-InP/);
+    expect(r.stderr).toMatch(/step 10\/10/);
+    expect(files(cwd)).toEqual(['output.mp4']);
+    const out = path.join(cwd, 'output.mp4');
+    const video = await readVideo(out);
+    expect([video.frames.length, video.width, video.height, video.fps]).toEqual([9, 96, 64, 8]);
+    if (spawnSync('ffprobe', ['-version']).status === 0) {
+      const p = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_name,width,height,nb_read_frames', '-of', 'json', out], { encoding: 'utf8' });
+      expect(p.status, p.stderr).toBe(0);
+      const s = (JSON.parse(p.stdout) as { streams: Record<string, unknown>[] }).streams[0]!;
+      expect(s).toMatchObject({ codec_name: 'h264', width: 96, height: 64, nb_read_frames: '9' });
+    }
+    console.log(`demo run: ${seconds.toFixed(1)} s (alongside the other tests of this file)`);
+  });
+
+  it('--json: one JSON object per line on stdout, ending with done; --frames 1 writes a PNG', async () => {
+    const cwd = workdir();
+    const r = await cli(['generate', '--json', '--frames', '1', '--steps', '2', '--seed', '7', '--out', 'one.png'], cwd);
+    expect(r.code, r.stderr).toBe(0);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
+    expect(events[0]!.event).toBe('start');
+    expect(events.filter((e) => e.event === 'step').map((e) => e.step)).toEqual([1, 2]);
+    expect(events.at(-1)).toMatchObject({ event: 'done', frames: 1, width: 96, height: 64, seed: '7', demo: true });
+    expect(r.lines).toEqual([]); // nothing for people on stderr in --json mode
+    expect(files(cwd)).toEqual(['one.png']);
+  });
+
+  it('--lora FILE:W merges a LoRA: same seed, different image', async () => {
+    const cwd = workdir();
+    const lora = path.join(FIXTURES, 'lora', 'lora_a.safetensors');
+    const args = ['generate', '-q', '--frames', '1', '--steps', '2', '--seed', '7'];
+    const [plain, merged] = await Promise.all([cli([...args, '--out', 'plain.png'], cwd), cli([...args, '--out', 'lora.png', '--lora', `${lora}:1.5`], cwd)]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(merged.code, merged.stderr).toBe(0);
+    const [a, b] = [await readImage(path.join(cwd, 'plain.png')), await readImage(path.join(cwd, 'lora.png'))];
+    expect([b.width, b.height]).toEqual([a.width, a.height]);
+    expect(Buffer.compare(Buffer.from(a.data), Buffer.from(b.data))).not.toBe(0);
+  });
+
+  it('--long-video: segments with overlap, the frame count of the UI loop', async () => {
+    const cwd = workdir();
+    // 13 frames in segments of 9 with overlap 4: 9 frames, then a 5-frame last segment adding 1 → 10
+    const r = await cli(['generate', '--long-video', '--frames', '13', '--segment', '9', '--overlap', '4', '--steps', '2', '--out', 'long.mp4'], cwd);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/segment 2\/2: 5 frames from frame 5/);
+    const v = await readVideo(path.join(cwd, 'long.mp4'));
+    expect(v.frames.length).toBe(10);
+  });
+
+  it('Ctrl-C (SIGINT) after the first step: exit 130, no output, no temporary left', async () => {
+    const cwd = workdir();
+    const child = spawn(process.execPath, [BIN, 'generate', '--steps', '500', '--out', 'stopped.mp4'], { cwd });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if (!sent && /step 1\/500/.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const r = await new Promise<Run>((resolve) => child.on('exit', (code, signal) => resolve(finish(code, signal, '', stderr))));
+    expect(sent, stderr).toBe(true);
+    expect(r.code, stderr).toBe(130);
+    expect(r.lines.at(-1)).toBe('error: interrupted (Ctrl-C); no output written');
+    expect(r.stderr).not.toMatch(/step 500\/500/);
+    expect(files(cwd)).toEqual([]);
+  });
+});
+
+describe('cogvideox-fun generate: bad flags → one line, exit 2, nothing written', () => {
+  // bad flags fail before any worker starts: checked in this process through main() (exit code = its return)
+  const usage: [string, string[], RegExp][] = [
+    ['--frames 6', ['--frames', '6'], /--frames must be 1 or 4k\+1.*got 6; nearest: 5 or 9/],
+    ['--guidance -1', ['--guidance', '-1'], /--guidance must be ≥ 0.*got -1/],
+    ['--strength 0', ['--strength', '0', '--video', 'x.mp4'], /--strength must be in \(0, 1\], got 0/],
+    ['--sampler unknown', ['--sampler', 'Heun'], /--sampler "Heun" is not a sampler; choose one of: "DDIM_Origin"/],
+    ['--steps 0', ['--steps', '0'], /--steps must be between 1 and 1000, got 0/],
+    ['--height 100', ['--height', '100'], /--height must be a multiple of 16.*got 100/],
+    ['--out .avi', ['--out', 'x.avi'], /unsupported extension \.avi/],
+    ['unknown flag', ['--colour', 'red'], /Unknown option '--colour'/],
+    ['--end-image without --image', ['--end-image', 'e.png'], /--end-image needs a start image/],
+    ['--frames 13 beyond the demo model', ['--frames', '13'], /--frames 13: .* at most 9 frames per run/],
+    ['--long-video --overlap 5', ['--long-video', '--overlap', '5'], /--overlap must be between 1 and 4, got 5/],
+    ['--mask without --video', ['--mask', 'm.png'], /--mask applies to --video/],
+  ];
+  it.each(usage)('%s → exit 2', async (_name, args, pattern) => {
+    const before = files(process.cwd());
+    expectOneLineError(await inProcess(['generate', ...args]), 2, pattern);
+    expect(files(process.cwd())).toEqual(before);
+  });
+});
+
+describe.concurrent('cogvideox-fun generate: bad input files and folders → one line, exit 1, no file', () => {
+  let notImage: string;
+  let notVideo: string;
+  let noVae: string;
+  let truncated: string;
+
+  beforeAll(() => {
+    const inputs = fs.mkdtempSync(path.join(dir, 'inputs-'));
+    notImage = path.join(inputs, 'photo.png');
+    fs.writeFileSync(notImage, 'this is text, not a PNG\n');
+    notVideo = path.join(inputs, 'clip.mp4');
+    fs.writeFileSync(notVideo, Buffer.alloc(4096, 7));
+    noVae = path.join(inputs, 'model-no-vae');
+    fs.cpSync(DEMO, noVae, { recursive: true });
+    fs.rmSync(path.join(noVae, 'vae'), { recursive: true });
+    truncated = path.join(inputs, 'model-truncated');
+    fs.cpSync(DEMO, truncated, { recursive: true });
+    const st = path.join(truncated, 'transformer', 'diffusion_pytorch_model.safetensors');
+    fs.truncateSync(st, fs.statSync(st).size - 1000);
+  });
+
+  it('missing image file → exit 1', async () => {
+    const cwd = workdir();
+    expectOneLineError(await cli(['generate', '--image', 'nope.png'], cwd), 1, /--image nope\.png: file not found/);
+    expect(files(cwd)).toEqual([]);
+  });
+
+  it('model folder missing a component → exit 1', async () => {
+    const cwd = workdir();
+    expectOneLineError(await cli(['generate', '--model', noVae, '--prompt', 'a cat'], cwd), 1, /not a complete CogVideoX model folder: missing vae\//);
+    expect(files(cwd)).toEqual([]);
+  });
+
+  it('model folder that does not exist → exit 1', async () => {
+    const cwd = workdir();
+    expectOneLineError(await cli(['generate', '--model', path.join(dir, 'nowhere'), '--prompt', 'a cat'], cwd), 1, /model folder not found/);
+    expect(files(cwd)).toEqual([]);
+  });
+
+  it('undecodable image → exit 1', async () => {
+    const cwd = workdir();
+    expectOneLineError(await cli(['generate', '-q', '--image', notImage, '--out', 'a.mp4'], cwd), 1, /photo\.png: not a PNG, JPEG, WebP or GIF image/);
+    expect(files(cwd)).toEqual([]);
+  });
+
+  it('undecodable video → exit 1', async () => {
+    const cwd = workdir();
+    expectOneLineError(await cli(['generate', '-q', '--video', notVideo, '--out', 'b.gif'], cwd), 1, /clip\.mp4/);
+    expect(files(cwd)).toEqual([]);
+  });
+
+  it('truncated transformer weights → exit 1 (before any compute)', async () => {
+    const cwd = workdir();
+    expectOneLineError(await cli(['generate', '-q', '--model', truncated, '--prompt', 'a cat', '--out', 'c.mp4'], cwd), 1, /diffusion_pytorch_model\.safetensors/);
+    expect(files(cwd)).toEqual([]);
+  });
+});
+
+describe.concurrent('cogvideox-fun info', () => {
+  it('describes the demo folder: variant, pipeline, dtypes and sizes', async () => {
+    const r = await cli(['info', DEMO]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/CogVideoXFunPipeline/);
+    expect(r.stdout).toMatch(/33 input channels/);
+    expect(r.stdout).toMatch(/vae .*bf16 436 tensors/);
+    const j = JSON.parse((await cli(['info', '--json', path.join(FIXTURES, 'tiny-pipe-5b-i2v')])).stdout) as { kind: string; defaultSampler: string };
+    expect(j).toMatchObject({ kind: 'i2v', defaultSampler: 'DPM_Cog' });
+  });
+
+  it('a folder that is not a model → exit 1, one line', async () => {
+    expectOneLineError(await cli(['info', workdir()]), 1, /missing tokenizer\/, text_encoder\/, transformer\/, vae\/, scheduler\//);
+  });
+
+  it('no command → usage on stderr, exit 2; unknown command → exit 2', async () => {
+    const r = await cli([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/Usage: cogvideox-fun <command>/);
+    expectOneLineError(await cli(['render']), 2, /unknown command "render"/);
+  });
+});
+
+describe('flag parsing', () => {
+  it('--lora FILE[:weight]: the suffix is a weight only when it is a number', () => {
+    expect(parseLora('a.safetensors')).toEqual({ path: 'a.safetensors', weight: 0.55 });
+    expect(parseLora('a.safetensors:0.8')).toEqual({ path: 'a.safetensors', weight: 0.8 });
+    expect(parseLora('C:\\loras\\a.safetensors')).toEqual({ path: 'C:\\loras\\a.safetensors', weight: 0.55 });
+    expect(parseLora('C:\\loras\\a.safetensors:-1')).toEqual({ path: 'C:\\loras\\a.safetensors', weight: -1 });
+  });
+
+  it('samplers by any spelling; outputs by extension', () => {
+    expect(canonicalSampler('euler a')).toBe('Euler A');
+    expect(canonicalSampler('euler_a')).toBe('Euler A');
+    expect(canonicalSampler('dpm++')).toBe('DPM++');
+    expect(canonicalSampler('ddim-origin')).toBe('DDIM_Origin');
+    expect(['a.MP4', 'a.gif', 'a.png', 'frames/', 'frames'].map(outputKind)).toEqual(['mp4', 'gif', 'png', 'dir', 'dir']);
+  });
+
+  it('negative numbers as values, --resize-to-reference with and without a base', () => {
+    expect(parseGenerateArgs(['--guidance', '-0']).guidance).toBe(-0);
+    expect(parseGenerateArgs(['--image', 'a.png', '--resize-to-reference']).resizeToReference).toBe(512);
+    expect(parseGenerateArgs(['--image', 'a.png', '--resize-to-reference', '--steps', '3']).resizeToReference).toBe(512);
+    expect(parseGenerateArgs(['--image', 'a.png', '--resize-to-reference', '960']).resizeToReference).toBe(960);
+    expect(parseGenerateArgs(['--seed', '18446744073709551615']).seed).toBe('18446744073709551615');
+    expect(() => parseGenerateArgs(['--seed', '18446744073709551616'])).toThrow(/--seed must be an integer in \[0, 2\^64\)/);
+    expect(() => parseGenerateArgs(['--image', 'a.png', '--resize-to-reference', '640'])).toThrow(/512, 768, 960, 1024, got 640/);
+    expect(() => parseGenerateArgs(['a cat'])).toThrow(/unexpected argument 'a cat' \(quote the prompt/);
+  });
+});
