@@ -1,7 +1,7 @@
 // One pipeline run in its own process (spawned by bench/pipeline.ts): per-stage wall time and peak RSS (VmHWM,
 // reset at every stage start through /proc/self/clear_refs), wasm heap, and the memory plan's estimate for the
 // same request. Prints one JSON object on stdout.
-//   node --import tsx bench/pipeline_child.ts <backend> <modelDir> <height> <width> <frames> <steps> [i2v]
+//   node --import tsx bench/pipeline_child.ts <backend> <modelDir> <height> <width> <frames> <steps> [t2v|i2v] [residency]
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { setBackend, shutdownBackend } from '../src/nn/backend.js';
@@ -9,7 +9,7 @@ import { CogVideoXFunPipeline } from '../src/pipelines/cogvideox_fun.js';
 import type { PipelineStage } from '../src/pipelines/common.js';
 import { PhiloxGenerator } from '../src/schedulers/generator.js';
 
-const [backend, dir, H, W, F, steps, mode] = process.argv.slice(2);
+const [backend, dir, H, W, F, steps, mode, residency] = process.argv.slice(2);
 const height = Number(H);
 const width = Number(W);
 const numFrames = Number(F);
@@ -25,7 +25,7 @@ const heapBytes = () => {
 async function main(): Promise<void> {
   await setBackend(backend!, { quiet: true });
   const baseline = kib('VmRSS');
-  const pipe = await CogVideoXFunPipeline.fromPretrained(dir!);
+  const pipe = await CogVideoXFunPipeline.fromPretrained(dir!, { residency: (residency as 'resident' | 'host' | 'disk' | undefined) ?? 'auto' });
   const image = mode === 'i2v' ? { width, height, data: new Uint8Array(width * height * 3).map((_, i) => (i * 37) % 251) } : undefined;
   const plan = pipe.planMemory({ height, width, numFrames, guidanceScale: 6, image: !!image });
   const stages: Record<string, { ms: number; peakRss: number; rssAfter: number; heap: number }> = {};
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   });
   const totalMs = performance.now() - t;
   const peakRss = Math.max(...Object.values(stages).map((s) => s.peakRss));
-  console.log(JSON.stringify({ backend, baseline, stages, totalMs, peakRss, heap: heapBytes(), plan }));
+  console.log(JSON.stringify({ backend, residency: residency ?? 'auto', baseline, stages, totalMs, peakRss, heap: heapBytes(), plan }));
   pipe.dispose();
   shutdownBackend();
 }

@@ -50,8 +50,10 @@ export class ModelSlot<T extends { dispose(): void }> {
 export interface LoadOptions {
   /** Sampler name (CogVideoX-Fun's `scheduler_dict` keys); built from the folder's scheduler_config.json. */
   sampler?: string;
-  /** Weight residency of T5 and the transformer ('auto' picks from sizes). */
+  /** Weight residency of the transformer ('auto' picks from sizes; see weights/residency.ts). */
   residency?: Residency | 'auto';
+  /** Weight residency of the T5 encoder (default 'auto': T5-XXL is streamed from disk block by block). */
+  textEncoderResidency?: Residency | 'auto';
   /** VAE weights resident or per block (see AutoencoderKLCogVideoX). */
   vaeWeights?: 'resident' | 'block';
   /** LoRAs merged into the transformer as CogVideoX-Fun's merge_lora (in order). */
@@ -99,6 +101,7 @@ export async function openModelFolder(dir: string, defaultSampler: string, opts:
   const scheduler = loadScheduler(opts.sampler ?? defaultSampler, sub('scheduler'));
   const tokenizer = await T5Tokenizer.fromPretrained(sub('tokenizer'));
   const residency = opts.residency ?? 'auto';
+  const t5Residency = opts.textEncoderResidency ?? 'auto';
   // header / config checks now, with nothing read: 'disk' residency loads no block weights
   (await T5EncoderModel.fromPretrained(sub('text_encoder'), { residency: 'disk' })).dispose();
   const probe = await CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency: 'disk', loras: opts.loras }); // LoRA files checked too
@@ -106,17 +109,17 @@ export async function openModelFolder(dir: string, defaultSampler: string, opts:
   probe.dispose();
   const vae = await AutoencoderKLCogVideoX.fromPretrained(sub('vae'), { weights: opts.vaeWeights });
   const sizes = { t5: componentBytes(sub('text_encoder')), transformer: componentBytes(sub('transformer')), vae: componentBytes(sub('vae')) };
-  const pick = (s: { storedBytes: number; fp32Bytes: number }): Residency => (residency === 'auto' ? chooseResidency(s.fp32Bytes, s.storedBytes) : residency);
+  const pick = (s: { storedBytes: number; fp32Bytes: number }, r: Residency | 'auto'): Residency => (r === 'auto' ? chooseResidency(s.fp32Bytes, s.storedBytes) : r);
   const memory: Omit<MemoryInputs, 'backend'> = {
-    t5: { ...sizes.t5, config: readConfig<T5Config>(sub('text_encoder')), residency: pick(sizes.t5) },
-    transformer: { ...sizes.transformer, config: transformerConfig, residency: pick(sizes.transformer) },
+    t5: { ...sizes.t5, config: readConfig<T5Config>(sub('text_encoder')), residency: pick(sizes.t5, t5Residency) },
+    transformer: { ...sizes.transformer, config: transformerConfig, residency: pick(sizes.transformer, residency) },
     vae: { ...sizes.vae, config: vae.config, weights: vae.weightResidency, tiling: vae.tiling },
   };
   return {
     memory,
     dir,
     tokenizer,
-    textEncoder: () => T5EncoderModel.fromPretrained(sub('text_encoder'), { residency }),
+    textEncoder: () => T5EncoderModel.fromPretrained(sub('text_encoder'), { residency: t5Residency }),
     transformer: () => CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency, loras: opts.loras }),
     transformerConfig,
     vae,
