@@ -45,7 +45,8 @@ Size and length
 Sampling
       --steps N              denoising steps (default 50; the demo 10)
       --guidance G           classifier-free guidance scale, ≥ 0 (default 6; ≤ 1 turns it off)
-      --seed N               integer seed (default 43); the same seed gives the same video on every backend
+      --seed N               integer seed in [0, 2^64) (default 43): the same seed draws the same noise on every
+                             backend (not the same numbers as PyTorch's generators)
 
 Output and runtime
   -o, --out FILE|DIR         .mp4 (H.264), .gif, .png (one frame) or a folder of PNG frames
