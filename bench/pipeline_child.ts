@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     image,
     onWarning: () => {},
     onStage: (s: PipelineStage, state) => {
+      console.error(`${new Date().toISOString()} ${s} ${state} rss ${(kib('VmRSS') / 2 ** 30).toFixed(2)} GiB`);
       if (state === 'start') {
         resetPeak();
         t0 = performance.now();

@@ -5,7 +5,7 @@
 // So the layout is chosen once, when the weight is materialised, from the expected number of rows.
 import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor } from '../weights/host_tensor.js';
-import { isWasm } from './backend.js';
+import { commitToDevice, isWasm } from './backend.js';
 
 export interface Linear {
   /** [out, in] ('out-in') or [in, out] ('in-out') */
@@ -43,9 +43,10 @@ export function linearFromHost(weight: HostTensor, bias?: HostTensor | null, opt
   const [out, inp] = weight.shape as [number, number];
   const layout = isWasm() && (opts.rows ?? Infinity) > WASM_FEW_ROWS ? 'in-out' : 'out-in';
   const values = weight.toFloat32();
-  const w =
-    layout === 'out-in' ? tf.tensor2d(values, [out, inp]) : tf.tensor2d(transposeHost(values, out, inp), [inp, out]);
-  const b = bias ? tf.tensor1d(bias.toFloat32()) : null;
+  const w = commitToDevice(
+    layout === 'out-in' ? tf.tensor2d(values, [out, inp]) : tf.tensor2d(transposeHost(values, out, inp), [inp, out]),
+  );
+  const b = bias ? commitToDevice(tf.tensor1d(bias.toFloat32())) : null;
   return { w, layout, b };
 }
 

@@ -3,6 +3,7 @@
 // diffusers' VAE decode chunking, and PIL-style rounding of the output frames.
 import * as tf from '@tensorflow/tfjs-core';
 import { resizeImage } from '../media/resize.js';
+import { collectGarbage } from '../nn/backend.js';
 import type { T5EncoderModel } from '../models/t5.js';
 import type { T5Tokenizer } from '../models/t5_tokenizer.js';
 import type { CogVideoXTransformer3DModel, TransformerConfig } from '../models/transformer.js';
@@ -220,6 +221,7 @@ abstract class CogVideoXBase {
       const decoded = vae.decode(z, { chunking: 'diffusers' });
       held.push(decoded);
       vae.release('decoder');
+      collectGarbage();
       const video = denormalize(decoded);
       stage('decode', 'end');
       emit('video', video);

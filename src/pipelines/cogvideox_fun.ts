@@ -3,6 +3,7 @@
 // one-frame image generation — one computation, selected by the conditioning video and mask.
 import * as tf from '@tensorflow/tfjs-core';
 import { resizeImage } from '../media/resize.js';
+import { collectGarbage } from '../nn/backend.js';
 import type { T5EncoderModel } from '../models/t5.js';
 import type { T5Tokenizer } from '../models/t5_tokenizer.js';
 import type { CogVideoXTransformer3DModel, TransformerConfig } from '../models/transformer.js';
@@ -280,6 +281,7 @@ export class CogVideoXFunPipeline {
       const inpaintInput = doCfg ? (tf.concat([inpaint, inpaint], 0) as tf.Tensor5D) : inpaint;
       held.push(inpaint, inpaintInput);
       vae.release('encoder'); // weights come back on the next encode
+      collectGarbage();
       stage('conditioning', 'end');
 
       // ---- 8. denoising (the transformer is released after)
@@ -324,6 +326,7 @@ export class CogVideoXFunPipeline {
       const decoded = vae.decode(z, { chunking: 'fun' });
       held.push(decoded);
       vae.release('decoder');
+      collectGarbage();
       const video = denormalize(decoded);
       stage('decode', 'end');
       emit('video', video);

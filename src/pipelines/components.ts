@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { T5EncoderModel } from '../models/t5.js';
+import { collectGarbage } from '../nn/backend.js';
 import { T5Tokenizer } from '../models/t5_tokenizer.js';
 import { CogVideoXTransformer3DModel, type TransformerConfig } from '../models/transformer.js';
 import { AutoencoderKLCogVideoX } from '../models/vae.js';
@@ -39,6 +40,7 @@ export class ModelSlot<T extends { dispose(): void }> {
     if (this.owned && this.current) {
       this.current.dispose();
       this.current = null;
+      collectGarbage(); // host-resident weights go now, not at V8's leisure
     }
   }
 

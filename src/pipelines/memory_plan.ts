@@ -117,10 +117,11 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
   const vaeWeightsDevice = v.weights === 'resident' ? v.fp32Bytes : 0.25 * v.fp32Bytes; // largest up/down block
   const vaeWeightsHost = v.weights === 'resident' ? 0 : v.storedBytes;
   // full-resolution frame features [c0, H, W]: the convs' cached frames, GroupNorm / SpatialNorm temporaries and
-  // conv im2col buffers — measured about 24 such planes at the peak of a decode, 16 for an encode
+  // conv im2col buffers. measured at 384×672 (bench/vae.ts): ≈ 36 such planes at the peak of a tensorflow decode,
+  // ≈ 21 on wasm (frame streaming moves kept frames to the host beyond 256 MiB there); encodes about two thirds
   const plane = c0 * Hp * Wp * f4;
-  const decodeAct = 24 * plane;
-  const encodeAct = 16 * plane;
+  const decodeAct = (wasm ? 21 : 36) * plane;
+  const encodeAct = (wasm ? 14 : 24) * plane;
   const videoOut = B * 3 * (F + 3) * Hp * Wp * f4 * 2; // decoded video (host) + [0, 1] copy
   const frames = B * F * Hp * Wp * 3;
   const conditioning = {
@@ -132,13 +133,14 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
 
   const base = wasm ? BASE_RSS.wasm : BASE_RSS.tensorflow;
   const stages: StagePlan[] = [];
-  let heapHigh = 0;
+  // Backend memory is a high-water mark: the wasm heap never shrinks, and TensorFlow's CPU allocator keeps what it
+  // has pooled (measured: 2 GB of disposed op outputs stay in RSS). Host (JS) memory is returned at stage ends
+  // (the pipelines collect garbage when they release a model).
+  let poolHigh = 0;
   const add = (stage: StagePlan['stage'], s: { weightsDevice: number; weightsHost: number; activations: number }) => {
     const device = s.weightsDevice + s.activations;
-    // the wasm heap never shrinks: a stage's RSS includes the largest heap so far
-    heapHigh = Math.max(heapHigh, device);
-    const rss = base + s.weightsHost + (wasm ? heapHigh : device);
-    stages.push({ stage, rssBytes: rss, heapBytes: wasm ? device : 0, terms: { base, ...s } });
+    poolHigh = Math.max(poolHigh, device);
+    stages.push({ stage, rssBytes: base + s.weightsHost + poolHigh, heapBytes: wasm ? poolHigh : 0, terms: { base, ...s, backendPool: poolHigh } });
   };
   add('text', text);
   if (conditioning.activations > 0) add('conditioning', conditioning);
