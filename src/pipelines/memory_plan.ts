@@ -79,7 +79,7 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
   const t5Blocks = t5.config.num_layers;
   const t5Block = t5.fp32Bytes / (t5Blocks + 1); // the embedding is about one block's worth
   const text = {
-    weightsDevice: t5.residency === 'resident' ? t5.fp32Bytes : 2 * t5Block, // block + its packed copy
+    weightsDevice: t5.residency === 'resident' ? t5.fp32Bytes : t5Block,
     weightsHost: t5.residency === 'host' ? t5.storedBytes : (t5.storedBytes / (t5Blocks + 1)) * 2, // disk: embedding + one block read
     activations: B2 * L * (8 * t5.config.d_model + 4 * t5.config.d_ff) * f4,
   };
@@ -99,11 +99,13 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
   const attnScratch = Math.min(attnBound, 2 * S * S * f4 * (wasm ? 1 : B2 * H)) * 1.5; // softmax's exp temp: measured
   const ffRows = Math.max(1, Math.floor(ffBound / (2 * 4 * 4 * D)));
   const ffScratch = Math.min(B2 * S, ffRows) * 4 * D * f4 * 2; // ff1 output + GELU
-  // live [2B, S, D] tensors in a block: tensorflow keeps normed, q, k, v (+ its transpose), attention out (+ transpose),
-  // projection, hidden/encoder in and out (see transformer.ts); wasm works per head: in/out, normed, accumulator
-  const seqLive = wasm ? 5 : 10;
+  // [2B, S, D]-sized tensors alive at a block's peak, allocator slack included. tensorflow keeps normed, q, k, v and
+  // their transposes, attention out (+ transpose), projection, hidden/encoder in and out (transformer.ts); wasm works
+  // per head. measured (bench/transformer.ts, bench/pipeline.ts): ≈ 22 on tensorflow (3 250 and 13 330 tokens,
+  // within 10 %), ≈ 10 on wasm (13 330 tokens)
+  const seqLive = wasm ? 10 : 22;
   const denoise = {
-    weightsDevice: tr.residency === 'resident' ? tr.fp32Bytes : 2 * trBlock,
+    weightsDevice: tr.residency === 'resident' ? tr.fp32Bytes : trBlock,
     weightsHost: tr.residency === 'host' ? tr.storedBytes : 2 * (tr.storedBytes / tc.num_layers),
     activations: seqLive * seqBytes + attnScratch + ffScratch,
   };
@@ -133,14 +135,16 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
 
   const base = wasm ? BASE_RSS.wasm : BASE_RSS.tensorflow;
   const stages: StagePlan[] = [];
-  // Backend memory is a high-water mark: the wasm heap never shrinks, and TensorFlow's CPU allocator keeps what it
-  // has pooled (measured: 2 GB of disposed op outputs stay in RSS). Host (JS) memory is returned at stage ends
-  // (the pipelines collect garbage when they release a model).
+  // Both memories are high-water marks. The wasm heap never shrinks, and TensorFlow's CPU allocator keeps what it
+  // has pooled (measured: 2 GB of disposed op outputs stay in RSS). Host memory freed at a stage end (the pipelines
+  // collect garbage when they release a model) is reused by later host allocations but mostly not returned to the
+  // OS (malloc arenas; measured: a released host-resident Fun-2b left 2 of its 3.2 GB in RSS).
   let poolHigh = 0;
+  let hostHigh = 0;
   const add = (stage: StagePlan['stage'], s: { weightsDevice: number; weightsHost: number; activations: number }) => {
-    const device = s.weightsDevice + s.activations;
-    poolHigh = Math.max(poolHigh, device);
-    stages.push({ stage, rssBytes: base + s.weightsHost + poolHigh, heapBytes: wasm ? poolHigh : 0, terms: { base, ...s, backendPool: poolHigh } });
+    poolHigh = Math.max(poolHigh, s.weightsDevice + s.activations);
+    hostHigh = Math.max(hostHigh, s.weightsHost);
+    stages.push({ stage, rssBytes: base + hostHigh + poolHigh, heapBytes: wasm ? poolHigh : 0, terms: { base, ...s, backendPool: poolHigh, hostHigh } });
   };
   add('text', text);
   if (conditioning.activations > 0) add('conditioning', conditioning);
