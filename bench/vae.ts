@@ -2,11 +2,14 @@
 // release), ours on tensorflow and wasm beside PyTorch CPU fp32 (diffusers v0.32.2's AutoencoderKLCogVideoX and its
 // chunking), each run in its own process, one after the other.
 //   npx tsx bench/vae.ts [--cases decode-9x384x672,decode-49x256x256,encode-9x384x672,encode-49x256x256]
-//                        [--backends tensorflow,wasm] [--chunking diffusers|fun] [--no-torch] [--weights DIR]
+//                        [--backends tensorflow,wasm] [--chunking diffusers|fun] [--no-torch] [--weights DIR] [--profile]
 // Decode of 3 latent frames → 9×384×672 has the per-chunk peak of a 49-frame decode (the first diffusers call is 3
 // latent frames, later ones 2); encode of 9 frames has the peak of a 49-frame encode (first chunk 9 frames).
-// Reports wall time, peak RSS (VmHWM of each child), peak wasm heap, and the ratio to PyTorch.
+// Reports wall time, peak RSS (VmHWM of each child), peak wasm heap, the ratio to PyTorch, and the 1-minute load
+// average before / after each run and each run's CPU seconds (all threads; less sensitive than wall time to other jobs
+// on a shared machine). --profile adds our wall ms per kind of work.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -34,7 +37,7 @@ export const CASES: BenchCase[] = [
   { name: 'encode-49x256x256', kind: 'encode', shape: [1, 3, 49, 256, 256] },
 ];
 
-async function child(backend: string, caseName: string, dir: string, chunking: 'fun' | 'diffusers'): Promise<void> {
+async function child(backend: string, caseName: string, dir: string, chunking: 'fun' | 'diffusers', withProfile: boolean): Promise<void> {
   const c = CASES.find((k) => k.name === caseName)!;
   await setBackend(backend, { quiet: true });
   const vae = await AutoencoderKLCogVideoX.fromPretrained(dir);
@@ -42,17 +45,20 @@ async function child(backend: string, caseName: string, dir: string, chunking: '
   vae.load(c.kind === 'decode' ? 'decoder' : 'encoder');
   const loadS = (performance.now() - t0) / 1000;
   const input = c.kind === 'decode' ? tf.randomNormal(c.shape, 0, 1, 'float32', 1) : tf.randomUniform(c.shape, -1, 1, 'float32', 1);
+  const profile: Record<string, number> | undefined = withProfile ? {} : undefined;
   const t1 = performance.now();
+  const cpu0 = process.cpuUsage();
   let out: tf.Tensor;
   if (c.kind === 'decode') {
-    out = vae.decode(input as tf.Tensor5D, { chunking });
+    out = vae.decode(input as tf.Tensor5D, { chunking, profile });
   } else {
-    const post = vae.encode(input as tf.Tensor5D);
+    const post = vae.encode(input as tf.Tensor5D, { profile });
     out = tf.clone(post.moments);
     post.dispose();
   }
   const data = out.dataSync();
   const runS = (performance.now() - t1) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   let finite = true;
   let sq = 0;
   for (let i = 0; i < data.length; i++) {
@@ -63,6 +69,7 @@ async function child(backend: string, caseName: string, dir: string, chunking: '
     backend: describeBackend(),
     load_s: loadS,
     run_s: runS,
+    cpu_s: (cpu.user + cpu.system) / 1e6,
     out_shape: out.shape,
     out_rms: Math.sqrt(sq / data.length),
     finite,
@@ -70,6 +77,7 @@ async function child(backend: string, caseName: string, dir: string, chunking: '
     wasm_heap_gib: wasmHeapGiB(),
     frames_device_gib: vae.lastRunStats.peakDeviceFrameBytes / 2 ** 30,
     frames_host_gib: vae.lastRunStats.peakHostFrameBytes / 2 ** 30,
+    ...(profile ? { profile_ms: Object.fromEntries(Object.entries(profile).map(([k, v]) => [k, Math.round(v)])) } : {}),
   };
   out.dispose();
   input.dispose();
@@ -91,29 +99,36 @@ async function main(): Promise<void> {
   const chunking = (arg('--chunking') ?? 'diffusers') as 'fun' | 'diffusers';
   console.log(`CogVideoX VAE (random weights, real config) — ${machine()}`);
   const rows: [string, string, Record<string, unknown>][] = [];
+  const load1 = () => os.loadavg()[0]!.toFixed(2);
+  const measured = (cmd: string, args: string[], env?: Record<string, string>) => {
+    const before = load1();
+    const r = runJson(cmd, args, env);
+    return { ...r, load: `${before} → ${load1()}` };
+  };
   for (const name of cases) {
     if (!CASES.some((c) => c.name === name)) throw new Error(`unknown case ${name} (${CASES.map((c) => c.name).join(', ')})`);
     if (!process.argv.includes('--no-torch')) {
-      const r = runJson(PYTHON, [path.join(HERE, 'vae_torch.py'), dir, name], pyEnv);
+      const r = measured(PYTHON, [path.join(HERE, 'vae_torch.py'), dir, name], pyEnv);
       rows.push([name, `pytorch fp32${name.startsWith('decode') ? ' (diffusers chunking)' : ''}`, r]);
       console.error(`${name} pytorch: ${JSON.stringify(r)}`);
     }
     for (const b of backends) {
-      const r = runJson(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', b, name, dir, chunking]);
+      const profile = process.argv.includes('--profile') ? ['--profile'] : [];
+      const r = measured(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', b, name, dir, chunking, ...profile]);
       rows.push([name, `ours ${b}${name.startsWith('decode') ? ` (${chunking} chunking)` : ''}`, r]);
       console.error(`${name} ${b}: ${JSON.stringify(r)}`);
     }
   }
   const f = (v: unknown, d = 2) => (typeof v === 'number' ? v.toFixed(d) : '—');
-  console.log('\n| case | run | time s | vs PyTorch | peak RSS GiB | wasm heap GiB | kept frames device / host GiB |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('\n| case | run | time s | vs PyTorch | CPU s | vs PyTorch | peak RSS GiB | wasm heap GiB | kept frames device / host GiB | load (1 min) |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const [name, run, r] of rows) {
     const torch = rows.find(([n, k]) => n === name && k.startsWith('pytorch'))?.[2];
-    const ratio = torch && !run.startsWith('pytorch') ? `${f((r.run_s as number) / (torch.run_s as number))}×` : '—';
+    const ratio = (k: string) => (torch && !run.startsWith('pytorch') ? `${f((r[k] as number) / (torch[k] as number))}×` : '—');
     const frames = r.frames_device_gib !== undefined ? `${f(r.frames_device_gib)} / ${f(r.frames_host_gib)}` : '—';
-    console.log(`| ${name} | ${run}${r.backend ? ` — ${r.backend}` : ''} | ${f(r.run_s, 1)} | ${ratio} | ${f(r.peak_rss_gib)} | ${f(r.wasm_heap_gib)} | ${frames} |`);
+    console.log(`| ${name} | ${run}${r.backend ? ` — ${r.backend}` : ''} | ${f(r.run_s, 1)} | ${ratio('run_s')} | ${f(r.cpu_s, 0)} | ${ratio('cpu_s')} | ${f(r.peak_rss_gib)} | ${f(r.wasm_heap_gib)} | ${frames} | ${r.load as string} |`);
   }
 }
 
-if (process.argv[2] === '--child') await child(process.argv[3]!, process.argv[4]!, process.argv[5]!, process.argv[6] as 'fun' | 'diffusers');
+if (process.argv[2] === '--child') await child(process.argv[3]!, process.argv[4]!, process.argv[5]!, process.argv[6] as 'fun' | 'diffusers', process.argv[7] === '--profile');
 else await main();

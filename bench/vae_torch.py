@@ -1,10 +1,11 @@
 """PyTorch CPU fp32 side of bench/vae.ts: diffusers v0.32.2 AutoencoderKLCogVideoX (its own chunking, no tiling) on one
-case. Prints one JSON line: run time, peak RSS (VmHWM of this process), output shape.
+case. Prints one JSON line: run time, CPU seconds (all threads), peak RSS (VmHWM of this process), output shape.
 
   PYTHONPATH=/work/pyref/site:/work/pyref/site-tf:/work/pyref/src/diffusers-0.32.2/src python3 bench/vae_torch.py DIR CASE
 """
 import json
 import os
+import resource
 import sys
 import time
 import warnings
@@ -35,6 +36,11 @@ def peak_rss_gib():
     return float("nan")
 
 
+def cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def main():
     d, name = sys.argv[1], sys.argv[2]
     kind, shape = CASES[name]
@@ -45,11 +51,13 @@ def main():
     x = torch.randn(shape, generator=g) if kind == "decode" else torch.rand(shape, generator=g) * 2 - 1
     with torch.no_grad():
         t1 = time.perf_counter()
+        c1 = cpu_s()
         out = vae.decode(x).sample if kind == "decode" else vae.encode(x).latent_dist.parameters
         run_s = time.perf_counter() - t1
+        run_cpu = cpu_s() - c1
     print(json.dumps({
         "backend": f"torch {torch.__version__}, {torch.get_num_threads()} threads",
-        "load_s": load_s, "run_s": run_s, "out_shape": list(out.shape),
+        "load_s": load_s, "run_s": run_s, "cpu_s": run_cpu, "out_shape": list(out.shape),
         "out_rms": out.float().pow(2).mean().sqrt().item(), "finite": bool(torch.isfinite(out).all()),
         "peak_rss_gib": peak_rss_gib(),
     }))

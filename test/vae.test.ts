@@ -247,34 +247,65 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
     z.dispose();
   });
 
-  it('rejects bad input before computing', () => {
+  it('rejects bad input before computing', async () => {
     const bad = (shape: [number, number, number, number, number], fill = 0) => tf.fill(shape, fill) as tf.Tensor5D;
+    const nanAt = (shape: [number, number, number, number, number], at: number, v: number) => {
+      const d = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      d[at] = v;
+      return tf.tensor5d(d, shape);
+    };
     const inputs = {
       channels: bad([1, 4, 1, 16, 16]),
       size: bad([1, 3, 1, 12, 16]),
+      width: bad([1, 3, 1, 16, 20]),
+      emptyFrame: bad([1, 3, 1, 0, 16]),
       noFrames: bad([1, 3, 0, 16, 16]),
       nan: bad([1, 3, 1, 16, 16], NaN),
+      negInfLate: nanAt([1, 3, 9, 16, 16], 3 * 9 * 16 * 16 - 1, -Infinity),
       rank4: tf.zeros([3, 1, 16, 16]) as unknown as tf.Tensor5D,
       zChannels: bad([1, 4, 1, 2, 2]),
       zNoFrames: bad([1, 16, 0, 2, 2]),
+      zEmpty: bad([1, 16, 1, 0, 2]),
       zInf: bad([1, 16, 2, 2, 2], Infinity),
+      zNanLate: nanAt([2, 16, 3, 2, 2], 2 * 16 * 3 * 2 * 2 - 1, NaN),
+      zRank6: tf.zeros([1, 16, 1, 1, 2, 2]) as unknown as tf.Tensor5D,
       z: bad([1, 16, 1, 2, 2]),
     };
+    // a freshly opened VAE: nothing may be read or uploaded, and no block may run (profile stays empty)
+    const fresh = await AutoencoderKLCogVideoX.fromPretrained(VAE_DIR, { weights: 'resident' });
+    const profile: Record<string, number> = {};
     const before = tf.memory().numTensors;
-    const cases: [() => unknown, RegExp][] = [
-      [() => vae.encode(inputs.channels), /encode: x has 4 channels, the VAE takes 3/],
-      [() => vae.encode(inputs.size), /H and W must be multiples of 8, got 12×16/],
-      [() => vae.encode(inputs.noFrames), /encode: x has 0 frames/],
-      [() => vae.encode(inputs.nan), /non-finite value \(NaN\)/],
-      [() => vae.encode(inputs.rank4), /must be rank 5/],
-      [() => vae.decode(inputs.zChannels), /decode: z has 4 channels, the VAE's latents have 16/],
-      [() => vae.decode(inputs.zNoFrames), /decode: z has 0 latent frames/],
-      [() => vae.decode(inputs.zInf), /non-finite value \(Infinity\)/],
-      [() => vae.decode(inputs.z, { chunking: 'x' as 'fun' }), /unknown chunking "x"/],
+    const cases: [(v: AutoencoderKLCogVideoX) => unknown, RegExp][] = [
+      [(v) => v.encode(inputs.channels, { profile }), /encode: x has 4 channels, the VAE takes 3/],
+      [(v) => v.encode(inputs.size, { profile }), /H and W must be multiples of 8, got 12×16/],
+      [(v) => v.encode(inputs.width, { profile }), /H and W must be multiples of 8, got 16×20/],
+      [(v) => v.encode(inputs.emptyFrame, { profile }), /encode: x has an empty 0×16 frame/],
+      [(v) => v.encode(inputs.noFrames, { profile }), /encode: x has 0 frames/],
+      [(v) => v.encode(inputs.nan, { profile }), /encode: x holds a non-finite value \(NaN\) at flat index 0/],
+      [(v) => v.encode(inputs.negInfLate, { profile }), /non-finite value \(-Infinity\) at flat index 6911/],
+      [(v) => v.encode(inputs.rank4, { profile }), /encode: x must be rank 5 \[B, C, T, H, W\], got shape \[3, 1, 16, 16\]/],
+      [(v) => v.decode(inputs.zChannels, { profile }), /decode: z has 4 channels, the VAE's latents have 16/],
+      [(v) => v.decode(inputs.zNoFrames, { profile }), /decode: z has 0 latent frames/],
+      [(v) => v.decode(inputs.zEmpty, { profile }), /decode: z has an empty 0×2 latent frame/],
+      [(v) => v.decode(inputs.zInf, { profile }), /decode: z holds a non-finite value \(Infinity\)/],
+      [(v) => v.decode(inputs.zNanLate, { profile }), /non-finite value \(NaN\) at flat index 383/],
+      [(v) => v.decode(inputs.zRank6, { profile }), /decode: z must be rank 5/],
+      [(v) => v.decode(inputs.z, { chunking: 'x' as 'fun', profile }), /unknown chunking "x" \(fun \| diffusers\)/],
     ];
-    for (const [fn, msg] of cases) expect(fn).toThrow(msg);
-    expect(tf.memory().numTensors).toBe(before); // nothing was computed or left behind
+    for (const v of [fresh, vae]) {
+      for (const [fn, msg] of cases) expect(() => fn(v)).toThrow(msg);
+    }
+    expect(profile).toEqual({}); // no conv, norm or resample ran
+    expect(tf.memory().numTensors).toBe(before); // nothing computed, uploaded or left behind
+    // a posterior sample with noise of the wrong shape
+    const post = vae.encode(bad([1, 3, 1, 16, 16]));
+    const noise = tf.zeros([1, 16, 2, 2, 2]);
+    expect(() => post.sample({ noise })).toThrow(/noise shape \[1, 16, 2, 2, 2\] differs from the latents' \[1, 16, 1, 2, 2\]/);
+    noise.dispose();
+    post.dispose();
+    fresh.dispose();
     Object.values(inputs).forEach((t) => t.dispose());
+    await expect(AutoencoderKLCogVideoX.fromPretrained(VAE_DIR, { weights: 'gpu' as 'block' })).rejects.toThrow(/unknown weights residency "gpu"/);
   });
 });
 
@@ -307,6 +338,16 @@ describe('checkpoint validation', () => {
   it('names a missing conv before loading anything', async () => {
     const dir = copyWith('missing', ['decoder.up_blocks.2.resnets.1.conv2.conv.weight']);
     await expect(AutoencoderKLCogVideoX.fromPretrained(dir)).rejects.toThrow(/missing tensors: decoder\.up_blocks\.2\.resnets\.1\.conv2\.conv\.weight/);
+    // an encoder bias and a SpatialNorm3D 1×1×1 conv: every missing name is listed, with the folder
+    const dir2 = copyWith('missing2', ['encoder.down_blocks.0.resnets.0.conv1.conv.bias', 'decoder.norm_out.conv_y.conv.weight']);
+    const err = await AutoencoderKLCogVideoX.fromPretrained(dir2).then(
+      () => null,
+      (e: Error) => e.message,
+    );
+    expect(err).toContain(dir2);
+    expect(err).toMatch(/encoder\.down_blocks\.0\.resnets\.0\.conv1\.conv\.bias/);
+    expect(err).toMatch(/decoder\.norm_out\.conv_y\.conv\.weight/);
+    await expect(AutoencoderKLCogVideoX.fromPretrained(path.join(tmp, 'nowhere'))).rejects.toThrow(/no config\.json/);
   });
 
   it('reports a shape that disagrees with the config', async () => {

@@ -262,6 +262,7 @@ export class AutoencoderKLCogVideoX {
     const s = this.spatialCompression;
     if (C !== c.in_channels) throw new Error(`encode: x has ${C} channels, the VAE takes ${c.in_channels} ([B, C, F, H, W])`);
     if (F < 1) throw new Error('encode: x has 0 frames');
+    if (H < 1 || W < 1) throw new Error(`encode: x has an empty ${H}×${W} frame`);
     if (H % s !== 0 || W % s !== 0) throw new Error(`encode: H and W must be multiples of ${s}, got ${H}×${W}`);
     checkFinite(x, 'encode: x');
     const w = this.encoder();
