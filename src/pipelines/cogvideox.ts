@@ -3,7 +3,6 @@
 // diffusers' VAE decode chunking, and PIL-style rounding of the output frames.
 import * as tf from '@tensorflow/tfjs-core';
 import { resizeImage } from '../media/resize.js';
-import { collectGarbage } from '../nn/backend.js';
 import type { T5EncoderModel } from '../models/t5.js';
 import type { T5Tokenizer } from '../models/t5_tokenizer.js';
 import type { CogVideoXTransformer3DModel, TransformerConfig } from '../models/transformer.js';
@@ -13,13 +12,10 @@ import type { Scheduler } from '../schedulers/scheduler.js';
 import {
   checkAbort,
   checkFrameCount,
-  checkGuidance,
-  checkPositiveInt,
-  checkSize,
+  checkSettings,
+  decodeOutput,
   denoise,
-  denormalize,
-  latentsToVae,
-  toUint8Videos,
+  ropeTensors,
   type CommonCallOptions,
   type PipelineOutput,
 } from './common.js';
@@ -105,10 +101,7 @@ abstract class CogVideoXBase {
     const steps = o.numInferenceSteps ?? 50;
     const guidanceScale = o.guidanceScale ?? 6;
     const outputType = o.outputType ?? 'frames';
-    checkSize(height, width, spatial * tc.patch_size);
-    checkPositiveInt('numInferenceSteps', steps);
-    checkGuidance(guidanceScale);
-    if (!['frames', 'tensor', 'latent'].includes(outputType)) throw new Error(`outputType must be frames, tensor or latent, got ${outputType}`);
+    checkSettings({ height, width, numInferenceSteps: steps, guidanceScale, outputType }, spatial * tc.patch_size);
     const { max, why } = maxFramesFor(tc, 'diffusers');
     checkFrameCount(numFrames, max, why);
     if (image) {
@@ -177,12 +170,8 @@ abstract class CogVideoXBase {
       checkAbort(o.signal);
       stage('denoise', 'start');
       const transformer = await this.transformer.get();
-      let rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | undefined;
-      if (tc.use_rotary_positional_embeddings) {
-        const r = transformer.prepareRotaryPositionalEmbeddings(h, w, T);
-        rope = { cos: tf.tensor2d(r.cos, [r.rows, r.headDim]), sin: tf.tensor2d(r.sin, [r.rows, r.headDim]) };
-        held.push(rope.cos, rope.sin);
-      }
+      const rope = ropeTensors(transformer, h, w, T);
+      if (rope) held.push(rope.cos, rope.sin);
       let imageInput: tf.Tensor5D | undefined;
       if (imageLatents) {
         imageInput = doCfg ? (tf.concat([imageLatents, imageLatents], 0) as tf.Tensor5D) : imageLatents;
@@ -214,20 +203,12 @@ abstract class CogVideoXBase {
       held.push(final);
       checkAbort(o.signal);
       stage('decode', 'start');
+      // 1.5: the padding latent frames are dropped before decoding
       const kept = additional ? tf.slice(final, [0, additional, 0, 0, 0], [B, T - additional, C, h, w]) : final;
       if (kept !== final) held.push(kept);
-      const z = latentsToVae(kept, sf);
-      held.push(z);
-      const decoded = vae.decode(z, { chunking: 'diffusers' });
-      held.push(decoded);
-      vae.release('decoder');
-      collectGarbage();
-      const video = denormalize(decoded);
+      const out = decodeOutput(vae, kept, { outputType, chunking: 'diffusers', rounding: 'round', emit });
       stage('decode', 'end');
-      emit('video', video);
-      if (outputType === 'tensor') return { tensor: video };
-      held.push(video);
-      return { videos: toUint8Videos(video, 'round') };
+      return out;
     } finally {
       tf.dispose(held);
     }

@@ -13,13 +13,10 @@ import type { Scheduler } from '../schedulers/scheduler.js';
 import {
   checkAbort,
   checkFrameCount,
-  checkGuidance,
-  checkPositiveInt,
-  checkSize,
+  checkSettings,
+  decodeOutput,
   denoise,
-  denormalize,
-  latentsToVae,
-  toUint8Videos,
+  ropeTensors,
   type CommonCallOptions,
   type PipelineOutput,
 } from './common.js';
@@ -150,11 +147,8 @@ export class CogVideoXFunPipeline {
     const guidanceScale = o.guidanceScale ?? 6;
     const strength = o.strength ?? 1;
     const outputType = o.outputType ?? 'frames';
-    checkSize(height, width, spatial * tc.patch_size);
-    checkPositiveInt('numInferenceSteps', steps);
-    checkGuidance(guidanceScale);
+    checkSettings({ height, width, numInferenceSteps: steps, guidanceScale, outputType }, spatial * tc.patch_size);
     if (!(strength > 0 && strength <= 1)) throw new RangeError(`strength must be in (0, 1], got ${strength}`);
-    if (!['frames', 'tensor', 'latent'].includes(outputType)) throw new Error(`outputType must be frames, tensor or latent, got ${outputType}`);
     if (o.endImage && !o.image) throw new Error('endImage needs a start image (image)');
     const fromImages = !!o.image;
     const fromFrames = !!o.sourceVideo;
@@ -288,12 +282,8 @@ export class CogVideoXFunPipeline {
       checkAbort(o.signal);
       stage('denoise', 'start');
       const transformer = await this.transformer.get();
-      let rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | undefined;
-      if (tc.use_rotary_positional_embeddings) {
-        const r = transformer.prepareRotaryPositionalEmbeddings(h, w, T);
-        rope = { cos: tf.tensor2d(r.cos, [r.rows, r.headDim]), sin: tf.tensor2d(r.sin, [r.rows, r.headDim]) };
-        held.push(rope.cos, rope.sin);
-      }
+      const rope = ropeTensors(transformer, h, w, T);
+      if (rope) held.push(rope.cos, rope.sin);
       held.splice(held.indexOf(latents), 1);
       const final = denoise({
         transformer,
@@ -321,18 +311,9 @@ export class CogVideoXFunPipeline {
       held.push(final);
       checkAbort(o.signal);
       stage('decode', 'start');
-      const z = latentsToVae(final, sf);
-      held.push(z);
-      const decoded = vae.decode(z, { chunking: 'fun' });
-      held.push(decoded);
-      vae.release('decoder');
-      collectGarbage();
-      const video = denormalize(decoded);
+      const out = decodeOutput(vae, final, { outputType, chunking: 'fun', rounding: 'truncate', emit });
       stage('decode', 'end');
-      emit('video', video);
-      if (outputType === 'tensor') return { tensor: video };
-      held.push(video);
-      return { videos: toUint8Videos(video, 'truncate') };
+      return out;
     } finally {
       tf.dispose(held);
     }

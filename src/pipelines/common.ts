@@ -2,6 +2,8 @@
 // conversion of decoded frames to the uint8 frames a user saves.
 import * as tf from '@tensorflow/tfjs-core';
 import type { CogVideoXTransformer3DModel } from '../models/transformer.js';
+import type { AutoencoderKLCogVideoX } from '../models/vae.js';
+import { collectGarbage } from '../nn/backend.js';
 import type { Generator } from '../schedulers/generator.js';
 import type { Scheduler } from '../schedulers/scheduler.js';
 
@@ -238,4 +240,56 @@ export function latentsToVae(latents: tf.Tensor5D, scalingFactor: number): tf.Te
 /** (x / 2 + 0.5).clamp(0, 1) */
 export function denormalize(x: tf.Tensor5D): tf.Tensor5D {
   return tf.tidy(() => tf.clipByValue(tf.add(tf.div(x, 2), 0.5), 0, 1) as tf.Tensor5D);
+}
+
+/** The request settings every pipeline checks first; defaults are the caller's (they differ per pipeline). */
+export interface Settings {
+  height: number;
+  width: number;
+  numInferenceSteps: number;
+  guidanceScale: number;
+  outputType: OutputType;
+}
+
+export function checkSettings(s: Settings, sizeMultiple: number): void {
+  checkSize(s.height, s.width, sizeMultiple);
+  checkPositiveInt('numInferenceSteps', s.numInferenceSteps);
+  checkGuidance(s.guidanceScale);
+  if (!['frames', 'tensor', 'latent'].includes(s.outputType)) throw new Error(`outputType must be frames, tensor or latent, got ${s.outputType}`);
+}
+
+/** The RoPE tables of a latent size as tensors (null for models without RoPE). */
+export function ropeTensors(transformer: CogVideoXTransformer3DModel, h: number, w: number, T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } | undefined {
+  if (!transformer.config.use_rotary_positional_embeddings) return undefined;
+  const r = transformer.prepareRotaryPositionalEmbeddings(h, w, T);
+  return { cos: tf.tensor2d(r.cos, [r.rows, r.headDim]), sin: tf.tensor2d(r.sin, [r.rows, r.headDim]) };
+}
+
+/**
+ * `decode_latents` and the output conversion: latents [B, T, 16, h, w] (not taken over) → decoded with the
+ * pipeline's chunking, (x/2 + 0.5).clamp(0, 1), then uint8 ('truncate': Fun, 'round': diffusers) or the float video.
+ */
+export function decodeOutput(
+  vae: AutoencoderKLCogVideoX,
+  latents: tf.Tensor5D,
+  o: { outputType: 'frames' | 'tensor'; chunking: 'fun' | 'diffusers'; rounding: 'truncate' | 'round'; emit: (name: string, t: tf.Tensor) => void },
+): PipelineOutput {
+  const z = latentsToVae(latents, vae.scalingFactor);
+  let decoded: tf.Tensor5D;
+  try {
+    decoded = vae.decode(z, { chunking: o.chunking });
+  } finally {
+    z.dispose();
+  }
+  vae.release('decoder');
+  collectGarbage();
+  const video = denormalize(decoded);
+  decoded.dispose();
+  o.emit('video', video);
+  if (o.outputType === 'tensor') return { tensor: video };
+  try {
+    return { videos: toUint8Videos(video, o.rounding) };
+  } finally {
+    video.dispose();
+  }
 }
