@@ -100,10 +100,15 @@ async function main(): Promise<void> {
   console.log(`CogVideoX VAE (random weights, real config) — ${machine()}`);
   const rows: [string, string, Record<string, unknown>][] = [];
   const load1 = () => os.loadavg()[0]!.toFixed(2);
-  const measured = (cmd: string, args: string[], env?: Record<string, string>) => {
+  // a failed child (e.g. killed by the OOM killer: PyTorch's decode peaks at 18 GB) is reported, not fatal
+  const measured = (cmd: string, args: string[], env?: Record<string, string>): Record<string, unknown> => {
     const before = load1();
-    const r = runJson(cmd, args, env);
-    return { ...r, load: `${before} → ${load1()}` };
+    try {
+      return { ...runJson(cmd, args, env), load: `${before} → ${load1()}` };
+    } catch (e) {
+      const status = (e as Error).message.replace(/^.* exited with /, '');
+      return { error: status === 'null' ? 'killed by a signal (OOM killer?)' : `exit status ${status}`, load: `${before} → ${load1()}` };
+    }
   };
   for (const name of cases) {
     if (!CASES.some((c) => c.name === name)) throw new Error(`unknown case ${name} (${CASES.map((c) => c.name).join(', ')})`);
@@ -126,6 +131,10 @@ async function main(): Promise<void> {
     const torch = rows.find(([n, k]) => n === name && k.startsWith('pytorch'))?.[2];
     const ratio = (k: string) => (torch && !run.startsWith('pytorch') ? `${f((r[k] as number) / (torch[k] as number))}×` : '—');
     const frames = r.frames_device_gib !== undefined ? `${f(r.frames_device_gib)} / ${f(r.frames_host_gib)}` : '—';
+    if (r.error) {
+      console.log(`| ${name} | ${run} | failed: ${r.error as string} | | | | | | | ${r.load as string} |`);
+      continue;
+    }
     console.log(`| ${name} | ${run}${r.backend ? ` — ${r.backend}` : ''} | ${f(r.run_s, 1)} | ${ratio('run_s')} | ${f(r.cpu_s, 0)} | ${ratio('cpu_s')} | ${f(r.peak_rss_gib)} | ${f(r.wasm_heap_gib)} | ${frames} | ${r.load as string} |`);
   }
 }
