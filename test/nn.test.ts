@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attention } from '../src/nn/attention.js';
+import { NATIVE_ATTENTION_PATH, nativeAttention } from '../src/nn/native.js';
 import { geluTanh } from '../src/nn/activations.js';
 import { linear, linearFromHost } from '../src/nn/linear.js';
 import { shutdownBackend } from '../src/nn/backend.js';
@@ -59,6 +60,38 @@ describe.each(BACKENDS)('nn primitives on %s', (backend) => {
     }
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([q, k, v, bias, ref]);
+  });
+
+  it('the native fused attention kernel equals the plain formula (tails, several key tiles, large scores)', async () => {
+    await useBackend(backend);
+    const native = nativeAttention();
+    if (process.env.COGVIDEOX_EXPECT_NATIVE === '1') expect(native, `${NATIVE_ATTENTION_PATH} should be built`).not.toBeNull();
+    if (!native) return;
+    // Sq, Sk not multiples of the 64-query / 128-key tiles or of 16 lanes; d = 64 (vector path) and 40 (portable path)
+    for (const [B, H, S, T, d, amp] of [
+      [2, 3, 77, 300, 64, 1],
+      [1, 2, 130, 129, 40, 1],
+      [1, 1, 5, 17, 64, 30],
+    ] as const) {
+      const q = tf.tensor4d(values(B * H * S * d, 2).map((x) => x * amp), [B, H, S, d]);
+      const k = tf.tensor4d(values(B * H * T * d, 3), [B, H, T, d]);
+      const v = tf.tensor4d(values(B * H * T * d, 4), [B, H, T, d]);
+      const scale = 1 / Math.sqrt(d);
+      const ref = tf.tidy(() => tf.matMul(tf.softmax(tf.mul(tf.matMul(tf.mul(q, scale), k, false, true), 1)), v));
+      const out = new Float32Array(B * H * S * d);
+      native.attention(q.dataSync() as Float32Array, k.dataSync() as Float32Array, v.dataSync() as Float32Array, B * H, S, T, d, scale, out, 2);
+      const e = diff(out, ref.dataSync());
+      expect(e.relL2, `[${B},${H},${S},${T},${d}] ×${amp}: ${JSON.stringify(e)}`).toBeLessThan(2e-6);
+      expect(e.maxAbs).toBeLessThan(2e-5);
+      if (backend !== 'wasm') {
+        // attention() routes here on tensorflow: the same numbers, bit for bit
+        const routed = attention(q, k, v, { scale });
+        expect(diff(routed.dataSync(), out).maxAbs).toBe(0);
+        routed.dispose();
+      }
+      tf.dispose([q, k, v, ref]);
+    }
+    expect(() => native.attention(new Float32Array(3), new Float32Array(8), new Float32Array(8), 1, 1, 1, 8, 1, new Float32Array(8), 1)).toThrow(/q must be a Float32Array of 8 elements/);
   });
 
   it('linear gives the same numbers in both weight layouts and for any row count', async () => {

@@ -1,9 +1,11 @@
 // Scaled dot-product attention without ever materialising the full [B, H, S, S] score tensor: queries are processed
 // in blocks whose scratch stays under a byte budget. Each query row's softmax still sees every key, so the numbers
 // equal the unblocked computation. On wasm, batched/transposed matMuls take a scalar slow path, so the work is a loop
-// of per-head 2-D matMuls; the tensorflow backend gets native batched matMuls.
+// of per-head 2-D matMuls; the tensorflow backend gets native batched matMuls, or, when it is built, the fused
+// kernel of src/nn/native.ts (no score tensor at all: TensorFlow's unfused form is memory-bound at 10⁴ tokens).
 import * as tf from '@tensorflow/tfjs-core';
 import { isWasm } from './backend.js';
+import { nativeAttention, nativeThreads, type NativeAttention } from './native.js';
 
 export interface AttentionOptions {
   /** Multiplies the scores before the bias is added (T5 uses none; the DiT 1/√d). Default 1. */
@@ -16,6 +18,8 @@ export interface AttentionOptions {
 
 /** softmax(scale·q·kᵀ + bias)·v for q [B,H,Sq,d], k/v [B,H,Sk,d] → [B,H,Sq,d]. */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: AttentionOptions = {}): tf.Tensor4D {
+  const native = !opts.bias && !isWasm() && k.shape[0] === q.shape[0] && k.shape[1] === q.shape[1] ? nativeAttention() : null;
+  if (native) return fusedAttention(native, q, k, v, opts.scale ?? 1);
   if (opts.scale !== undefined && opts.scale !== 1) {
     // Scale the queries once ([S, d]) rather than every score block ([S, S]): one pass less over the big tensor.
     const scaled = tf.mul(q, opts.scale) as tf.Tensor4D;
@@ -88,4 +92,20 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: 
     }
     return tf.reshape(tf.stack(heads), [B, H, Sq, d]) as tf.Tensor4D;
   });
+}
+
+/**
+ * The native fused kernel on copies of q, k, v (host memory: 4 × B·H·S·d floats plus kᵀ, no scores). The scale
+ * multiplies q once in fp32, as the TensorFlow path does.
+ */
+function fusedAttention(native: NativeAttention, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number): tf.Tensor4D {
+  const [B, H, Sq, d] = q.shape;
+  const Sk = k.shape[2];
+  if (k.shape[3] !== d || v.shape[2] !== Sk || v.shape[3] !== d || v.shape[0] !== B || v.shape[1] !== H) {
+    throw new Error(`attention: q [${q.shape.join(', ')}], k [${k.shape.join(', ')}], v [${v.shape.join(', ')}] do not match`);
+  }
+  const out = new Float32Array(B * H * Sq * d);
+  const f32 = (t: tf.Tensor) => t.dataSync() as Float32Array;
+  native.attention(f32(q), f32(k), f32(v), B * H, Sq, Sk, d, scale, out, nativeThreads());
+  return tf.tensor4d(out, [B, H, Sq, d]);
 }

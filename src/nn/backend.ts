@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeAttention } from './native.js';
 
 const require = createRequire(import.meta.url);
 
@@ -151,7 +152,8 @@ export function describeBackend(): string {
   const name = tf.getBackend();
   if (name === 'tensorflow') {
     const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
-    return `tensorflow (${nativePackage}, TF ${binding?.TF_Version ?? '?'})`;
+    const fused = nativeAttention();
+    return `tensorflow (${nativePackage}, TF ${binding?.TF_Version ?? '?'}${fused ? `, fused attention ${fused.simd}` : ''})`;
   }
   if (name === 'wasm') {
     const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
