@@ -12,6 +12,7 @@ import { UsageError } from './errors.js';
 import { demoModelDir } from './demo.js';
 import { COMPONENTS, defaultRequest, describeWeights, inspectModelFolder, type ComponentFiles, type ModelFolder } from './model_folder.js';
 import { INFO_USAGE } from './usage.js';
+import { nativeAttention } from '../nn/native.js';
 
 const PIPELINES: Record<ModelFolder['kind'], string> = {
   'fun-inp': 'CogVideoXFunPipeline (CogVideoX-Fun inpaint: text, image, start+end image and video to video)',
@@ -132,7 +133,7 @@ function plans(f: ModelFolder, request: MemoryRequestInfo, tiling: boolean): Fol
   const req = { ...request, image: false, sourceVideo: false, maxSequenceLength: f.transformer.max_text_seq_length };
   return {
     request,
-    plans: { tensorflow: planMemory({ ...inputs, backend: 'tensorflow' }, req), wasm: planMemory({ ...inputs, backend: 'wasm' }, req) },
+    plans: { tensorflow: planMemory({ ...inputs, backend: 'tensorflow', fusedAttention: nativeAttention() !== null }, req), wasm: planMemory({ ...inputs, backend: 'wasm' }, req) },
   };
 }
 

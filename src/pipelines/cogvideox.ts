@@ -2,6 +2,7 @@
 // CogVideoXImageToVideoPipeline (5b-I2V / 1.5-I2V): the same loop as the Fun pipeline without inpaint channels,
 // diffusers' VAE decode chunking, and PIL-style rounding of the output frames.
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeAttention } from '../nn/native.js';
 import { resizeImage } from '../media/resize.js';
 import type { T5EncoderModel } from '../models/t5.js';
 import type { T5Tokenizer } from '../models/t5_tokenizer.js';
@@ -76,7 +77,7 @@ abstract class CogVideoXBase {
   /** The memory plan of a request on the current backend, or null without component sizes (models passed in). */
   planMemory(req: MemoryRequest): MemoryPlan | null {
     if (!this.memory) return null;
-    return planMemory({ ...this.memory, vae: { ...this.memory.vae, tiling: this.vae.tiling }, backend: tf.getBackend() }, req);
+    return planMemory({ ...this.memory, vae: { ...this.memory.vae, tiling: this.vae.tiling }, backend: tf.getBackend(), fusedAttention: nativeAttention() !== null }, req);
   }
 
   dispose(): void {

@@ -2,6 +2,7 @@
 // (33 input channels): T2V, I2V from a start image, start + end images, V2V with a strength and an optional mask,
 // one-frame image generation — one computation, selected by the conditioning video and mask.
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeAttention } from '../nn/native.js';
 import { resizeImage } from '../media/resize.js';
 import { collectGarbage } from '../nn/backend.js';
 import type { T5EncoderModel } from '../models/t5.js';
@@ -121,7 +122,7 @@ export class CogVideoXFunPipeline {
   /** The memory plan of a request on the current backend, or null without component sizes (models passed in). */
   planMemory(req: MemoryRequest): MemoryPlan | null {
     if (!this.memory) return null;
-    return planMemory({ ...this.memory, vae: { ...this.memory.vae, tiling: this.vae.tiling }, backend: tf.getBackend() }, req);
+    return planMemory({ ...this.memory, vae: { ...this.memory.vae, tiling: this.vae.tiling }, backend: tf.getBackend(), fusedAttention: nativeAttention() !== null }, req);
   }
 
   dispose(): void {

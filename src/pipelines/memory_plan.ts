@@ -17,6 +17,8 @@ export interface ComponentSize {
 
 export interface MemoryInputs {
   backend: 'tensorflow' | 'wasm' | string;
+  /** the native fused attention kernel is used (tensorflow backend, src/nn/native.ts built) */
+  fusedAttention?: boolean;
   t5: ComponentSize & { config: T5Config; residency: Residency };
   transformer: ComponentSize & { config: TransformerConfig; residency: Residency };
   vae: ComponentSize & { config: VaeConfig; weights: 'resident' | 'block'; tiling: boolean };
@@ -96,7 +98,9 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
   const attnBound = wasm ? 256 * MiB : GiB;
   const ffBound = wasm ? 256 * MiB : 2 * GiB;
   // scores + probabilities per query block (tensorflow: all heads at once; wasm: one head)
-  const attnScratch = Math.min(attnBound, 2 * S * S * f4 * (wasm ? 1 : B2 * H)) * 1.5; // softmax's exp temp: measured
+  // fused native kernel: host copies of q, k, v, its kᵀ and the output, no scores
+  const attnScratch =
+    !wasm && inputs.fusedAttention ? 5 * seqBytes : Math.min(attnBound, 2 * S * S * f4 * (wasm ? 1 : B2 * H)) * 1.5; // softmax's exp temp: measured
   const ffRows = Math.max(1, Math.floor(ffBound / (2 * 4 * 4 * D)));
   const ffScratch = Math.min(B2 * S, ffRows) * 4 * D * f4 * 2; // ff1 output + GELU
   // [2B, S, D]-sized tensors alive at a block's peak, allocator slack included. tensorflow keeps normed, q, k, v and
