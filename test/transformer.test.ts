@@ -64,3 +64,39 @@ describe.each(BACKENDS)('CogVideoXTransformer3DModel on %s', (backend) => {
     model.dispose();
   });
 });
+
+// The offloaded forward (host-resident activations, row chunks, one head at a time: what wasm uses when [B, S, D]
+// does not fit its heap) against the same reference dumps, with chunks small enough to cut through text and video.
+describe.each(BACKENDS)('CogVideoXTransformer3DModel offloaded on %s', (backend) => {
+  it.each(CASES)('%s', async (file) => {
+    await useBackend(backend);
+    const variant = file.split('__')[0]!;
+    const fx = loadFixture(path.join(DIR, file));
+    const has = (k: string) => fx.names().includes(k);
+    const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(FIXTURES, `tiny-${variant}`, 'transformer'), { residency: 'host' });
+    const inputs = {
+      hiddenStates: tensorOf(fx, 'in.hidden_states') as tf.Tensor5D,
+      encoderHiddenStates: tensorOf(fx, 'in.encoder_hidden_states') as tf.Tensor3D,
+      timestep: Array.from(fx.f32('in.timestep')),
+      inpaintLatents: has('in.inpaint_latents') ? (tensorOf(fx, 'in.inpaint_latents') as tf.Tensor5D) : undefined,
+      ofs: has('in.ofs') ? Array.from(fx.f32('in.ofs')) : undefined,
+    };
+    const before = tf.memory().numTensors;
+    const compared: string[] = [];
+    const out = model.forward(inputs, {
+      offload: true,
+      offloadRows: 7,
+      onOutput: (name, t) => {
+        if (!has(name)) return;
+        compared.push(name);
+        expectClose(`${backend} ${variant} offloaded ${name}`, t, fx.f32(name), fx.shape(name), MODULE_TOL);
+      },
+    });
+    expectClose(`${backend} ${variant} offloaded out`, out, fx.f32('out'), fx.shape('out'), MODEL_TOL);
+    expect(compared.filter((n) => n.startsWith('block.') && n.includes('.out.')).length, 'block outputs compared').toBeGreaterThan(0);
+    out.dispose();
+    expect(tf.memory().numTensors, 'tensors left by the offloaded forward').toBe(before);
+    for (const t of Object.values(inputs)) if (t instanceof tf.Tensor) t.dispose();
+    model.dispose();
+  });
+});

@@ -19,6 +19,7 @@ import {
 import { disposeLinear, linear, linearColumns, linearFromHost, linearRows, type Linear } from '../nn/linear.js';
 import { layerNorm } from '../nn/norm.js';
 import { applyRotary } from '../nn/rope.js';
+import { forwardOffloaded, needsOffload } from './transformer_offload.js';
 import { readConfig, WeightStore } from '../weights/checkpoint.js';
 import { HostTensor } from '../weights/host_tensor.js';
 import { LoraMerge, type LoraSpec } from '../weights/lora.js';
@@ -64,14 +65,21 @@ export interface TransformerForwardOptions {
   attentionScratchBytes?: number;
   /** Feed-forward intermediate bound in bytes (default: 256 MiB on wasm, 2 GiB otherwise). */
   ffScratchBytes?: number;
+  /**
+   * Keep the [B, S, D] activations in host memory and send the device row chunks and single heads
+   * (transformer_offload.ts). Default: on wasm when they would not fit the 4 GiB heap (`needsOffload`).
+   */
+  offload?: boolean;
+  /** Rows per chunk of the offloaded forward (default: 128 MiB of device scratch). */
+  offloadRows?: number;
 }
 
-interface Norm {
+export interface Norm {
   w: tf.Tensor1D | null;
   b: tf.Tensor1D | null;
 }
 
-interface Block {
+export interface Block {
   norm1: Linear;
   norm1Norm: Norm;
   q: Linear;
@@ -226,6 +234,43 @@ export class CogVideoXTransformer3DModel {
 
     const rope = this.ropeTensors(inputs, h, w, T);
     const emb = this.timeEmbedding(inputs, B, emit);
+    const Lt = inputs.encoderHiddenStates.shape[1];
+    if (opts.offload ?? (isWasm() && needsOffload(B, Lt + N, D))) {
+      try {
+        const { y, P } = forwardOffloaded({
+          B, Lt, N, heads: c.num_attention_heads, headDim: c.attention_head_dim, normEps: c.norm_eps, layers: c.num_layers,
+          text: (b) => tf.tidy(() => linear(tf.reshape(tf.slice(inputs.encoderHiddenStates, [b, 0, 0], [1, Lt, c.text_embed_dim]), [Lt, c.text_embed_dim]), this.g.textProj) as tf.Tensor2D),
+          patches: (b) =>
+            tf.tidy(() => {
+              let x: tf.Tensor = tf.slice(inputs.hiddenStates, [b, 0, 0, 0, 0], [1, T, inputs.hiddenStates.shape[2], h, w]);
+              if (inputs.inpaintLatents) x = tf.concat([x, tf.slice(inputs.inpaintLatents, [b, 0, 0, 0, 0], [1, T, inputs.inpaintLatents.shape[2], h, w])], 2);
+              if (Tpad !== T) x = tf.concat([x, tf.zeros([1, Tpad - T, c.in_channels, h, w])], 1);
+              const tokens = patchify(x, p, c.patch_size_t ?? null);
+              return tf.reshape(tokens, [N, tokens.shape[2]]) as tf.Tensor2D;
+            }),
+          patch: this.g.patch,
+          pe: this.positionTable(T, gh, gw, Lt),
+          rope,
+          emb,
+          loadBlock: (i) => (this.blocks ? this.blocks[i]! : this.materializeBlock(i)),
+          releaseBlock: (blk) => {
+            if (!this.blocks) disposeBlock(blk);
+          },
+          final: { normFinal: this.g.normFinal, normOut: this.g.normOut, normOutNorm: this.g.normOutNorm, projOut: this.g.projOut },
+          rows: opts.offloadRows,
+          attentionScratchBytes: opts.attentionScratchBytes ?? (isWasm() ? 256 * 2 ** 20 : 2 ** 30),
+          emit: opts.onOutput,
+          onProfile: opts.onProfile,
+        });
+        return tf.tidy(() => {
+          const v = unpatchify(tf.tensor3d(y, [B, N, P]), B, Tpad, gh, gw, c.out_channels, p, c.patch_size_t ?? null);
+          return (Tpad !== T ? tf.slice(v, [0, 0, 0, 0, 0], [B, T, c.out_channels, h, w]) : v) as tf.Tensor5D;
+        });
+      } finally {
+        emb.dispose();
+        if (rope) tf.dispose([rope.cos, rope.sin]);
+      }
+    }
     let hidden: tf.Tensor3D;
     let encoder: tf.Tensor3D;
     {
@@ -244,7 +289,6 @@ export class CogVideoXTransformer3DModel {
         return s as tf.Tensor3D;
       });
       emit('patch_embed.output', seq);
-      const Lt = inputs.encoderHiddenStates.shape[1];
       encoder = tf.slice(seq, [0, 0, 0], [B, Lt, D]);
       hidden = tf.slice(seq, [0, Lt, 0], [B, N, D]);
       seq.dispose();
@@ -497,25 +541,30 @@ export class CogVideoXTransformer3DModel {
 
   /** [1, L_text + N, D] positional table added to the sequence (zeros on text rows), or null (RoPE models). */
   private positionEmbedding(T: number, gh: number, gw: number, Lt: number): tf.Tensor | null {
-    const c = this.config;
-    if (c.use_rotary_positional_embeddings && !c.use_learned_positional_embeddings) return null;
-    const D = this.innerDim;
     const key = `${T}x${gh}x${gw}x${Lt}`;
     let cached = this.peCache.get(key);
     if (cached) return cached;
-    const framesDiffer = (T - 1) * c.temporal_compression_ratio + 1 !== c.sample_frames;
-    if (this.learnedPE && !framesDiffer) {
-      // THUDM 5b-I2V: the stored table at the native size (checked in validate); text rows are stored too.
-      const all = this.learnedPE.toFloat32();
-      cached = tf.tensor3d(all.subarray(0, (Lt + T * gh * gw) * D), [1, Lt + T * gh * gw, D]);
-    } else {
-      const table = new Float32Array((Lt + T * gh * gw) * D);
-      table.set(sincosPositionTable(c, this.learnedPE ? 'diffusers' : this.flavor, T, gh, gw), Lt * D);
-      cached = tf.tensor3d(table, [1, Lt + T * gh * gw, D]);
-    }
+    const table = this.positionTable(T, gh, gw, Lt);
+    if (!table) return null;
+    cached = tf.tensor3d(table, [1, Lt + T * gh * gw, this.innerDim]);
     tf.keep(cached); // created inside the caller's tidy; the cache owns it
     this.peCache.set(key, cached);
     return cached;
+  }
+
+  /** The same table on the host, [(L_text + N)·D]. */
+  private positionTable(T: number, gh: number, gw: number, Lt: number): Float32Array | null {
+    const c = this.config;
+    if (c.use_rotary_positional_embeddings && !c.use_learned_positional_embeddings) return null;
+    const D = this.innerDim;
+    const framesDiffer = (T - 1) * c.temporal_compression_ratio + 1 !== c.sample_frames;
+    if (this.learnedPE && !framesDiffer) {
+      // THUDM 5b-I2V: the stored table at the native size (checked in validate); text rows are stored too.
+      return this.learnedPE.toFloat32().subarray(0, (Lt + T * gh * gw) * D);
+    }
+    const table = new Float32Array((Lt + T * gh * gw) * D);
+    table.set(sincosPositionTable(c, this.learnedPE ? 'diffusers' : this.flavor, T, gh, gw), Lt * D);
+    return table;
   }
 
   private ropeTensors(inputs: TransformerInputs, h: number, w: number, T: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } | null {
