@@ -68,10 +68,10 @@ export interface MemoryRequestInfo {
 }
 
 /** What the memory plan needs, from headers and configs (as openModelFolder gathers it, without loading anything). */
-function memoryInputs(f: ModelFolder, residency: 'auto' | 'resident' | 'host' | 'disk'): Omit<MemoryInputs, 'backend'> {
+function memoryInputs(f: ModelFolder, residency: 'auto' | 'resident' | 'host' | 'disk', backend: string): Omit<MemoryInputs, 'backend'> {
   const sub = (c: string) => path.join(f.dir, c);
   const sizes = { t5: componentBytes(sub('text_encoder')), transformer: componentBytes(sub('transformer')), vae: componentBytes(sub('vae')) };
-  const pick = (s: { storedBytes: number; fp32Bytes: number }) => (residency === 'auto' ? chooseResidency(s.fp32Bytes, s.storedBytes) : residency);
+  const pick = (s: { storedBytes: number; fp32Bytes: number }) => (residency === 'auto' ? chooseResidency(s.fp32Bytes, s.storedBytes, backend) : residency);
   return {
     t5: { ...sizes.t5, config: readConfig<T5Config>(sub('text_encoder')), residency: pick(sizes.t5) },
     transformer: { ...sizes.transformer, config: f.transformer, residency: pick(sizes.transformer) },
@@ -128,13 +128,14 @@ function defaultFor(f: ModelFolder): MemoryRequestInfo {
 }
 
 function plans(f: ModelFolder, request: MemoryRequestInfo, tiling: boolean): FolderInfo['memory'] {
-  const inputs = memoryInputs(f, 'auto');
-  inputs.vae.tiling = tiling;
   const req = { ...request, image: false, sourceVideo: false, maxSequenceLength: f.transformer.max_text_seq_length };
-  return {
-    request,
-    plans: { tensorflow: planMemory({ ...inputs, backend: 'tensorflow', fusedAttention: nativeAttention() !== null }, req), wasm: planMemory({ ...inputs, backend: 'wasm' }, req) },
+  // each backend with the residency 'auto' would pick there (wasm: only what fits its heap is resident)
+  const plan = (backend: 'tensorflow' | 'wasm') => {
+    const inputs = memoryInputs(f, 'auto', backend);
+    inputs.vae.tiling = tiling;
+    return planMemory({ ...inputs, backend, fusedAttention: backend === 'tensorflow' && nativeAttention() !== null }, req);
   };
+  return { request, plans: { tensorflow: plan('tensorflow'), wasm: plan('wasm') } };
 }
 
 export function formatInfo(i: FolderInfo): string {

@@ -67,7 +67,8 @@ export interface TransformerForwardOptions {
   ffScratchBytes?: number;
   /**
    * Keep the [B, S, D] activations in host memory and send the device row chunks and single heads
-   * (transformer_offload.ts). Default: on wasm when they would not fit the 4 GiB heap (`needsOffload`).
+   * (transformer_offload.ts). Default: when they would not fit the 4 GiB wasm heap, or half the RAM on tensorflow
+   * (`needsOffload`).
    */
   offload?: boolean;
   /** Rows per chunk of the offloaded forward (default: 128 MiB of device scratch). */
@@ -235,7 +236,7 @@ export class CogVideoXTransformer3DModel {
     const rope = this.ropeTensors(inputs, h, w, T);
     const emb = this.timeEmbedding(inputs, B, emit);
     const Lt = inputs.encoderHiddenStates.shape[1];
-    if (opts.offload ?? (isWasm() && needsOffload(B, Lt + N, D))) {
+    if (opts.offload ?? needsOffload(B, Lt + N, D, tf.getBackend())) {
       try {
         const { y, P } = forwardOffloaded({
           B, Lt, N, heads: c.num_attention_heads, headDim: c.attention_head_dim, normEps: c.norm_eps, layers: c.num_layers,

@@ -3,6 +3,7 @@
 // live in host memory; the device sees row chunks for everything token-wise (norms, modulation, projections, FF)
 // and one (sequence, head) at a time for attention. The operations per row are those of the in-heap forward, so
 // the numbers are the same up to matMul blocking (tested).
+import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { attention } from '../nn/attention.js';
 import { geluTanh, silu } from '../nn/activations.js';
@@ -188,11 +189,12 @@ export function forwardOffloaded(f: OffloadForward): { y: Float32Array; P: numbe
 }
 
 /**
- * Whether a forward needs the offloaded path on wasm: its [B, S, D] activations (≈ 10 alive at a block's peak, see
- * the memory plan) plus one block's fp32 weights would not leave room in the 4 GiB heap.
+ * Whether a forward needs the offloaded path: on wasm when its [B, S, D] activations (≈ 10 alive at a block's peak,
+ * see the memory plan) plus one block's fp32 weights would not leave room in the 4 GiB heap; on tensorflow when its
+ * ≈ 22 live [B, S, D] tensors (its allocator pools them) would take more than half of the machine's RAM.
  */
-export function needsOffload(B: number, S: number, D: number): boolean {
+export function needsOffload(B: number, S: number, D: number, backend: string, ramBytes = os.totalmem()): boolean {
   const seqBytes = B * S * D * 4;
-  const blockBytes = 12 * D * D * 4;
-  return 10 * seqBytes + blockBytes > 2.5 * 2 ** 30;
+  if (backend === 'wasm') return 10 * seqBytes + 12 * D * D * 4 > 2.5 * 2 ** 30;
+  return 22 * seqBytes > 0.5 * ramBytes;
 }

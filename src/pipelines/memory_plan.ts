@@ -3,6 +3,7 @@
 // loaded and released per stage as the pipelines do. Each term follows the code that allocates it; the
 // coefficients marked "measured" come from bench/pipeline.ts runs on this project's machine (2-core x86, TF 2.21
 // via tfjs-node, tfjs-backend-wasm 4.22) and are what a different allocator or BLAS would change.
+import { needsOffload, OFFLOAD_CHUNK_BYTES } from '../models/transformer_offload.js';
 import * as os from 'node:os';
 import type { T5Config } from '../weights/t5_names.js';
 import type { TransformerConfig } from '../weights/transformer_names.js';
@@ -108,10 +109,20 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
   // per head. measured (bench/transformer.ts, bench/pipeline.ts): ≈ 22 on tensorflow (3 250 and 13 330 tokens,
   // within 10 %), ≈ 10 on wasm (13 330 tokens)
   const seqLive = wasm ? 10 : 22;
+  // sizes whose activations would not fit (wasm heap / half the RAM) run offloaded (transformer_offload.ts): on the
+  // device a row chunk, one head's q/k/v/out [S, hd] and its attention scratch; on the host the residual stream,
+  // q/k/v/out of one sequence and the position table
+  const offload = needsOffload(B2, S, D, wasm ? 'wasm' : 'tensorflow', limits.ramBytes);
+  const hd = tc.attention_head_dim;
+  const headAttn = !wasm && inputs.fusedAttention ? 5 * S * hd * f4 : Math.min(attnBound, 2 * S * S * f4) * 1.5;
   const denoise = {
     weightsDevice: tr.residency === 'resident' ? tr.fp32Bytes : trBlock,
-    weightsHost: tr.residency === 'host' ? tr.storedBytes : 2 * (tr.storedBytes / tc.num_layers),
-    activations: seqLive * seqBytes + attnScratch + ffScratch,
+    weightsHost:
+      (tr.residency === 'host' ? tr.storedBytes : 2 * (tr.storedBytes / tc.num_layers)) +
+      (offload ? seqBytes + 4 * (seqBytes / B2) + (tc.use_rotary_positional_embeddings ? 0 : (S * D * f4)) : 0),
+    activations: offload
+      ? OFFLOAD_CHUNK_BYTES + headAttn + 8 * S * hd * f4
+      : seqLive * seqBytes + attnScratch + ffScratch,
   };
 
   // -- VAE: weights per block (stored bytes on the host) or resident; frames stream through the causal convs
@@ -125,7 +136,10 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
   // full-resolution frame features [c0, H, W]: the convs' cached frames, GroupNorm / SpatialNorm temporaries and
   // conv im2col buffers. measured at 384×672 (bench/vae.ts): ≈ 36 such planes at the peak of a tensorflow decode,
   // ≈ 21 on wasm (frame streaming moves kept frames to the host beyond 256 MiB there); encodes about two thirds
-  const plane = c0 * Hp * Wp * f4;
+  // with tiling the decoder sees one tile at a time: (sample size / 2) pixels, as diffusers' tile_sample_min
+  const tileH = v.tiling ? Math.min(Hp, Math.floor(vc.sample_height / 2)) : Hp;
+  const tileW = v.tiling ? Math.min(Wp, Math.floor(vc.sample_width / 2)) : Wp;
+  const plane = c0 * tileH * tileW * f4;
   const decodeAct = (wasm ? 21 : 36) * plane;
   const encodeAct = (wasm ? 14 : 24) * plane;
   const videoOut = B * 3 * (F + 3) * Hp * Wp * f4 * 2; // decoded video (host) + [0, 1] copy

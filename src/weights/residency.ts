@@ -68,9 +68,9 @@ export class WeightSource {
  * Picks a residency from sizes: resident when the fp32 weights fit the backend budget (wasm: 4 GiB heap shared with
  * activations; tensorflow: half of RAM), else host when the stored bytes fit a third of RAM, else disk.
  */
-export function chooseResidency(fp32Bytes: number, storedBytes: number): Residency {
+export function chooseResidency(fp32Bytes: number, storedBytes: number, backend: string = tf.getBackend()): Residency {
   const ram = os.totalmem();
-  const backendBudget = tf.getBackend() === 'wasm' ? 2.5 * 2 ** 30 : 0.5 * ram;
+  const backendBudget = backend === 'wasm' ? 2.5 * 2 ** 30 : 0.5 * ram;
   if (fp32Bytes <= backendBudget) return 'resident';
   if (storedBytes <= ram / 3) return 'host';
   return 'disk';
