@@ -19,6 +19,18 @@ function tensorOf(fx: ReturnType<typeof loadFixture>, key: string): tf.Tensor {
   return tf.tensor(fx.f32(key), fx.shape(key));
 }
 
+/** The forward's inputs as the reference passed them. */
+function inputsOf(fx: ReturnType<typeof loadFixture>) {
+  const has = (k: string) => fx.names().includes(k);
+  return {
+    hiddenStates: tensorOf(fx, 'in.hidden_states') as tf.Tensor5D,
+    encoderHiddenStates: tensorOf(fx, 'in.encoder_hidden_states') as tf.Tensor3D,
+    timestep: Array.from(fx.f32('in.timestep')),
+    inpaintLatents: has('in.inpaint_latents') ? (tensorOf(fx, 'in.inpaint_latents') as tf.Tensor5D) : undefined,
+    ofs: has('in.ofs') ? Array.from(fx.f32('in.ofs')) : undefined,
+  };
+}
+
 describe.each(BACKENDS)('CogVideoXTransformer3DModel on %s', (backend) => {
   it.each(CASES)('%s', async (file) => {
     await useBackend(backend);
@@ -27,13 +39,7 @@ describe.each(BACKENDS)('CogVideoXTransformer3DModel on %s', (backend) => {
     const has = (k: string) => fx.names().includes(k);
     const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(FIXTURES, `tiny-${variant}`, 'transformer'), { residency: 'resident' });
     const before = tf.memory().numTensors;
-    const inputs = {
-      hiddenStates: tensorOf(fx, 'in.hidden_states') as tf.Tensor5D,
-      encoderHiddenStates: tensorOf(fx, 'in.encoder_hidden_states') as tf.Tensor3D,
-      timestep: Array.from(fx.f32('in.timestep')),
-      inpaintLatents: has('in.inpaint_latents') ? (tensorOf(fx, 'in.inpaint_latents') as tf.Tensor5D) : undefined,
-      ofs: has('in.ofs') ? Array.from(fx.f32('in.ofs')) : undefined,
-    };
+    const inputs = inputsOf(fx);
     // The pipeline's RoPE tables, computed here, must equal the ones the reference passed in.
     if (has('in.rope_cos')) {
       const [, T, , h, w] = fx.shape('in.hidden_states');
@@ -74,13 +80,7 @@ describe.each(BACKENDS)('CogVideoXTransformer3DModel offloaded on %s', (backend)
     const fx = loadFixture(path.join(DIR, file));
     const has = (k: string) => fx.names().includes(k);
     const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(FIXTURES, `tiny-${variant}`, 'transformer'), { residency: 'host' });
-    const inputs = {
-      hiddenStates: tensorOf(fx, 'in.hidden_states') as tf.Tensor5D,
-      encoderHiddenStates: tensorOf(fx, 'in.encoder_hidden_states') as tf.Tensor3D,
-      timestep: Array.from(fx.f32('in.timestep')),
-      inpaintLatents: has('in.inpaint_latents') ? (tensorOf(fx, 'in.inpaint_latents') as tf.Tensor5D) : undefined,
-      ofs: has('in.ofs') ? Array.from(fx.f32('in.ofs')) : undefined,
-    };
+    const inputs = inputsOf(fx);
     const before = tf.memory().numTensors;
     const compared: string[] = [];
     const out = model.forward(inputs, {
