@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { availableBackends, describeBackend, setBackend, shutdownBackend } from '../src/nn/backend.js';
 import { CogVideoXTransformer3DModel } from '../src/models/transformer.js';
+import { needsOffload } from '../src/models/transformer_offload.js';
 import { linearFromHost, disposeLinear } from '../src/nn/linear.js';
 import { WeightStore } from '../src/weights/checkpoint.js';
 import { blockNames } from '../src/weights/transformer_names.js';
@@ -59,9 +60,11 @@ async function childBlock(backend: string, dir: string, T: number, lh: number, l
   const finite = out.dataSync().every(Number.isFinite);
   const forwardS = (performance.now() - t0) / 1000;
   tf.dispose([out, hiddenStates, inpaintLatents, encoderHiddenStates]);
-  model.dispose();
   fs.rmSync(view, { recursive: true, force: true });
-  const res = { backend: describeBackend(), block_s: prof.computeMs / 1000, block_weights_s: prof.loadMs / 1000, forward_1layer_s: forwardS, finite, peak_rss_gib: peakRssGiB(), wasm_heap_gib: wasmHeapGiB() };
+  const D = model.innerDim;
+  const offloaded = needsOffload(B, 226 + T * (lh / 2) * (lw / 2), D, tf.getBackend());
+  const res = { backend: describeBackend() + (offloaded ? ', offloaded' : ''), block_s: prof.computeMs / 1000, block_weights_s: prof.loadMs / 1000, forward_1layer_s: forwardS, finite, peak_rss_gib: peakRssGiB(), wasm_heap_gib: wasmHeapGiB() };
+  model.dispose();
   shutdownBackend();
   console.log(JSON.stringify(res));
 }
