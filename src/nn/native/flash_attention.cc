@@ -3,11 +3,12 @@
 // Why it exists: TensorFlow 2.21's CPU ops, which the tensorflow backend calls, have no fused attention, and the
 // unfused softmax(q·kᵀ)·v writes and re-reads a [B·H, n, S] score tensor several times: at 10⁴ tokens it is
 // memory-bound and about 2× slower than PyTorch's fused CPU kernel (bench/attention.ts). Here each thread keeps a
-// [64, 128] score tile in cache and uses the online softmax (running max m, running sum l), so the scores never go
+// [192, 64] score tile in cache and uses the online softmax (running max m, running sum l), so the scores never go
 // to memory. Same math as softmax(scale·q·kᵀ)·v; the only difference is summation order (≈1e-7 relative).
 //
 // API: attention(q, k, v, BH, Sq, Sk, d, scale, out, threads) with Float32Arrays laid out [BH, S, d]; fills `out`
-// [BH, Sq, d]. Built by scripts/build-native.mjs with -O3 -march=native (AVX-512 path when the CPU has it,
+// [BH, Sq, d]. Tiles of 192 queries × 64 keys (64–288 × 64–256 measured within noise of each other). Built by
+// scripts/build-native.mjs with -O3 -march=native (AVX-512 path when the CPU has it,
 // portable loops otherwise).
 #include <node_api.h>
 
@@ -26,15 +27,14 @@
 
 namespace {
 
-constexpr int BQ = 64;   // query rows per tile
-#ifndef FA_BK
-#define FA_BK 128
+#ifndef FA_BQ
+#define FA_BQ 192
 #endif
-#ifndef FA_R
-#define FA_R 4
+constexpr int BQ = FA_BQ;  // query rows per tile
+#ifndef FA_BK
+#define FA_BK 64
 #endif
 constexpr int BK = FA_BK;  // keys per tile
-constexpr int R = FA_R;    // query rows per micro-kernel step
 
 #ifdef __AVX512F__
 // e^x for 16 lanes: n = round(x·log2 e), r = x − n·ln2 (two-part), degree-6 Taylor/minimax on |r| ≤ ln2/2, ×2ⁿ via
@@ -58,6 +58,85 @@ inline __m512 exp512(__m512 x) {
 }
 #endif
 
+#ifdef __AVX512F__
+// s[i0 + r, 0:nk] = qs[i0 + r, :]·kT[:, k0 : k0 + nk] for RR rows: 64 keys per step in RR×4 accumulators.
+template <int RR>
+inline void scores_rows(const float* qs, int d, const float* kT, int Sk, int k0, int nk, float* s, int i0) {
+  int j = 0;
+  for (; j + 64 <= nk; j += 64) {
+    __m512 a[RR][4];
+    for (int r = 0; r < RR; r++)
+      for (int t = 0; t < 4; t++) a[r][t] = _mm512_setzero_ps();
+    for (int c = 0; c < d; c++) {
+      const float* kr = kT + (size_t)c * Sk + k0 + j;
+      const __m512 k_0 = _mm512_loadu_ps(kr), k_1 = _mm512_loadu_ps(kr + 16), k_2 = _mm512_loadu_ps(kr + 32),
+                   k_3 = _mm512_loadu_ps(kr + 48);
+      for (int r = 0; r < RR; r++) {
+        const __m512 qv = _mm512_set1_ps(qs[(i0 + r) * d + c]);
+        a[r][0] = _mm512_fmadd_ps(qv, k_0, a[r][0]);
+        a[r][1] = _mm512_fmadd_ps(qv, k_1, a[r][1]);
+        a[r][2] = _mm512_fmadd_ps(qv, k_2, a[r][2]);
+        a[r][3] = _mm512_fmadd_ps(qv, k_3, a[r][3]);
+      }
+    }
+    for (int r = 0; r < RR; r++)
+      for (int t = 0; t < 4; t++) _mm512_storeu_ps(s + (i0 + r) * BK + j + 16 * t, a[r][t]);
+  }
+  for (; j < nk; j += 16) {
+    const __mmask16 mk = (__mmask16)((nk - j) >= 16 ? 0xFFFF : ((1u << (nk - j)) - 1));
+    __m512 a[RR];
+    for (int r = 0; r < RR; r++) a[r] = _mm512_setzero_ps();
+    for (int c = 0; c < d; c++) {
+      const __m512 kk = _mm512_maskz_loadu_ps(mk, kT + (size_t)c * Sk + k0 + j);
+      for (int r = 0; r < RR; r++) a[r] = _mm512_fmadd_ps(_mm512_set1_ps(qs[(i0 + r) * d + c]), kk, a[r]);
+    }
+    for (int r = 0; r < RR; r++) _mm512_mask_storeu_ps(s + (i0 + r) * BK + j, mk, a[r]);
+  }
+}
+
+// acc[i0 + r, 0:64] += Σ_j p[i0 + r, j]·v[k0 + j, 0:64] for RR rows (d = 64: 4 vectors per row, in registers).
+template <int RR>
+inline void pv_rows(const float* s, const float* v, int k0, int nk, float* acc, int i0) {
+  __m512 a[RR][4];
+  for (int r = 0; r < RR; r++)
+    for (int t = 0; t < 4; t++) a[r][t] = _mm512_loadu_ps(acc + (i0 + r) * 64 + 16 * t);
+  for (int j = 0; j < nk; j++) {
+    const float* vr = v + (size_t)(k0 + j) * 64;
+    const __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16), v2 = _mm512_loadu_ps(vr + 32),
+                 v3 = _mm512_loadu_ps(vr + 48);
+    for (int r = 0; r < RR; r++) {
+      const __m512 p = _mm512_set1_ps(s[(i0 + r) * BK + j]);
+      a[r][0] = _mm512_fmadd_ps(p, v0, a[r][0]);
+      a[r][1] = _mm512_fmadd_ps(p, v1, a[r][1]);
+      a[r][2] = _mm512_fmadd_ps(p, v2, a[r][2]);
+      a[r][3] = _mm512_fmadd_ps(p, v3, a[r][3]);
+    }
+  }
+  for (int r = 0; r < RR; r++)
+    for (int t = 0; t < 4; t++) _mm512_storeu_ps(acc + (i0 + r) * 64 + 16 * t, a[r][t]);
+}
+
+// Runs kernel<6>, then <4>, <2>, <1> over rows [0, rows): as many rows per pass as registers allow.
+template <template <int> class K, typename... A>
+inline void by_rows(int rows, A... args) {
+  int i0 = 0;
+  for (; i0 + 6 <= rows; i0 += 6) K<6>::run(i0, args...);
+  for (; i0 + 4 <= rows; i0 += 4) K<4>::run(i0, args...);
+  for (; i0 + 2 <= rows; i0 += 2) K<2>::run(i0, args...);
+  for (; i0 < rows; i0++) K<1>::run(i0, args...);
+}
+template <int RR>
+struct Scores {
+  static void run(int i0, const float* qs, int d, const float* kT, int Sk, int k0, int nk, float* s) {
+    scores_rows<RR>(qs, d, kT, Sk, k0, nk, s, i0);
+  }
+};
+template <int RR>
+struct PV {
+  static void run(int i0, const float* s, const float* v, int k0, int nk, float* acc) { pv_rows<RR>(s, v, k0, nk, acc, i0); }
+};
+#endif
+
 // One (head, query tile): out[rows, d] = softmax(scale·q·kᵀ)·v over all Sk keys. kT is this head's kᵀ [d, Sk].
 void attend_tile(const float* q, const float* kT, const float* v, float* out, int rows, int Sk, int d, float scale,
                  float* s /* [BQ, BK] */, float* qs /* [BQ, d] */, float* acc /* [BQ, d] */) {
@@ -71,53 +150,19 @@ void attend_tile(const float* q, const float* kT, const float* v, float* out, in
   for (int k0 = 0; k0 < Sk; k0 += BK) {
     const int nk = std::min(BK, Sk - k0);
     // scores s[i, j] = Σ_c qs[i, c]·kT[c, k0 + j]
-    for (int i0 = 0; i0 < rows; i0 += R) {
-      const int nr = std::min(R, rows - i0);
 #ifdef __AVX512F__
-      if (nr == R) {
-        int j = 0;
-        for (; j + 64 <= nk; j += 64) {
-          __m512 a[R][4];
-          for (int r = 0; r < R; r++)
-            for (int t = 0; t < 4; t++) a[r][t] = _mm512_setzero_ps();
-          for (int c = 0; c < d; c++) {
-            const float* kr = kT + (size_t)c * Sk + k0 + j;
-            const __m512 k_0 = _mm512_loadu_ps(kr), k_1 = _mm512_loadu_ps(kr + 16), k_2 = _mm512_loadu_ps(kr + 32),
-                         k_3 = _mm512_loadu_ps(kr + 48);
-            for (int r = 0; r < R; r++) {
-              const __m512 qv = _mm512_set1_ps(qs[(i0 + r) * d + c]);
-              a[r][0] = _mm512_fmadd_ps(qv, k_0, a[r][0]);
-              a[r][1] = _mm512_fmadd_ps(qv, k_1, a[r][1]);
-              a[r][2] = _mm512_fmadd_ps(qv, k_2, a[r][2]);
-              a[r][3] = _mm512_fmadd_ps(qv, k_3, a[r][3]);
-            }
-          }
-          for (int r = 0; r < R; r++)
-            for (int t = 0; t < 4; t++) _mm512_storeu_ps(s + (i0 + r) * BK + j + 16 * t, a[r][t]);
-        }
-        for (; j < nk; j += 16) {
-          const __mmask16 mk = (__mmask16)((nk - j) >= 16 ? 0xFFFF : ((1u << (nk - j)) - 1));
-          __m512 a[R];
-          for (int r = 0; r < R; r++) a[r] = _mm512_setzero_ps();
-          for (int c = 0; c < d; c++) {
-            const __m512 kk = _mm512_maskz_loadu_ps(mk, kT + (size_t)c * Sk + k0 + j);
-            for (int r = 0; r < R; r++) a[r] = _mm512_fmadd_ps(_mm512_set1_ps(qs[(i0 + r) * d + c]), kk, a[r]);
-          }
-          for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(s + (i0 + r) * BK + j, mk, a[r]);
-        }
-        continue;
-      }
-#endif
-      for (int r = 0; r < nr; r++) {
-        float* sr = s + (i0 + r) * BK;
-        for (int j = 0; j < nk; j++) sr[j] = 0.f;
-        for (int c = 0; c < d; c++) {
-          const float qv = qs[(i0 + r) * d + c];
-          const float* kr = kT + (size_t)c * Sk + k0;
-          for (int j = 0; j < nk; j++) sr[j] += qv * kr[j];
-        }
+    by_rows<Scores>(rows, (const float*)qs, d, kT, Sk, k0, nk, s);
+#else
+    for (int i = 0; i < rows; i++) {
+      float* sr = s + i * BK;
+      for (int j = 0; j < nk; j++) sr[j] = 0.f;
+      for (int c = 0; c < d; c++) {
+        const float qv = qs[i * d + c];
+        const float* kr = kT + (size_t)c * Sk + k0;
+        for (int j = 0; j < nk; j++) sr[j] += qv * kr[j];
       }
     }
+#endif
     // online softmax: rescale what was accumulated by e^(m_old − m_new), add this tile's e^(s − m_new)
     for (int i = 0; i < rows; i++) {
       float* sr = s + i * BK;
@@ -152,38 +197,19 @@ void attend_tile(const float* q, const float* kT, const float* v, float* out, in
         for (int c = 0; c < d; c++) acc[i * d + c] *= corr;
     }
     // acc[i, :] += Σ_j p[i, j]·v[k0 + j, :]
-    for (int i0 = 0; i0 < rows; i0 += R) {
-      const int nr = std::min(R, rows - i0);
 #ifdef __AVX512F__
-      if (nr == R && d == 64) {
-        __m512 a[R][4];
-        for (int r = 0; r < R; r++)
-          for (int t = 0; t < 4; t++) a[r][t] = _mm512_loadu_ps(acc + (i0 + r) * d + 16 * t);
-        for (int j = 0; j < nk; j++) {
-          const float* vr = v + (size_t)(k0 + j) * d;
-          const __m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16), v2 = _mm512_loadu_ps(vr + 32),
-                       v3 = _mm512_loadu_ps(vr + 48);
-          for (int r = 0; r < R; r++) {
-            const __m512 p = _mm512_set1_ps(s[(i0 + r) * BK + j]);
-            a[r][0] = _mm512_fmadd_ps(p, v0, a[r][0]);
-            a[r][1] = _mm512_fmadd_ps(p, v1, a[r][1]);
-            a[r][2] = _mm512_fmadd_ps(p, v2, a[r][2]);
-            a[r][3] = _mm512_fmadd_ps(p, v3, a[r][3]);
-          }
-        }
-        for (int r = 0; r < R; r++)
-          for (int t = 0; t < 4; t++) _mm512_storeu_ps(acc + (i0 + r) * d + 16 * t, a[r][t]);
-        continue;
-      }
+    if (d == 64) {
+      by_rows<PV>(rows, (const float*)s, v, k0, nk, acc);
+      continue;
+    }
 #endif
-      for (int r = 0; r < nr; r++) {
-        float* ar = acc + (i0 + r) * d;
-        const float* pr = s + (i0 + r) * BK;
-        for (int j = 0; j < nk; j++) {
-          const float p = pr[j];
-          const float* vr = v + (size_t)(k0 + j) * d;
-          for (int c = 0; c < d; c++) ar[c] += p * vr[c];
-        }
+    for (int i = 0; i < rows; i++) {
+      float* ar = acc + i * d;
+      const float* pr = s + i * BK;
+      for (int j = 0; j < nk; j++) {
+        const float p = pr[j];
+        const float* vr = v + (size_t)(k0 + j) * d;
+        for (int c = 0; c < d; c++) ar[c] += p * vr[c];
       }
     }
   }
