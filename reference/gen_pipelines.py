@@ -26,7 +26,7 @@ Run-time patches (no source file is modified):
 
 Outputs (layout: reference/pipeline_fixtures.md):
   test/fixtures/tiny-cogvideox-fun/scheduler/scheduler_config.json (+ "scheduler" merged into its model_index.json)
-  test/fixtures/tiny-pipe-{2b,5b,5b-i2v}/      diffusers pipeline folders (components linked, see build_pipe_folders)
+  test/fixtures/tiny-pipe-{2b,5b,5b-i2v,1.5,1.5-i2v}/  diffusers pipeline folders (components linked, see build_pipe_folders)
   test/fixtures/pipelines/inputs/*.png         input images / video frames / mask
   test/fixtures/pipelines/prompts.safetensors  token ids and T5 outputs of every prompt used
   test/fixtures/pipelines/<case>.safetensors   per-case dumps;  cases.json   arguments, draws, steps, key list
@@ -175,6 +175,13 @@ CASES = [
          height=64, width=96, image="i2v_64x96.png", max_sequence_length=16,
          note="diffusers CogVideoXImageToVideoPipeline, 5b-I2V tiny (learned PE -> must run at its native 64x96x9 "
               "and text length = max_text_seq_length 16)"),
+    dict(name="t2v_15", pipe="t2v", folder="tiny-pipe-1.5", sampler="DPM_Cog", frames=9, steps=4, seed=53,
+         note="diffusers CogVideoXPipeline, 1.5 tiny (patch_size_t 2, slice RoPE): 9 frames -> 3 latent frames, "
+              "padded to 4 (one extra latent frame at the front), dropped before decode"),
+    dict(name="i2v_15", pipe="i2v", folder="tiny-pipe-1.5-i2v", sampler="DPM_Cog", frames=9, steps=4, seed=54,
+         image="start.png",
+         note="diffusers CogVideoXImageToVideoPipeline, 1.5-I2V tiny (ofs embedding, ofs 2.0; invert_scale_latents: "
+              "image latents / scaling factor); 3 latent frames padded to 4"),
 ]
 # fmt: on
 
@@ -257,10 +264,15 @@ def link(target, link_path):
 
 
 PIPE_FOLDERS = {
-    # folder: (transformer source, scheduler config, vae scaling_factor, pipeline class name)
+    # folder: (transformer source, scheduler config, vae scaling_factor, pipeline class name[, vae config overrides])
     "tiny-pipe-2b": ("tiny-cogvideox-2b", SCHED_2B, None, "CogVideoXPipeline"),
     "tiny-pipe-5b": ("tiny-cogvideox-5b", SCHED_5B_DPM, 0.7, "CogVideoXPipeline"),
     "tiny-pipe-5b-i2v": ("tiny-cogvideox-5b-i2v", SCHED_5B_DPM, 0.7, "CogVideoXImageToVideoPipeline"),
+    # CogVideoX1.5: temporal patch 2 (odd latent frame counts padded, the padding dropped before decode); 1.5-I2V's
+    # released VAE config sets invert_scale_latents (image latents divided by the scaling factor)
+    "tiny-pipe-1.5": ("tiny-cogvideox1.5-5b", SCHED_5B_DPM, 0.7, "CogVideoXPipeline"),
+    "tiny-pipe-1.5-i2v": ("tiny-cogvideox1.5-5b-i2v", SCHED_5B_DPM, 0.7, "CogVideoXImageToVideoPipeline",
+                          {"invert_scale_latents": True}),
 }
 
 
@@ -269,7 +281,7 @@ def build_pipe_folders():
     SYMLINKS to the tiny checkpoints (tiny-cogvideox-fun/{tokenizer,text_encoder}, tiny-cogvideox-fun/vae/*.safetensors,
     tiny-cogvideox-<variant>/transformer) instead of copies: 3 copies would add ~8 MB (the VAE file alone is 1.9 MB).
     Own files: model_index.json, scheduler/scheduler_config.json, vae/config.json (5b family: scaling_factor 0.7)."""
-    for folder, (tsrc, sched, sf, cls) in PIPE_FOLDERS.items():
+    for folder, (tsrc, sched, sf, cls, *vae_extra) in PIPE_FOLDERS.items():
         root = os.path.join(FIXTURES, folder)
         os.makedirs(root, exist_ok=True)
         link(os.path.join(FUN_DIR, "tokenizer"), os.path.join(root, "tokenizer"))
@@ -285,6 +297,8 @@ def build_pipe_folders():
             vcfg = json.load(f)
         if sf is not None:
             vcfg["scaling_factor"] = sf
+        for extra in vae_extra:
+            vcfg.update(extra)
         write_json(os.path.join(vae_dir, "config.json"), vcfg)
         scheduler_folder(root, sched)
         write_json(os.path.join(root, "model_index.json"), {
@@ -798,7 +812,9 @@ def finish(case, cap, prompts):
         steps_meta.append(sm)
     t["latents"] = cap.steps[-1]["latents"]
     t["init_latents"] = cap.t["init_latents"]
-    assert torch.equal(cap.t["decode_input"], t["latents"])
+    # CogVideoX1.5 drops the latent frames it padded (at the front) before decoding
+    pad = t["latents"].shape[1] - cap.t["decode_input"].shape[1]
+    assert pad >= 0 and torch.equal(cap.t["decode_input"], t["latents"][:, pad:])
 
     if "inpaint_latents" in const:
         il = const["inpaint_latents"]
