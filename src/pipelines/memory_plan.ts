@@ -60,6 +60,10 @@ export interface MemoryPlan {
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
 export const WASM_HEAP_LIMIT = 4 * GiB;
+// The offloaded transformer's wasm heap beyond its named terms (heap growth steps, fragmentation from per-head and
+// per-chunk tensors of many sizes). measured (bench/transformer.ts, 2026-11-22): Fun-5b block at 384×672×49, CFG 2,
+// peak heap 1.62 GiB against 1.02 GiB of weights + chunk + attention terms
+const WASM_OFFLOAD_SLACK = 0.6 * GiB;
 
 // Runtime before any model: Node + tfjs (+ libtensorflow / the wasm module). measured
 const BASE_RSS = { tensorflow: 420 * MiB, wasm: 260 * MiB } as const;
@@ -121,7 +125,7 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
       (tr.residency === 'host' ? tr.storedBytes : 2 * (tr.storedBytes / tc.num_layers)) +
       (offload ? seqBytes + 4 * (seqBytes / B2) + (tc.use_rotary_positional_embeddings ? 0 : (S * D * f4)) : 0),
     activations: offload
-      ? OFFLOAD_CHUNK_BYTES + headAttn + 8 * S * hd * f4
+      ? OFFLOAD_CHUNK_BYTES + headAttn + 8 * S * hd * f4 + (wasm ? WASM_OFFLOAD_SLACK : 0)
       : seqLive * seqBytes + attnScratch + ffScratch,
   };
 
