@@ -46,6 +46,18 @@ describe('memory plan', () => {
     expect(p.fits).toBe(false);
     expect(p.problems.join('\n')).toMatch(/wasm heap \((denoise|decode) stage\), the limit is 4\.0 GiB: .*(lower the resolution|tiling)/);
   });
+  it('the denoise stage of 1344×1344×49 runs offloaded: inside the wasm heap, within RAM on tensorflow', () => {
+    // 13·84·84 + 226 tokens: one [2, S, 1920] activation is 1.4 GB; in-heap it would need ≈ 10 of them
+    const w = planMemory({ ...inputs('wasm'), vae: { ...inputs('wasm').vae, tiling: true } }, { height: 1344, width: 1344, numFrames: 49 }, limits);
+    const wd = w.stages.find((s) => s.stage === 'denoise')!;
+    expect(wd.heapBytes).toBeLessThan(2 * GiB);
+    expect(wd.terms.weightsHost).toBeGreaterThan(3.39e9 + 3 * 1.4e9); // + residual stream, q/k/v/out of one sequence
+    const t = planMemory(inputs('tensorflow'), { height: 1344, width: 1344, numFrames: 49 }, limits);
+    expect(t.stages.find((s) => s.stage === 'denoise')!.rssBytes).toBeLessThan(24 * GiB);
+    // a size that fits stays in-heap (no host activations)
+    const small = planMemory(inputs('wasm'), { height: 384, width: 672, numFrames: 49 }, limits).stages.find((s) => s.stage === 'denoise')!;
+    expect(small.terms.weightsHost).toBeLessThan(3.39e9 + 1);
+  });
   it('a conditioning stage appears for I2V / V2V', () => {
     const p = planMemory(inputs('tensorflow'), { height: 384, width: 672, numFrames: 49, image: true }, limits);
     expect(p.stages.map((s) => s.stage)).toEqual(['text', 'conditioning', 'denoise', 'decode']);
