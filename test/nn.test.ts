@@ -2,9 +2,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attention } from '../src/nn/attention.js';
-import { NATIVE_ATTENTION_PATH, nativeAttention } from '../src/nn/native.js';
+import { NATIVE_ADDON_PATH, nativeAttention, nativeLinear } from '../src/nn/native.js';
 import { geluTanh } from '../src/nn/activations.js';
-import { linear, linearFromHost } from '../src/nn/linear.js';
+import { disposeLinear, linear, linearColumns, linearFromHost, linearRows } from '../src/nn/linear.js';
 import { shutdownBackend } from '../src/nn/backend.js';
 import { HostTensor } from '../src/weights/host_tensor.js';
 import { BACKENDS, diff, useBackend } from './helpers.js';
@@ -65,7 +65,7 @@ describe.each(BACKENDS)('nn primitives on %s', (backend) => {
   it('the native fused attention kernel equals the plain formula (tails, several key tiles, large scores)', async () => {
     await useBackend(backend);
     const native = nativeAttention();
-    if (process.env.COGVIDEOX_EXPECT_NATIVE === '1') expect(native, `${NATIVE_ATTENTION_PATH} should be built`).not.toBeNull();
+    if (process.env.COGVIDEOX_EXPECT_NATIVE === '1') expect(native, `${NATIVE_ADDON_PATH} should be built`).not.toBeNull();
     if (!native) return;
     // Sq, Sk not multiples of the 64-query / 128-key tiles or of 16 lanes; d = 64 (vector path) and 40 (portable path)
     for (const [B, H, S, T, d, amp] of [
@@ -106,9 +106,84 @@ describe.each(BACKENDS)('nn primitives on %s', (backend) => {
       const y = linear(x, p);
       expect(y.shape).toEqual([2100, out]);
       expect(diff(y.dataSync(), ref.dataSync()).maxAbs).toBeLessThan(1e-5);
-      tf.dispose([y, p.w, p.b!]);
+      y.dispose();
+      disposeLinear(p);
     }
     tf.dispose([x, ref]);
+  });
+
+  it('the native GEMM equals a float64 product (tails, several K and N blocks, strided weight), any thread count', async () => {
+    await useBackend(backend);
+    const native = nativeLinear();
+    if (process.env.COGVIDEOX_EXPECT_NATIVE === '1' && nativeAttention()?.simd === 'avx512') expect(native, 'the AVX-512 addon exports linear').not.toBeNull();
+    if (!native) return;
+    // [M, K, N, ldw]: 1×1×1; tails of the 6×64 micro-tile; K > 512 (two accumulation slices); N > 4096 (two column
+    // blocks); ldw > K (a column slice of a wider weight); few rows split over panel groups.
+    const cases = [[1, 1, 1, 1], [5, 7, 3, 7], [7, 33, 65, 40], [13, 1100, 130, 1100], [97, 20, 4161, 20], [61, 70, 129, 75], [200, 64, 64, 64]] as const;
+    for (const [ci, [M, K, N, ldw]] of cases.entries()) {
+      const x = values(M * K, 20 + ci);
+      const w = values(N * ldw, 40 + ci).map((v) => v * 0.1);
+      const bias = values(N, 60 + ci);
+      for (const withBias of [true, false]) {
+        const want = new Float64Array(M * N);
+        for (let i = 0; i < M; i++)
+          for (let j = 0; j < N; j++) {
+            let acc = withBias ? bias[j]! : 0;
+            for (let k = 0; k < K; k++) acc += x[i * K + k]! * w[j * ldw + k]!;
+            want[i * N + j] = acc;
+          }
+        const outs = [1, 2, 3].map((threads) => {
+          const out = new Float32Array(M * N);
+          native.linear(x, M, K, w, ldw, N, withBias ? bias : null, out, threads);
+          return out;
+        });
+        const e = diff(outs[0]!, want);
+        // fp32 products over ≤ 1100 terms of size ≤ 0.05: |error| ≲ 1e-6; a wrong tap or tile is ≥ 1e-3
+        expect(e.maxAbs, `case ${ci} bias ${withBias}`).toBeLessThan(2e-6);
+        expect(e.relL2).toBeLessThan(1e-6);
+        // the summation order does not depend on the thread split: identical bits
+        expect(diff(outs[1]!, outs[0]!).maxAbs).toBe(0);
+        expect(diff(outs[2]!, outs[0]!).maxAbs).toBe(0);
+      }
+    }
+    expect(() => native.linear(new Float32Array(5), 2, 3, new Float32Array(6), 3, 2, null, new Float32Array(4), 1)).toThrow(/x must be a Float32Array of 6 elements, got 5/);
+    expect(() => native.linear(new Float32Array(6), 2, 3, new Float32Array(5), 3, 2, null, new Float32Array(4), 1)).toThrow(/w must be a Float32Array of at least 6 elements/);
+    expect(() => native.linear(new Float32Array(6), 2, 3, new Float32Array(6), 2, 2, null, new Float32Array(4), 1)).toThrow(/ldw ≥ K/);
+    expect(() => native.linear(new Float32Array(6), 2, 3, new Float32Array(6), 3, 2, new Float32Array(3), new Float32Array(4), 1)).toThrow(/bias must be a Float32Array of 2 elements/);
+  });
+
+  it('linear on a host weight (native GEMM) equals the device layouts: whole, column slice, row slice; no tensor left', async () => {
+    await useBackend(backend);
+    if (!nativeLinear()) return;
+    const [out, inp, rows] = [70, 37, 130];
+    const w = new HostTensor([out, inp], 'f32', values(out * inp, 9));
+    const b = new HostTensor([out], 'f32', values(out, 10));
+    const host = linearFromHost(w, b, { rows: 10_000 });
+    const device = linearFromHost(w, b, { rows: 2 });
+    // the native GEMM serves tensorflow only (wasm keeps its own layouts) and not the few-row linears
+    expect(host.layout).toBe(backend === 'wasm' ? 'in-out' : 'host');
+    expect(device.layout).toBe('out-in');
+    const x = tf.tensor3d(values(rows * inp, 11), [2, rows / 2, inp]);
+    const x2 = tf.reshape(x, [rows, inp]) as tf.Tensor2D;
+    const xs = tf.slice(x2, [0, 5], [rows, 20]) as tf.Tensor2D;
+    const before = tf.memory().numTensors;
+    const pairs: [tf.Tensor, tf.Tensor][] = [
+      [linear(x, host), linear(x, device)],
+      [linearColumns(x2, host, 13, 30), linearColumns(x2, device, 13, 30)],
+      [linearRows(xs, host, 5, 20), linearRows(xs, device, 5, 20)],
+    ];
+    for (const [got, want] of pairs) {
+      expect(got.shape).toEqual(want.shape);
+      const e = diff(got.dataSync(), want.dataSync());
+      expect(e.maxAbs).toBeLessThan(2e-6);
+    }
+    pairs.flat().forEach((t) => t.dispose());
+    expect(tf.memory().numTensors).toBe(before);
+    const bad = tf.zeros([3, inp + 1]);
+    expect(() => linear(bad, host)).toThrow(/does not end in the weight's 37 input features/);
+    tf.dispose([x, x2, xs, bad]);
+    disposeLinear(host);
+    disposeLinear(device);
   });
 
   it('GELU (tanh form) matches 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³)))', async () => {

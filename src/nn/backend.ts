@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { nativeAttention } from './native.js';
+import { nativeAttention, nativeLinear } from './native.js';
 
 const require = createRequire(import.meta.url);
 
@@ -153,7 +153,8 @@ export function describeBackend(): string {
   if (name === 'tensorflow') {
     const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
     const fused = nativeAttention();
-    return `tensorflow (${nativePackage}, TF ${binding?.TF_Version ?? '?'}${fused ? `, fused attention ${fused.simd}` : ''})`;
+    const kernels = [fused ? `fused attention ${fused.simd}` : '', nativeLinear() ? 'native GEMM' : ''].filter(Boolean);
+    return `tensorflow (${nativePackage}, TF ${binding?.TF_Version ?? '?'}${kernels.map((k) => `, ${k}`).join('')})`;
   }
   if (name === 'wasm') {
     const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');

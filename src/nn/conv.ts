@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { HostTensor } from '../weights/host_tensor.js';
 import { isWasm } from './backend.js';
-import { disposeLinear, linear, linearFromHost, type Linear } from './linear.js';
+import { disposeLinear, linear, linearBytes, linearFromHost, type Linear } from './linear.js';
 
 export interface Conv2d {
   /** [kh, kw, Cin, Cout] */
@@ -114,7 +114,7 @@ export function disposeCausalConv3d(p: CausalConv3d): void {
 
 /** Bytes the uploaded weights take (fp32). */
 export function causalConv3dBytes(p: CausalConv3d): number {
-  if (p.pointwise) return 4 * (p.pointwise.w.size + (p.pointwise.b?.size ?? 0));
+  if (p.pointwise) return linearBytes(p.pointwise);
   return p.taps.reduce((s, t) => s + 4 * (t.w.size + (t.b?.size ?? 0)), 0);
 }
 

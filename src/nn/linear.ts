@@ -2,20 +2,35 @@
 //   tensorflow: matMul(x, W[out,in], transposeB) is the fastest form (≈ PyTorch), so weights keep their layout;
 //   wasm: transposeB and 3-D operands hit a scalar loop (~25× slower). With few rows (T5: ≤ 2·226 tokens)
 //     W·xᵀ is 2× faster than x·W[in,out]; with many rows (DiT: 10⁴+ tokens) x·W[in,out] is ~25 % faster.
+//   tensorflow + the native addon's GEMM (src/nn/native/gemm.h): TensorFlow 2.21's matMul is 10–35 % slower than
+//     PyTorch's MKL on the DiT's shapes (bench/linear.ts), the native GEMM about as fast; the weight then stays a
+//     host array in torch's layout ('host') and never enters TensorFlow.
 // So the layout is chosen once, when the weight is materialised, from the expected number of rows.
 import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor } from '../weights/host_tensor.js';
 import { commitToDevice, isWasm } from './backend.js';
+import { nativeLinear, nativeThreads } from './native.js';
 
-export interface Linear {
-  /** [out, in] ('out-in') or [in, out] ('in-out') */
-  readonly w: tf.Tensor2D;
-  readonly layout: 'out-in' | 'in-out';
-  readonly b: tf.Tensor1D | null;
-}
+export type Linear =
+  | {
+      /** the device weight: [out, in] ('out-in') or [in, out] ('in-out') */
+      readonly layout: 'out-in' | 'in-out';
+      readonly w: tf.Tensor2D;
+      readonly b: tf.Tensor1D | null;
+    }
+  | {
+      /** for the native GEMM: torch's [out, in] weight, row-major, and the bias, as host arrays */
+      readonly layout: 'host';
+      readonly w: Float32Array;
+      readonly b: Float32Array | null;
+      readonly shape: readonly [number, number];
+    };
 
 const WASM_FEW_ROWS = 2048;
 const WASM_ROW_CHUNK = 1024;
+// Below this many expected rows (the AdaLN / time-embedding linears: one row per batch item) TensorFlow's matMul,
+// which reads the weight once, is as good and the native GEMM's packing of the weight would dominate.
+const NATIVE_MIN_ROWS = 64;
 
 /** Transposes a row-major [rows, cols] matrix, in cache-friendly tiles. */
 export function transposeHost(src: Float32Array, rows: number, cols: number): Float32Array {
@@ -41,7 +56,16 @@ export function transposeHost(src: Float32Array, rows: number, cols: number): Fl
 export function linearFromHost(weight: HostTensor, bias?: HostTensor | null, opts: { rows?: number } = {}): Linear {
   if (weight.shape.length !== 2) throw new Error(`linear weight must be 2-D, got [${weight.shape.join(', ')}]`);
   const [out, inp] = weight.shape as [number, number];
-  const layout = isWasm() && (opts.rows ?? Infinity) > WASM_FEW_ROWS ? 'in-out' : 'out-in';
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== out)) {
+    throw new Error(`linear bias must be [${out}], got [${bias.shape.join(', ')}]`);
+  }
+  const rows = opts.rows ?? Infinity;
+  if (!isWasm() && rows >= NATIVE_MIN_ROWS && nativeLinear()) {
+    // f32 checkpoints give views of the file's bytes: keep a copy, not a view of a buffer that may be reused.
+    const own = (t: HostTensor) => (t.storage === 'f32' ? t.toFloat32().slice() : t.toFloat32());
+    return { layout: 'host', w: own(weight), b: bias ? own(bias) : null, shape: [out, inp] };
+  }
+  const layout = isWasm() && rows > WASM_FEW_ROWS ? 'in-out' : 'out-in';
   const values = weight.toFloat32();
   const w = commitToDevice(
     layout === 'out-in' ? tf.tensor2d(values, [out, inp]) : tf.tensor2d(transposeHost(values, out, inp), [inp, out]),
@@ -51,15 +75,55 @@ export function linearFromHost(weight: HostTensor, bias?: HostTensor | null, opt
 }
 
 export function inFeatures(p: Linear): number {
-  return p.layout === 'out-in' ? p.w.shape[1] : p.w.shape[0];
+  return p.layout === 'host' ? p.shape[1] : p.layout === 'out-in' ? p.w.shape[1] : p.w.shape[0];
 }
 
 export function outFeatures(p: Linear): number {
-  return p.layout === 'out-in' ? p.w.shape[0] : p.w.shape[1];
+  return p.layout === 'host' ? p.shape[0] : p.layout === 'out-in' ? p.w.shape[0] : p.w.shape[1];
+}
+
+/** Bytes of the weight and bias (fp32). */
+export function linearBytes(p: Linear): number {
+  return 4 * (p.layout === 'host' ? p.w.length + (p.b?.length ?? 0) : p.w.size + (p.b?.size ?? 0));
+}
+
+/**
+ * The native GEMM on a host weight: y [rows, count] = x [rows, K] · W[start : start+count, k0 : k0+K]ᵀ (+ bias).
+ * Without the addon (turned off after loading) the same product on TensorFlow ops.
+ */
+function hostProduct(x: tf.Tensor, p: Extract<Linear, { layout: 'host' }>, start: number, count: number, k0: number, bias: boolean): tf.Tensor2D {
+  const inp = p.shape[1];
+  const K = x.shape[x.shape.length - 1]!;
+  const rows = x.size / K;
+  if (x.dtype !== 'float32') throw new Error(`linear: input must be float32, got ${x.dtype}`);
+  const w = p.w.subarray(start * inp + k0, (start + count - 1) * inp + k0 + K);
+  const b = bias && p.b ? p.b.subarray(start, start + count) : null;
+  const native = nativeLinear();
+  if (!native) {
+    return tf.tidy(() => {
+      const wt = tf.tensor2d(p.w.subarray(start * inp, (start + count) * inp), [count, inp]);
+      const ws = K === inp ? wt : tf.slice(wt, [0, k0], [count, K]);
+      const y = tf.matMul(tf.reshape(x, [rows, K]), ws, false, true);
+      return (b ? tf.add(y, tf.tensor1d(b)) : y) as tf.Tensor2D;
+    });
+  }
+  const out = new Float32Array(rows * count);
+  if (rows > 0) native.linear(x.dataSync() as Float32Array, rows, K, w, inp, count, b, out, nativeThreads());
+  return tf.tensor2d(out, [rows, count]);
 }
 
 /** y = x·Wᵀ + b over the last axis of x (any rank), as 2-D matMuls. */
 export function linear(x: tf.Tensor, p: Linear): tf.Tensor {
+  if (x.shape[x.shape.length - 1] !== inFeatures(p)) {
+    throw new Error(`linear: input [${x.shape.join(', ')}] does not end in the weight's ${inFeatures(p)} input features`);
+  }
+  if (p.layout === 'host') {
+    const lead = x.shape.slice(0, -1);
+    const y = hostProduct(x, p, 0, p.shape[0], 0, true);
+    const shaped = tf.reshape(y, [...lead, p.shape[0]]);
+    y.dispose();
+    return shaped;
+  }
   return tf.tidy(() => {
     const inp = inFeatures(p);
     const lead = x.shape.slice(0, -1);
@@ -85,6 +149,7 @@ export function linear(x: tf.Tensor, p: Linear): tf.Tensor {
 
 /** x·W[:, start : start+count] (+ b[start : start+count]): `count` output features only, e.g. one head's q. */
 export function linearColumns(x: tf.Tensor2D, p: Linear, start: number, count: number): tf.Tensor2D {
+  if (p.layout === 'host') return hostProduct(x, p, start, count, 0, true);
   return tf.tidy(() => {
     const inp = inFeatures(p);
     let y: tf.Tensor;
@@ -101,6 +166,7 @@ export function linearColumns(x: tf.Tensor2D, p: Linear, start: number, count: n
 
 /** x·W[start : start+count, :]ᵀ-contribution: x [rows, count] times the weight rows of input features start…, no bias. */
 export function linearRows(x: tf.Tensor2D, p: Linear, start: number, count: number): tf.Tensor2D {
+  if (p.layout === 'host') return hostProduct(x, p, 0, p.shape[0], start, false);
   return tf.tidy(() => {
     const out = outFeatures(p);
     if (p.layout === 'in-out') return tf.matMul(x, tf.slice(p.w, [start, 0], [count, out]));
@@ -110,6 +176,7 @@ export function linearRows(x: tf.Tensor2D, p: Linear, start: number, count: numb
 }
 
 export function disposeLinear(p: Linear): void {
+  if (p.layout === 'host') return; // host arrays: the garbage collector's
   p.w.dispose();
   p.b?.dispose();
 }

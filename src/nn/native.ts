@@ -1,6 +1,7 @@
-// The optional native attention kernel (src/nn/native/flash_attention.cc, built by `npm run setup`). TensorFlow's
-// CPU ops have no fused attention; this one keeps the scores in cache (online softmax). Absent → TensorFlow ops.
-//   COGVIDEOX_NATIVE_ATTENTION=0 turns it off.
+// The optional native addon (src/nn/native/addon.cc, built by `npm run setup:native`): kernels the tensorflow
+// backend's TensorFlow 2.21 CPU ops do slower than PyTorch — fused attention (no score tensor) and the GEMM of linear
+// layers. Absent (no compiler at setup) → TensorFlow ops, same numbers up to summation order.
+//   COGVIDEOX_NATIVE_ATTENTION=0 / COGVIDEOX_NATIVE_GEMM=0 turn either off.
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
@@ -14,27 +15,44 @@ export interface NativeAttention {
   readonly simd: string;
 }
 
-/** build/native/flash_attention.node, from src/nn (tsx) or dist/nn (built) alike. */
-export const NATIVE_ATTENTION_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'native', 'flash_attention.node');
+export interface NativeLinear {
+  /** out [M, N] = x [M, K] · w[N, K]ᵀ + bias, w's rows `ldw` floats apart (ldw ≥ K: a column slice of a wider weight). */
+  linear(x: Float32Array, M: number, K: number, w: Float32Array, ldw: number, N: number, bias: Float32Array | null, out: Float32Array, threads: number): void;
+}
 
-let cached: NativeAttention | null | undefined;
+type Addon = NativeAttention & Partial<NativeLinear>;
 
-/** The kernel, or null when it is not built or turned off. Loaded once. */
-export function nativeAttention(): NativeAttention | null {
-  if (process.env.COGVIDEOX_NATIVE_ATTENTION === '0') return null;
+/** build/native/cogvideox_native.node, from src/nn (tsx) or dist/nn (built) alike. */
+export const NATIVE_ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'native', 'cogvideox_native.node');
+
+let cached: Addon | null | undefined;
+
+function addon(): Addon | null {
   if (cached !== undefined) return cached;
   cached = null;
-  if (fs.existsSync(NATIVE_ATTENTION_PATH)) {
+  if (fs.existsSync(NATIVE_ADDON_PATH)) {
     try {
-      cached = createRequire(import.meta.url)(NATIVE_ATTENTION_PATH) as NativeAttention;
+      cached = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as Addon;
     } catch (e) {
-      process.stderr.write(`cogvideox-fun-tfjs: ${NATIVE_ATTENTION_PATH} does not load (${(e as Error).message}); using TensorFlow ops for attention\n`);
+      process.stderr.write(`cogvideox-fun-tfjs: ${NATIVE_ADDON_PATH} does not load (${(e as Error).message}); using TensorFlow ops\n`);
     }
   }
   return cached;
 }
 
-/** Threads the kernel uses: all the CPUs Node may use. */
+/** The fused attention kernel, or null when the addon is not built or it is turned off. */
+export function nativeAttention(): NativeAttention | null {
+  return process.env.COGVIDEOX_NATIVE_ATTENTION === '0' ? null : addon();
+}
+
+/** The linear-layer GEMM (AVX-512 builds only), or null when absent or turned off. */
+export function nativeLinear(): NativeLinear | null {
+  if (process.env.COGVIDEOX_NATIVE_GEMM === '0') return null;
+  const a = addon();
+  return a?.linear ? (a as NativeLinear) : null;
+}
+
+/** Threads the kernels use: all the CPUs Node may use. */
 export function nativeThreads(): number {
   return Math.max(1, os.availableParallelism());
 }

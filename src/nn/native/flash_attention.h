@@ -1,4 +1,4 @@
-// Fused ("flash") scaled dot-product attention for CPU, as an optional Node addon (N-API, no dependencies).
+// Fused ("flash") scaled dot-product attention for CPU (part of the optional addon, addon.cc).
 //
 // Why it exists: TensorFlow 2.21's CPU ops, which the tensorflow backend calls, have no fused attention, and the
 // unfused softmax(q·kᵀ)·v writes and re-reads a [B·H, n, S] score tensor several times: at 10⁴ tokens it is
@@ -6,20 +6,18 @@
 // [192, 64] score tile in cache and uses the online softmax (running max m, running sum l), so the scores never go
 // to memory. Same math as softmax(scale·q·kᵀ)·v; the only difference is summation order (≈1e-7 relative).
 //
-// API: attention(q, k, v, BH, Sq, Sk, d, scale, out, threads) with Float32Arrays laid out [BH, S, d]; fills `out`
-// [BH, Sq, d]. Tiles of 192 queries × 64 keys (64–288 × 64–256 measured within noise of each other). Built by
-// scripts/build-native.mjs with -O3 -march=native (AVX-512 path when the CPU has it,
-// portable loops otherwise).
-#include <node_api.h>
+// flash_attention(q, k, v, out, BH, Sq, Sk, d, scale, threads) with arrays laid out [BH, S, d]; fills `out`
+// [BH, Sq, d]. Tiles of 192 queries × 64 keys (64–288 × 64–256 measured within noise of each other). AVX-512 path when
+// the CPU has it (scripts/build-native.mjs builds with -march=native), portable loops otherwise.
+#pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <string>
-#include <thread>
 #include <vector>
+
+#include "parallel.h"
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -219,20 +217,6 @@ void attend_tile(const float* q, const float* kT, const float* v, float* out, in
   }
 }
 
-// Runs fn(t, worker) for t in [0, n) on `threads` threads (the caller's included), handing out items one at a time
-// (tiles cost the same, but the machine may be shared).
-template <typename F>
-void parallel_for(int64_t n, int threads, F fn) {
-  std::atomic<int64_t> next{0};
-  auto worker = [&](int id) {
-    for (int64_t t; (t = next.fetch_add(1)) < n;) fn(t, id);
-  };
-  std::vector<std::thread> pool;
-  for (int i = 1; i < threads; i++) pool.emplace_back(worker, i);
-  worker(0);
-  for (auto& th : pool) th.join();
-}
-
 void flash_attention(const float* q, const float* k, const float* v, float* out, int64_t BH, int64_t Sq, int64_t Sk,
                      int d, float scale, int threads) {
   // kᵀ per head, [BH, d, Sk]: the score micro-kernel then reads 64 consecutive keys per d.
@@ -255,79 +239,4 @@ void flash_attention(const float* q, const float* k, const float* v, float* out,
   });
 }
 
-// ---- N-API glue ----
-
-#define CHECK(call)                                                       \
-  do {                                                                    \
-    if ((call) != napi_ok) {                                              \
-      napi_throw_error(env, nullptr, "flash_attention: N-API call failed"); \
-      return nullptr;                                                     \
-    }                                                                     \
-  } while (0)
-
-float* f32(napi_env env, napi_value value, size_t need, const char* name) {
-  bool is_ta = false;
-  napi_is_typedarray(env, value, &is_ta);
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  if (!is_ta || napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
-      type != napi_float32_array || length != need) {
-    std::string msg = std::string("flash_attention: ") + name + " must be a Float32Array of " + std::to_string(need) +
-                      " elements";
-    napi_throw_type_error(env, nullptr, msg.c_str());
-    return nullptr;
-  }
-  return static_cast<float*>(data);
-}
-
-napi_value Attention(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc != 10) {
-    napi_throw_type_error(env, nullptr, "flash_attention: expected (q, k, v, BH, Sq, Sk, d, scale, out, threads)");
-    return nullptr;
-  }
-  int64_t BH, Sq, Sk;
-  int32_t d;
-  double scale;
-  CHECK(napi_get_value_int64(env, argv[3], &BH));
-  CHECK(napi_get_value_int64(env, argv[4], &Sq));
-  CHECK(napi_get_value_int64(env, argv[5], &Sk));
-  CHECK(napi_get_value_int32(env, argv[6], &d));
-  CHECK(napi_get_value_double(env, argv[7], &scale));
-  int32_t threads;
-  CHECK(napi_get_value_int32(env, argv[9], &threads));
-  if (BH <= 0 || Sq <= 0 || Sk <= 0 || d <= 0 || d > 1024 || threads <= 0 || threads > 1024) {
-    napi_throw_range_error(env, nullptr, "flash_attention: sizes out of range");
-    return nullptr;
-  }
-  const float* q = f32(env, argv[0], (size_t)(BH * Sq * d), "q");
-  if (!q) return nullptr;
-  const float* k = f32(env, argv[1], (size_t)(BH * Sk * d), "k");
-  if (!k) return nullptr;
-  const float* v = f32(env, argv[2], (size_t)(BH * Sk * d), "v");
-  if (!v) return nullptr;
-  float* out = f32(env, argv[8], (size_t)(BH * Sq * d), "out");
-  if (!out) return nullptr;
-  flash_attention(q, k, v, out, BH, Sq, Sk, d, (float)scale, threads);
-  return nullptr;
-}
-
-napi_value Init(napi_env env, napi_value exports) {
-  napi_value fn, simd;
-  napi_create_function(env, "attention", NAPI_AUTO_LENGTH, Attention, nullptr, &fn);
-  napi_set_named_property(env, exports, "attention", fn);
-#ifdef __AVX512F__
-  napi_create_string_utf8(env, "avx512", NAPI_AUTO_LENGTH, &simd);
-#else
-  napi_create_string_utf8(env, "portable", NAPI_AUTO_LENGTH, &simd);
-#endif
-  napi_set_named_property(env, exports, "simd", simd);
-  return exports;
-}
-
 }  // namespace
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

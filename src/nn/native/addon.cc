@@ -1,0 +1,132 @@
+// The optional native addon (N-API, no dependencies): fused attention and the linear-layer GEMM for the tensorflow
+// backend, whose TensorFlow 2.21 CPU kernels are slower than PyTorch's on these shapes (see the two headers).
+// Built by scripts/build-native.mjs → build/native/cogvideox_native.node; loaded by src/nn/native.ts.
+//
+//   attention(q, k, v, BH, Sq, Sk, d, scale, out, threads)    Float32Arrays [BH, S, d]; fills out [BH, Sq, d]
+//   linear(x, M, K, w, ldw, N, bias | null, out, threads)     out[M, N] = x[M, K] · w[N, K (row stride ldw)]ᵀ + bias
+//                                                             (AVX-512 builds only; absent otherwise)
+//   simd: "avx512" | "portable"
+#include <node_api.h>
+
+#include <string>
+
+#include "flash_attention.h"
+#include "gemm.h"
+
+namespace {
+
+#define CHECK(call)                                                \
+  do {                                                             \
+    if ((call) != napi_ok) {                                       \
+      napi_throw_error(env, nullptr, "native: N-API call failed"); \
+      return nullptr;                                              \
+    }                                                              \
+  } while (0)
+
+// The Float32Array `value` with at least (or, when exact, exactly) `need` elements, else a thrown TypeError.
+float* f32(napi_env env, napi_value value, size_t need, const char* fn, const char* name, bool exact = true) {
+  bool is_ta = false;
+  napi_is_typedarray(env, value, &is_ta);
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (!is_ta || napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_float32_array || (exact ? length != need : length < need)) {
+    std::string msg = std::string(fn) + ": " + name + " must be a Float32Array of " + (exact ? "" : "at least ") +
+                      std::to_string(need) + " elements, got " + (is_ta ? std::to_string(length) : "something else");
+    napi_throw_type_error(env, nullptr, msg.c_str());
+    return nullptr;
+  }
+  return static_cast<float*>(data);
+}
+
+napi_value Attention(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 10) {
+    napi_throw_type_error(env, nullptr, "attention: expected (q, k, v, BH, Sq, Sk, d, scale, out, threads)");
+    return nullptr;
+  }
+  int64_t BH, Sq, Sk;
+  int32_t d, threads;
+  double scale;
+  CHECK(napi_get_value_int64(env, argv[3], &BH));
+  CHECK(napi_get_value_int64(env, argv[4], &Sq));
+  CHECK(napi_get_value_int64(env, argv[5], &Sk));
+  CHECK(napi_get_value_int32(env, argv[6], &d));
+  CHECK(napi_get_value_double(env, argv[7], &scale));
+  CHECK(napi_get_value_int32(env, argv[9], &threads));
+  if (BH <= 0 || Sq <= 0 || Sk <= 0 || d <= 0 || d > 1024 || threads <= 0 || threads > 1024) {
+    napi_throw_range_error(env, nullptr, "attention: sizes out of range");
+    return nullptr;
+  }
+  const float* q = f32(env, argv[0], (size_t)(BH * Sq * d), "attention", "q");
+  if (!q) return nullptr;
+  const float* k = f32(env, argv[1], (size_t)(BH * Sk * d), "attention", "k");
+  if (!k) return nullptr;
+  const float* v = f32(env, argv[2], (size_t)(BH * Sk * d), "attention", "v");
+  if (!v) return nullptr;
+  float* out = f32(env, argv[8], (size_t)(BH * Sq * d), "attention", "out");
+  if (!out) return nullptr;
+  flash_attention(q, k, v, out, BH, Sq, Sk, d, (float)scale, threads);
+  return nullptr;
+}
+
+#ifdef __AVX512F__
+napi_value Linear(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 9) {
+    napi_throw_type_error(env, nullptr, "linear: expected (x, M, K, w, ldw, N, bias | null, out, threads)");
+    return nullptr;
+  }
+  int64_t M, K, ldw, N;
+  int32_t threads;
+  CHECK(napi_get_value_int64(env, argv[1], &M));
+  CHECK(napi_get_value_int64(env, argv[2], &K));
+  CHECK(napi_get_value_int64(env, argv[4], &ldw));
+  CHECK(napi_get_value_int64(env, argv[5], &N));
+  CHECK(napi_get_value_int32(env, argv[8], &threads));
+  // int32 row/column indices inside the kernel: M, N < 2³¹.
+  if (M <= 0 || K <= 0 || N <= 0 || ldw < K || M >= (1LL << 31) || N >= (1LL << 31) || threads <= 0 || threads > 1024) {
+    napi_throw_range_error(env, nullptr, "linear: sizes out of range (need M, K, N > 0, ldw ≥ K)");
+    return nullptr;
+  }
+  const float* x = f32(env, argv[0], (size_t)(M * K), "linear", "x");
+  if (!x) return nullptr;
+  const float* w = f32(env, argv[3], (size_t)((N - 1) * ldw + K), "linear", "w", false);
+  if (!w) return nullptr;
+  napi_valuetype bt;
+  CHECK(napi_typeof(env, argv[6], &bt));
+  const float* bias = nullptr;
+  if (bt != napi_null && bt != napi_undefined) {
+    bias = f32(env, argv[6], (size_t)N, "linear", "bias");
+    if (!bias) return nullptr;
+  }
+  float* out = f32(env, argv[7], (size_t)(M * N), "linear", "out");
+  if (!out) return nullptr;
+  linear_forward(x, M, K, w, ldw, N, bias, out, threads);
+  return nullptr;
+}
+#endif
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_value fn, simd;
+  napi_create_function(env, "attention", NAPI_AUTO_LENGTH, Attention, nullptr, &fn);
+  napi_set_named_property(env, exports, "attention", fn);
+#ifdef __AVX512F__
+  napi_create_function(env, "linear", NAPI_AUTO_LENGTH, Linear, nullptr, &fn);
+  napi_set_named_property(env, exports, "linear", fn);
+  napi_create_string_utf8(env, "avx512", NAPI_AUTO_LENGTH, &simd);
+#else
+  napi_create_string_utf8(env, "portable", NAPI_AUTO_LENGTH, &simd);
+#endif
+  napi_set_named_property(env, exports, "simd", simd);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
