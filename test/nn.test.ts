@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { attention } from '../src/nn/attention.js';
 import { NATIVE_ADDON_PATH, nativeAttention, nativeLinear } from '../src/nn/native.js';
 import { geluTanh } from '../src/nn/activations.js';
-import { disposeLinear, linear, linearColumns, linearFromHost, linearRows } from '../src/nn/linear.js';
+import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows } from '../src/nn/linear.js';
 import { shutdownBackend } from '../src/nn/backend.js';
 import { HostTensor } from '../src/weights/host_tensor.js';
 import { BACKENDS, diff, useBackend } from './helpers.js';
@@ -112,6 +112,21 @@ describe.each(BACKENDS)('nn primitives on %s', (backend) => {
     tf.dispose([x, ref]);
   });
 
+  it('the native GEMM\'s GELU epilogue equals the tanh formula, tails included', async () => {
+    await useBackend(backend);
+    const native = nativeLinear();
+    if (!native) return;
+    // x · I = x: the epilogue alone, on values from −12 to 12 (both tails, where exp under/overflows, and the middle)
+    const n = 2401;
+    const xs = Float32Array.from({ length: n }, (_, i) => (i - 1200) / 100);
+    const out = new Float32Array(n);
+    native.linear(xs, n, 1, new Float32Array([1]), 1, 1, null, out, 2, true);
+    xs.forEach((x, i) => {
+      const want = 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+      expect(Math.abs(out[i]! - want), `x = ${x}`).toBeLessThan(1e-6 * Math.max(1, Math.abs(want)));
+    });
+  });
+
   it('the native GEMM equals a float64 product (tails, several K and N blocks, strided weight), any thread count', async () => {
     await useBackend(backend);
     const native = nativeLinear();
@@ -178,6 +193,19 @@ describe.each(BACKENDS)('nn primitives on %s', (backend) => {
       expect(e.maxAbs).toBeLessThan(2e-6);
     }
     pairs.flat().forEach((t) => t.dispose());
+    expect(tf.memory().numTensors).toBe(before);
+    // the feed-forward: GELU applied by the GEMM as it stores the last K slice, intermediate kept on the host
+    const down = new HostTensor([23, out], 'f32', values(23 * out, 12));
+    const downB = new HostTensor([23], 'f32', values(23, 13));
+    const [downHost, downDevice] = [linearFromHost(down, downB, { rows: 10_000 }), linearFromHost(down, downB, { rows: 2 })];
+    const x8 = tf.mul(x, 8); // GELU's tails (|u| ≫ 1) and its curved middle
+    const ffGot = feedForward(x8, host, downHost);
+    const ffWant = tf.tidy(() => linear(geluTanh(linear(x8, device)), downDevice));
+    expect(ffGot.shape).toEqual([2, rows / 2, 23]);
+    expect(diff(ffGot.dataSync(), ffWant.dataSync()).relL2).toBeLessThan(1e-6);
+    tf.dispose([ffGot, ffWant, x8]);
+    disposeLinear(downHost);
+    disposeLinear(downDevice);
     expect(tf.memory().numTensors).toBe(before);
     const bad = tf.zeros([3, inp + 1]);
     expect(() => linear(bad, host)).toThrow(/does not end in the weight's 37 input features/);

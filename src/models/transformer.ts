@@ -6,7 +6,7 @@
 //   out = unpatchify(proj_out(AdaLN_out(LayerNorm_final(video tokens))))  — a v-prediction [B, T, 16, h, w]
 import * as tf from '@tensorflow/tfjs-core';
 import { attention } from '../nn/attention.js';
-import { geluTanh, silu } from '../nn/activations.js';
+import { silu } from '../nn/activations.js';
 import { isWasm } from '../nn/backend.js';
 import {
   interpolatePositionTable,
@@ -16,7 +16,7 @@ import {
   timestepEmbedding,
   type RotaryTables,
 } from '../nn/embeddings.js';
-import { disposeLinear, linear, linearColumns, linearFromHost, linearRows, type Linear } from '../nn/linear.js';
+import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows, type Linear } from '../nn/linear.js';
 import { layerNorm } from '../nn/norm.js';
 import { applyRotary } from '../nn/rope.js';
 import { forwardOffloaded, needsOffload } from './transformer_offload.js';
@@ -426,7 +426,7 @@ export class CogVideoXTransformer3DModel {
         const parts: tf.Tensor[] = [];
         for (let r = 0; r < n; r += rowsPerChunk) {
           const xr = n <= rowsPerChunk ? rows : tf.slice(rows, [r, 0], [Math.min(rowsPerChunk, n - r), D]);
-          parts.push(tf.tidy(() => linear(geluTanh(linear(xr, w.ff1)), w.ff2)));
+          parts.push(feedForward(xr, w.ff1, w.ff2));
         }
         return tf.reshape(parts.length === 1 ? parts[0]! : tf.concat(parts, 0), x.shape) as tf.Tensor3D;
       });

@@ -6,8 +6,8 @@
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { attention } from '../nn/attention.js';
-import { geluTanh, silu } from '../nn/activations.js';
-import { linear, outFeatures, type Linear } from '../nn/linear.js';
+import { silu } from '../nn/activations.js';
+import { feedForward, linear, outFeatures, type Linear } from '../nn/linear.js';
 import { layerNorm } from '../nn/norm.js';
 import { applyRotary } from '../nn/rope.js';
 import type { Block, Norm } from './transformer.js';
@@ -152,7 +152,7 @@ export function forwardOffloaded(f: OffloadForward): { y: Float32Array; P: numbe
             tf.tidy(() => {
               const x1 = tf.add(upload(b, c.r0, c.n), tf.mul(c.text ? m1[5]! : m1[2]!, linear(tf.tensor2d(o, [c.n, D]), w.out)));
               const n2 = modulate(x1, w.norm2Norm, c.text ? m2[3]! : m2[0]!, c.text ? m2[4]! : m2[1]!);
-              const ff = linear(geluTanh(linear(n2, w.ff1)), w.ff2);
+              const ff = feedForward(n2, w.ff1, w.ff2);
               store(tf.add(x1, tf.mul(c.text ? m2[5]! : m2[2]!, ff)), b, c.r0);
             });
           }

@@ -16,8 +16,11 @@ export interface NativeAttention {
 }
 
 export interface NativeLinear {
-  /** out [M, N] = x [M, K] · w[N, K]ᵀ + bias, w's rows `ldw` floats apart (ldw ≥ K: a column slice of a wider weight). */
-  linear(x: Float32Array, M: number, K: number, w: Float32Array, ldw: number, N: number, bias: Float32Array | null, out: Float32Array, threads: number): void;
+  /**
+   * out [M, N] = x [M, K] · w[N, K]ᵀ + bias, w's rows `ldw` floats apart (ldw ≥ K: a column slice of a wider weight);
+   * then GELU (tanh form) when `gelu`.
+   */
+  linear(x: Float32Array, M: number, K: number, w: Float32Array, ldw: number, N: number, bias: Float32Array | null, out: Float32Array, threads: number, gelu?: boolean): void;
 }
 
 type Addon = NativeAttention & Partial<NativeLinear>;

@@ -3,8 +3,9 @@
 // Built by scripts/build-native.mjs → build/native/cogvideox_native.node; loaded by src/nn/native.ts.
 //
 //   attention(q, k, v, BH, Sq, Sk, d, scale, out, threads)    Float32Arrays [BH, S, d]; fills out [BH, Sq, d]
-//   linear(x, M, K, w, ldw, N, bias | null, out, threads)     out[M, N] = x[M, K] · w[N, K (row stride ldw)]ᵀ + bias
-//                                                             (AVX-512 builds only; absent otherwise)
+//   linear(x, M, K, w, ldw, N, bias | null, out, threads, gelu = false)
+//                                                             out[M, N] = x[M, K] · w[N, K (row stride ldw)]ᵀ + bias,
+//                                                             then GELU (tanh form) if asked; AVX-512 builds only
 //   simd: "avx512" | "portable"
 #include <node_api.h>
 
@@ -75,13 +76,15 @@ napi_value Attention(napi_env env, napi_callback_info info) {
 
 #ifdef __AVX512F__
 napi_value Linear(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 10;
+  napi_value argv[10];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc != 9) {
-    napi_throw_type_error(env, nullptr, "linear: expected (x, M, K, w, ldw, N, bias | null, out, threads)");
+  if (argc != 9 && argc != 10) {
+    napi_throw_type_error(env, nullptr, "linear: expected (x, M, K, w, ldw, N, bias | null, out, threads, gelu?)");
     return nullptr;
   }
+  bool gelu = false;
+  if (argc == 10) CHECK(napi_get_value_bool(env, argv[9], &gelu));
   int64_t M, K, ldw, N;
   int32_t threads;
   CHECK(napi_get_value_int64(env, argv[1], &M));
@@ -107,7 +110,7 @@ napi_value Linear(napi_env env, napi_callback_info info) {
   }
   float* out = f32(env, argv[7], (size_t)(M * N), "linear", "out");
   if (!out) return nullptr;
-  linear_forward(x, M, K, w, ldw, N, bias, out, threads);
+  linear_forward(x, M, K, w, ldw, N, bias, out, threads, gelu);
   return nullptr;
 }
 #endif
