@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CogVideoXTransformer3DModel } from '../src/models/transformer.js';
 import { shutdownBackend } from '../src/nn/backend.js';
+import { nativeLinear } from '../src/nn/native.js';
 import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, useBackend } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'transformer');
@@ -31,43 +32,59 @@ function inputsOf(fx: ReturnType<typeof loadFixture>) {
   };
 }
 
+async function parityCase(backend: string, file: string): Promise<void> {
+  await useBackend(backend);
+  const variant = file.split('__')[0]!;
+  const fx = loadFixture(path.join(DIR, file));
+  const has = (k: string) => fx.names().includes(k);
+  const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(FIXTURES, `tiny-${variant}`, 'transformer'), { residency: 'resident' });
+  const before = tf.memory().numTensors;
+  const inputs = inputsOf(fx);
+  // The pipeline's RoPE tables, computed here, must equal the ones the reference passed in.
+  if (has('in.rope_cos')) {
+    const [, T, , h, w] = fx.shape('in.hidden_states');
+    const r = model.prepareRotaryPositionalEmbeddings(h!, w!, T!);
+    expect([r.rows, r.headDim]).toEqual(fx.shape('in.rope_cos'));
+    expect(diff(r.cos, fx.f32('in.rope_cos')).maxAbs, 'rope cos').toBeLessThanOrEqual(1e-6);
+    expect(diff(r.sin, fx.f32('in.rope_sin')).maxAbs, 'rope sin').toBeLessThanOrEqual(1e-6);
+  }
+  const seen = new Set<string>();
+  const out = model.forward(inputs, {
+    onOutput: (name, t) => {
+      if (!has(name)) return;
+      seen.add(name);
+      expectClose(`${backend} ${variant} ${name}`, t, fx.f32(name), fx.shape(name), name === 'patch_embed.pos' ? { relL2: 1e-6 } : MODULE_TOL);
+    },
+  });
+  expectClose(`${backend} ${variant} out`, out, fx.f32('out'), fx.shape('out'), MODEL_TOL);
+  const expected = fx.names().filter((k) => !k.startsWith('in.') && k !== 'out');
+  expect(expected.filter((k) => !seen.has(k)), 'reference dumps that were not compared').toEqual([]);
+  out.dispose();
+  // Memory must not grow across calls (the model may cache per-size tables on the first one).
+  const afterFirst = tf.memory().numTensors;
+  model.forward(inputs).dispose();
+  expect(tf.memory().numTensors).toBe(afterFirst);
+  const inputCount = Object.values(inputs).filter((t) => t instanceof tf.Tensor).length;
+  expect(afterFirst - before - inputCount, 'tensors kept by the model (its position-table cache)').toBeLessThanOrEqual(1);
+  for (const t of Object.values(inputs)) if (t instanceof tf.Tensor) t.dispose();
+  model.dispose();
+}
+
 describe.each(BACKENDS)('CogVideoXTransformer3DModel on %s', (backend) => {
+  it.each(CASES)('%s', (file) => parityCase(backend, file));
+});
+
+// With the addon built, tensorflow runs the linears, feed-forward and modulated LayerNorms natively; the TensorFlow-op
+// path it replaces (machines without AVX-512 or a compiler) keeps its own parity run.
+const TF_OPS = BACKENDS.includes('tensorflow') && nativeLinear() ? ['tensorflow'] : [];
+describe.each(TF_OPS)('CogVideoXTransformer3DModel on %s, native GEMM off', (backend) => {
   it.each(CASES)('%s', async (file) => {
-    await useBackend(backend);
-    const variant = file.split('__')[0]!;
-    const fx = loadFixture(path.join(DIR, file));
-    const has = (k: string) => fx.names().includes(k);
-    const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(FIXTURES, `tiny-${variant}`, 'transformer'), { residency: 'resident' });
-    const before = tf.memory().numTensors;
-    const inputs = inputsOf(fx);
-    // The pipeline's RoPE tables, computed here, must equal the ones the reference passed in.
-    if (has('in.rope_cos')) {
-      const [, T, , h, w] = fx.shape('in.hidden_states');
-      const r = model.prepareRotaryPositionalEmbeddings(h!, w!, T!);
-      expect([r.rows, r.headDim]).toEqual(fx.shape('in.rope_cos'));
-      expect(diff(r.cos, fx.f32('in.rope_cos')).maxAbs, 'rope cos').toBeLessThanOrEqual(1e-6);
-      expect(diff(r.sin, fx.f32('in.rope_sin')).maxAbs, 'rope sin').toBeLessThanOrEqual(1e-6);
+    process.env.COGVIDEOX_NATIVE_GEMM = '0';
+    try {
+      await parityCase(backend, file);
+    } finally {
+      delete process.env.COGVIDEOX_NATIVE_GEMM;
     }
-    const seen = new Set<string>();
-    const out = model.forward(inputs, {
-      onOutput: (name, t) => {
-        if (!has(name)) return;
-        seen.add(name);
-        expectClose(`${backend} ${variant} ${name}`, t, fx.f32(name), fx.shape(name), name === 'patch_embed.pos' ? { relL2: 1e-6 } : MODULE_TOL);
-      },
-    });
-    expectClose(`${backend} ${variant} out`, out, fx.f32('out'), fx.shape('out'), MODEL_TOL);
-    const expected = fx.names().filter((k) => !k.startsWith('in.') && k !== 'out');
-    expect(expected.filter((k) => !seen.has(k)), 'reference dumps that were not compared').toEqual([]);
-    out.dispose();
-    // Memory must not grow across calls (the model may cache per-size tables on the first one).
-    const afterFirst = tf.memory().numTensors;
-    model.forward(inputs).dispose();
-    expect(tf.memory().numTensors).toBe(afterFirst);
-    const inputCount = Object.values(inputs).filter((t) => t instanceof tf.Tensor).length;
-    expect(afterFirst - before - inputCount, 'tensors kept by the model (its position-table cache)').toBeLessThanOrEqual(1);
-    for (const t of Object.values(inputs)) if (t instanceof tf.Tensor) t.dispose();
-    model.dispose();
   });
 });
 

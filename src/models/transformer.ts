@@ -16,8 +16,9 @@ import {
   timestepEmbedding,
   type RotaryTables,
 } from '../nn/embeddings.js';
-import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows, type Linear } from '../nn/linear.js';
-import { layerNorm } from '../nn/norm.js';
+import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows, type HostRows, type Linear } from '../nn/linear.js';
+import { layerNorm, modulatedLayerNormInto } from '../nn/norm.js';
+import { nativeLinear } from '../nn/native.js';
 import { applyRotary } from '../nn/rope.js';
 import { forwardOffloaded, needsOffload } from './transformer_offload.js';
 import { readConfig, WeightStore } from '../weights/checkpoint.js';
@@ -383,10 +384,19 @@ export class CogVideoXTransformer3DModel {
     const scratchBytes = opts.attentionScratchBytes ?? (wasm ? 256 * 2 ** 20 : 2 ** 30);
     const normed = () =>
       tf.tidy(() => tf.concat([modulate(encoder, w.norm1Norm, eShift!, eScale!), modulate(hidden, w.norm1Norm, shift!, scale!)], 1));
+    // tensorflow with the native GEMM: the modulated LayerNorms are written by the addon into the host rows the GEMM
+    // reads (text then video rows of each sequence), skipping TensorFlow's element-wise passes and copies.
+    const native = !wasm && [w.q, w.k, w.v, w.ff1, w.ff2].every((l) => l.layout === 'host') && nativeLinear() !== null;
+    const normedHost = (): HostRows => {
+      const data = new Float32Array(B * S * D);
+      modulatedLayerNormInto(encoder, w.norm1Norm.w, w.norm1Norm.b, c.norm_eps, eScale!, eShift!, data, S, 0);
+      modulatedLayerNormInto(hidden, w.norm1Norm.w, w.norm1Norm.b, c.norm_eps, scale!, shift!, data, S, Lt);
+      return { data, rows: B * S, cols: D };
+    };
     const attnOut = wasm
       ? this.attentionHeadwise(i, w, normed, B, Lt, N, rope, scratchBytes, opts.onOutput)
       : tf.tidy(() => {
-          const s = normed();
+          const s = native ? normedHost() : normed();
           const heads = (lin: Linear, norm: Norm, rotate: boolean): tf.Tensor4D =>
             tf.tidy(() => {
               let t = tf.transpose(tf.reshape(linear(s, lin), [B, S, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
@@ -430,10 +440,22 @@ export class CogVideoXTransformer3DModel {
         }
         return tf.reshape(parts.length === 1 ? parts[0]! : tf.concat(parts, 0), x.shape) as tf.Tensor3D;
       });
+    // Native: both streams' rows in one host array ([B, S, D], text rows first, as in attention), one feed-forward call
+    // (one GEMM of 2·S rows is faster than two of 2·Lt and 2·N).
+    const ffBoth = (): [tf.Tensor3D, tf.Tensor3D] => {
+      const data = new Float32Array(B * S * D);
+      modulatedLayerNormInto(e1 as tf.Tensor3D, w.norm2Norm.w, w.norm2Norm.b, c.norm_eps, eScale2!, eShift2!, data, S, 0);
+      modulatedLayerNormInto(h1 as tf.Tensor3D, w.norm2Norm.w, w.norm2Norm.b, c.norm_eps, scale2!, shift2!, data, S, Lt);
+      return tf.tidy(() => {
+        const f = tf.reshape(feedForward({ data, rows: B * S, cols: D }, w.ff1, w.ff2, rowsPerChunk), [B, S, D]);
+        return [tf.slice(f, [0, 0, 0], [B, Lt, D]) as tf.Tensor3D, tf.slice(f, [0, Lt, 0], [B, N, D]) as tf.Tensor3D];
+      });
+    };
     const [h2, e2] = tf.tidy(() => {
-      const fe = ff(modulate(e1, w.norm2Norm, eShift2!, eScale2!) as tf.Tensor3D);
-      const fh = ff(modulate(h1, w.norm2Norm, shift2!, scale2!) as tf.Tensor3D);
-      return [tf.add(h1, tf.mul(gate2!, fh)) as tf.Tensor3D, tf.add(e1, tf.mul(eGate2!, fe)) as tf.Tensor3D];
+      const [fe, fh] = native
+        ? ffBoth()
+        : [ff(modulate(e1, w.norm2Norm, eShift2!, eScale2!) as tf.Tensor3D), ff(modulate(h1, w.norm2Norm, shift2!, scale2!) as tf.Tensor3D)];
+      return [tf.add(h1, tf.mul(gate2!, fh!)) as tf.Tensor3D, tf.add(e1, tf.mul(eGate2!, fe!)) as tf.Tensor3D];
     });
     tf.dispose([h1, e1, shift2!, scale2!, gate2!, eShift2!, eScale2!, eGate2!]);
     return [h2, e2];

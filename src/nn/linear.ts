@@ -27,6 +27,27 @@ export type Linear =
       readonly shape: readonly [number, number];
     };
 
+/** A row-major [rows, cols] matrix in host memory (a native kernel's output): linear() and feedForward() take it too. */
+export interface HostRows {
+  readonly data: Float32Array;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+function isHostRows(x: tf.Tensor | HostRows): x is HostRows {
+  return !(x instanceof tf.Tensor);
+}
+
+/** The input's values as a host array and its row count (a copy out of TensorFlow for a tensor). */
+function hostValues(x: tf.Tensor | HostRows, cols: number, what: string): { data: Float32Array; rows: number } {
+  if (isHostRows(x)) {
+    if (x.cols !== cols || x.data.length < x.rows * cols) throw new Error(`${what}: host input [${x.rows}, ${x.cols}] does not match ${cols} input features`);
+    return { data: x.data, rows: x.rows };
+  }
+  if (x.dtype !== 'float32') throw new Error(`${what}: input must be float32, got ${x.dtype}`);
+  return { data: x.dataSync() as Float32Array, rows: x.size / cols };
+}
+
 const WASM_FEW_ROWS = 2048;
 const WASM_ROW_CHUNK = 1024;
 // Below this many expected rows (the AdaLN / time-embedding linears: one row per batch item) TensorFlow's matMul,
@@ -92,11 +113,9 @@ export function linearBytes(p: Linear): number {
  * The native GEMM on a host weight: y [rows, count] = x [rows, K] · W[start : start+count, k0 : k0+K]ᵀ (+ bias).
  * Without the addon (turned off after loading) the same product on TensorFlow ops.
  */
-function hostProduct(x: tf.Tensor, p: Extract<Linear, { layout: 'host' }>, start: number, count: number, k0: number, bias: boolean): tf.Tensor2D {
+function hostProduct(x: tf.Tensor | HostRows, p: Extract<Linear, { layout: 'host' }>, start: number, count: number, k0: number, bias: boolean): tf.Tensor2D {
   const inp = p.shape[1];
-  const K = x.shape[x.shape.length - 1]!;
-  const rows = x.size / K;
-  if (x.dtype !== 'float32') throw new Error(`linear: input must be float32, got ${x.dtype}`);
+  const K = isHostRows(x) ? x.cols : x.shape[x.shape.length - 1]!;
   const w = p.w.subarray(start * inp + k0, (start + count - 1) * inp + k0 + K);
   const b = bias && p.b ? p.b.subarray(start, start + count) : null;
   const native = nativeLinear();
@@ -104,17 +123,28 @@ function hostProduct(x: tf.Tensor, p: Extract<Linear, { layout: 'host' }>, start
     return tf.tidy(() => {
       const wt = tf.tensor2d(p.w.subarray(start * inp, (start + count) * inp), [count, inp]);
       const ws = K === inp ? wt : tf.slice(wt, [0, k0], [count, K]);
-      const y = tf.matMul(tf.reshape(x, [rows, K]), ws, false, true);
+      const x2 = isHostRows(x) ? tf.tensor2d(x.data.subarray(0, x.rows * K), [x.rows, K]) : tf.reshape(x, [-1, K]);
+      const y = tf.matMul(x2, ws, false, true);
       return (b ? tf.add(y, tf.tensor1d(b)) : y) as tf.Tensor2D;
     });
   }
+  const { data, rows } = hostValues(x, K, 'linear');
   const out = new Float32Array(rows * count);
-  if (rows > 0) native.linear(x.dataSync() as Float32Array, rows, K, w, inp, count, b, out, nativeThreads());
+  if (rows > 0) native.linear(data, rows, K, w, inp, count, b, out, nativeThreads());
   return tf.tensor2d(out, [rows, count]);
 }
 
-/** y = x·Wᵀ + b over the last axis of x (any rank), as 2-D matMuls. */
-export function linear(x: tf.Tensor, p: Linear): tf.Tensor {
+/** y = x·Wᵀ + b over the last axis of x (any rank), as 2-D matMuls; host rows [n, in] give [n, out]. */
+export function linear(x: tf.Tensor | HostRows, p: Linear): tf.Tensor {
+  if (isHostRows(x)) {
+    if (p.layout === 'host') return hostProduct(x, p, 0, p.shape[0], 0, true);
+    const t = tf.tensor2d(x.data.subarray(0, x.rows * x.cols), [x.rows, x.cols]);
+    try {
+      return linear(t, p);
+    } finally {
+      t.dispose();
+    }
+  }
   if (x.shape[x.shape.length - 1] !== inFeatures(p)) {
     throw new Error(`linear: input [${x.shape.join(', ')}] does not end in the weight's ${inFeatures(p)} input features`);
   }
@@ -177,27 +207,43 @@ export function linearRows(x: tf.Tensor2D, p: Linear, start: number, count: numb
 }
 
 /**
- * down(GELU_tanh(up(x))), the DiT's feed-forward. With both weights on the host (native GEMM) the 4D-wide
- * intermediate never enters TensorFlow: the GELU is applied by the GEMM as it finishes each output tile, and the
- * second product reads the host array directly (two copies and six element-wise passes fewer).
+ * down(GELU_tanh(up(x))), the DiT's feed-forward, over `rowsPerChunk` rows at a time (bounds the 4D-wide
+ * intermediate). With both weights on the host (native GEMM) the intermediate never enters TensorFlow: the GEMM
+ * applies the GELU as it finishes each output tile and the second product reads the host array directly.
+ * A tensor input keeps its leading shape; host rows [n, in] give [n, out].
  */
-export function feedForward(x: tf.Tensor, up: Linear, down: Linear): tf.Tensor {
+export function feedForward(x: tf.Tensor | HostRows, up: Linear, down: Linear, rowsPerChunk = Infinity): tf.Tensor {
   const native = nativeLinear();
-  if (up.layout !== 'host' || down.layout !== 'host' || !native) return tf.tidy(() => linear(geluTanh(linear(x, up)), down));
-  const [hidden, inp] = up.shape;
-  const [out, hidden2] = down.shape;
-  if (x.shape[x.shape.length - 1] !== inp || hidden2 !== hidden) {
-    throw new Error(`feedForward: input [${x.shape.join(', ')}], up [${up.shape.join(', ')}], down [${down.shape.join(', ')}] do not chain`);
+  const inp = inFeatures(up);
+  const hidden = outFeatures(up);
+  const out = outFeatures(down);
+  if (inFeatures(down) !== hidden || (isHostRows(x) ? x.cols : x.shape[x.shape.length - 1]) !== inp) {
+    const shape = isHostRows(x) ? [x.rows, x.cols] : x.shape;
+    throw new Error(`feedForward: input [${shape.join(', ')}], up ${inp} → ${hidden}, down ${inFeatures(down)} → ${out} do not chain`);
   }
-  if (x.dtype !== 'float32') throw new Error(`feedForward: input must be float32, got ${x.dtype}`);
-  const rows = x.size / inp;
+  if (up.layout !== 'host' || down.layout !== 'host' || !native) {
+    return tf.tidy(() => {
+      const x2 = isHostRows(x) ? tf.tensor2d(x.data.subarray(0, x.rows * inp), [x.rows, inp]) : tf.reshape(x, [-1, inp]);
+      const n = x2.shape[0]!;
+      const parts: tf.Tensor[] = [];
+      for (let r = 0; r < n; r += rowsPerChunk) {
+        const xr = n <= rowsPerChunk ? x2 : tf.slice(x2, [r, 0], [Math.min(rowsPerChunk, n - r), inp]);
+        parts.push(tf.tidy(() => linear(geluTanh(linear(xr, up)), down)));
+      }
+      const y = parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
+      return isHostRows(x) ? y : tf.reshape(y, [...x.shape.slice(0, -1), out]);
+    });
+  }
+  const { data, rows } = hostValues(x, inp, 'feedForward');
   const y = new Float32Array(rows * out);
-  if (rows > 0) {
-    const h = new Float32Array(rows * hidden);
-    native.linear(x.dataSync() as Float32Array, rows, inp, up.w, inp, hidden, up.b, h, nativeThreads(), true);
-    native.linear(h, rows, hidden, down.w, hidden, out, down.b, y, nativeThreads());
+  const chunk = Math.max(1, Math.min(rows, rowsPerChunk));
+  const h = new Float32Array(chunk * hidden);
+  for (let r = 0; r < rows; r += chunk) {
+    const n = Math.min(chunk, rows - r);
+    native.linear(data.subarray(r * inp, (r + n) * inp), n, inp, up.w, inp, hidden, up.b, h.subarray(0, n * hidden), nativeThreads(), true);
+    native.linear(h.subarray(0, n * hidden), n, hidden, down.w, hidden, out, down.b, y.subarray(r * out, (r + n) * out), nativeThreads());
   }
-  return tf.tensor(y, [...x.shape.slice(0, -1), out]);
+  return tf.tensor(y, isHostRows(x) ? [rows, out] : [...x.shape.slice(0, -1), out]);
 }
 
 export function disposeLinear(p: Linear): void {

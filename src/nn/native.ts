@@ -21,6 +21,11 @@ export interface NativeLinear {
    * then GELU (tanh form) when `gelu`.
    */
   linear(x: Float32Array, M: number, K: number, w: Float32Array, ldw: number, N: number, bias: Float32Array | null, out: Float32Array, threads: number, gelu?: boolean): void;
+  /**
+   * LayerNorm (affine w, b optional) then AdaLN modulation, ·(1 + scale[b]) + shift[b], of x [B, R, D] into rows
+   * outOffset … outOffset+R of out [B, outRows, D] (text and video rows of one sequence, say).
+   */
+  adaLayerNorm(x: Float32Array, B: number, R: number, D: number, eps: number, w: Float32Array | null, b: Float32Array | null, scale: Float32Array, shift: Float32Array, out: Float32Array, outRows: number, outOffset: number, threads: number): void;
 }
 
 type Addon = NativeAttention & Partial<NativeLinear>;
@@ -48,11 +53,11 @@ export function nativeAttention(): NativeAttention | null {
   return process.env.COGVIDEOX_NATIVE_ATTENTION === '0' ? null : addon();
 }
 
-/** The linear-layer GEMM (AVX-512 builds only), or null when absent or turned off. */
+/** The linear-layer GEMM and its modulated LayerNorm (AVX-512 builds only), or null when absent or turned off. */
 export function nativeLinear(): NativeLinear | null {
   if (process.env.COGVIDEOX_NATIVE_GEMM === '0') return null;
   const a = addon();
-  return a?.linear ? (a as NativeLinear) : null;
+  return a?.linear && a.adaLayerNorm ? (a as NativeLinear) : null;
 }
 
 /** Threads the kernels use: all the CPUs Node may use. */

@@ -6,6 +6,9 @@
 //   linear(x, M, K, w, ldw, N, bias | null, out, threads, gelu = false)
 //                                                             out[M, N] = x[M, K] · w[N, K (row stride ldw)]ᵀ + bias,
 //                                                             then GELU (tanh form) if asked; AVX-512 builds only
+//   adaLayerNorm(x, B, R, D, eps, w | null, b | null, scale, shift, out, outRows, outOffset, threads)
+//                                                             modulated LayerNorm of x [B, R, D] into rows
+//                                                             outOffset… of out [B, outRows, D]; AVX-512 builds only
 //   simd: "avx512" | "portable"
 #include <node_api.h>
 
@@ -13,6 +16,7 @@
 
 #include "flash_attention.h"
 #include "gemm.h"
+#include "norm.h"
 
 namespace {
 
@@ -113,6 +117,56 @@ napi_value Linear(napi_env env, napi_callback_info info) {
   linear_forward(x, M, K, w, ldw, N, bias, out, threads, gelu);
   return nullptr;
 }
+
+// A Float32Array argument that may be null/undefined (→ nullptr, ok) or must have exactly `need` elements.
+bool optional_f32(napi_env env, napi_value value, size_t need, const char* fn, const char* name, const float** out) {
+  napi_valuetype t;
+  if (napi_typeof(env, value, &t) != napi_ok) return false;
+  if (t == napi_null || t == napi_undefined) {
+    *out = nullptr;
+    return true;
+  }
+  *out = f32(env, value, need, fn, name);
+  return *out != nullptr;
+}
+
+napi_value AdaLayerNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value argv[13];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 13) {
+    napi_throw_type_error(env, nullptr,
+                          "adaLayerNorm: expected (x, B, R, D, eps, w, b, scale, shift, out, outRows, outOffset, threads)");
+    return nullptr;
+  }
+  int64_t B, R, outRows, outOffset;
+  int32_t D, threads;
+  double eps;
+  CHECK(napi_get_value_int64(env, argv[1], &B));
+  CHECK(napi_get_value_int64(env, argv[2], &R));
+  CHECK(napi_get_value_int32(env, argv[3], &D));
+  CHECK(napi_get_value_double(env, argv[4], &eps));
+  CHECK(napi_get_value_int64(env, argv[10], &outRows));
+  CHECK(napi_get_value_int64(env, argv[11], &outOffset));
+  CHECK(napi_get_value_int32(env, argv[12], &threads));
+  if (B <= 0 || R <= 0 || D <= 0 || outOffset < 0 || outOffset + R > outRows || threads <= 0 || threads > 1024) {
+    napi_throw_range_error(env, nullptr, "adaLayerNorm: sizes out of range (need B, R, D > 0, outOffset + R ≤ outRows)");
+    return nullptr;
+  }
+  const float* x = f32(env, argv[0], (size_t)(B * R * D), "adaLayerNorm", "x");
+  if (!x) return nullptr;
+  const float *w, *b;
+  if (!optional_f32(env, argv[5], (size_t)D, "adaLayerNorm", "w", &w)) return nullptr;
+  if (!optional_f32(env, argv[6], (size_t)D, "adaLayerNorm", "b", &b)) return nullptr;
+  const float* scale = f32(env, argv[7], (size_t)(B * D), "adaLayerNorm", "scale");
+  if (!scale) return nullptr;
+  const float* shift = f32(env, argv[8], (size_t)(B * D), "adaLayerNorm", "shift");
+  if (!shift) return nullptr;
+  float* out = f32(env, argv[9], (size_t)(B * outRows * D), "adaLayerNorm", "out");
+  if (!out) return nullptr;
+  ada_layer_norm(x, B, R, D, (float)eps, w, b, scale, shift, out, outRows, outOffset, threads);
+  return nullptr;
+}
 #endif
 
 napi_value Init(napi_env env, napi_value exports) {
@@ -122,6 +176,8 @@ napi_value Init(napi_env env, napi_value exports) {
 #ifdef __AVX512F__
   napi_create_function(env, "linear", NAPI_AUTO_LENGTH, Linear, nullptr, &fn);
   napi_set_named_property(env, exports, "linear", fn);
+  napi_create_function(env, "adaLayerNorm", NAPI_AUTO_LENGTH, AdaLayerNorm, nullptr, &fn);
+  napi_set_named_property(env, exports, "adaLayerNorm", fn);
   napi_create_string_utf8(env, "avx512", NAPI_AUTO_LENGTH, &simd);
 #else
   napi_create_string_utf8(env, "portable", NAPI_AUTO_LENGTH, &simd);

@@ -24,9 +24,10 @@ namespace {
 namespace gemm {
 
 constexpr int MR = 6, NR = 64;
-// KC·NR floats (128 KiB) of a panel stay in L2 while x's MR×KC rows stream from L1; 512/96/4096 was the best of
-// 256–768 × 48–240 × 1024–4096 measured on the Fun-2b/5b shapes.
-constexpr int KC = 512, MC = 96, NC = 4096;
+// KC·NR floats (128 KiB) of a panel stay in L2 while x's MR×KC rows stream from L1. Measured on the Fun-2b/5b
+// shapes (same process, interleaved with MKL): KC 512 ≥ 128–384 (≥ 640 is a little faster but its longer fp32
+// chains double the error); MC 144 ≈ 288 ≥ 96 by 0–10 %; NC 4096 ≥ 1024.
+constexpr int KC = 512, MC = 144, NC = 4096;
 
 // In-register transpose of a 16×16 float block (r[i] = row i → r[j] = column j).
 inline void transpose16(__m512 r[16]) {
