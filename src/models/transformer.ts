@@ -5,7 +5,7 @@
 //              QK-LayerNorm and 3D RoPE on video tokens → gated residual; AdaLN → one tanh-GELU FF → gated residual
 //   out = unpatchify(proj_out(AdaLN_out(LayerNorm_final(video tokens))))  — a v-prediction [B, T, 16, h, w]
 import * as tf from '@tensorflow/tfjs-core';
-import { attention } from '../nn/attention.js';
+import { attention, attentionHost, mergeHeadsHost, splitHeadsHost } from '../nn/attention.js';
 import { silu } from '../nn/activations.js';
 import { isWasm } from '../nn/backend.js';
 import {
@@ -16,9 +16,9 @@ import {
   timestepEmbedding,
   type RotaryTables,
 } from '../nn/embeddings.js';
-import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows, type HostRows, type Linear } from '../nn/linear.js';
+import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows, linearToHost, type HostRows, type Linear } from '../nn/linear.js';
 import { layerNorm, modulatedLayerNormInto } from '../nn/norm.js';
-import { nativeLinear } from '../nn/native.js';
+import { nativeAttention, nativeLinear } from '../nn/native.js';
 import { applyRotary } from '../nn/rope.js';
 import { forwardOffloaded, needsOffload } from './transformer_offload.js';
 import { readConfig, WeightStore } from '../weights/checkpoint.js';
@@ -393,9 +393,30 @@ export class CogVideoXTransformer3DModel {
       modulatedLayerNormInto(hidden, w.norm1Norm.w, w.norm1Norm.b, c.norm_eps, scale!, shift!, data, S, Lt);
       return { data, rows: B * S, cols: D };
     };
+    // Native: projections, q/k norm, rotary, head layout, attention and the output projection on host arrays; only
+    // the projected output enters TensorFlow.
+    const attentionNative = (): tf.Tensor3D => {
+      const s = normedHost();
+      const ropeOpt = rope ? { cos: rope.cos, sin: rope.sin, offset: Lt } : undefined;
+      const q = splitHeadsHost(linearToHost(s, w.q), B, S, H, hd, { norm: { ...w.normQ, eps: 1e-6 }, rope: ropeOpt });
+      const k = splitHeadsHost(linearToHost(s, w.k), B, S, H, hd, { norm: { ...w.normK, eps: 1e-6 }, rope: ropeOpt });
+      const v = splitHeadsHost(linearToHost(s, w.v), B, S, H, hd);
+      if (opts.onOutput) {
+        const [qt, kt] = [q, k].map((a) => tf.tensor4d(a, [B, H, S, hd]));
+        emit(`block.${i}.attn.q`, qt!);
+        emit(`block.${i}.attn.k`, kt!);
+        tf.dispose([qt!, kt!]);
+      }
+      const a = attentionHost(q, k, v, B * H, S, hd, 1 / Math.sqrt(hd));
+      const o = tf.tidy(() => tf.reshape(linear(mergeHeadsHost(a, B, S, H, hd), w.out), [B, S, D]) as tf.Tensor3D);
+      emit(`block.${i}.attn.out`, o);
+      return o;
+    };
     const attnOut = wasm
       ? this.attentionHeadwise(i, w, normed, B, Lt, N, rope, scratchBytes, opts.onOutput)
-      : tf.tidy(() => {
+      : native && w.out.layout === 'host' && nativeAttention()
+        ? attentionNative()
+        : tf.tidy(() => {
           const s = native ? normedHost() : normed();
           const heads = (lin: Linear, norm: Norm, rotate: boolean): tf.Tensor4D =>
             tf.tidy(() => {

@@ -5,6 +5,7 @@
 // kernel of src/nn/native.ts (no score tensor at all: TensorFlow's unfused form is memory-bound at 10⁴ tokens).
 import * as tf from '@tensorflow/tfjs-core';
 import { isWasm } from './backend.js';
+import type { HostRows } from './linear.js';
 import { nativeAttention, nativeThreads, type NativeAttention } from './native.js';
 
 export interface AttentionOptions {
@@ -108,4 +109,44 @@ function fusedAttention(native: NativeAttention, q: tf.Tensor4D, k: tf.Tensor4D,
   const f32 = (t: tf.Tensor) => t.dataSync() as Float32Array;
   native.attention(f32(q), f32(k), f32(v), B * H, Sq, Sk, d, scale, out, nativeThreads());
   return tf.tensor4d(out, [B, H, Sq, d]);
+}
+
+// ---- host-array attention (tensorflow backend with the native addon) ----
+
+export interface SplitHeadsOptions {
+  /** per-head LayerNorm over hd (the DiT's q/k norm) */
+  norm?: { w: tf.Tensor1D | null; b: tf.Tensor1D | null; eps: number };
+  /** rotary embedding ([S − offset, hd] tables) on rows s ≥ offset (the video tokens after the text) */
+  rope?: { cos: tf.Tensor2D; sin: tf.Tensor2D; offset: number };
+}
+
+function addon(): NativeAttention {
+  const native = nativeAttention();
+  if (!native) throw new Error('host-array attention needs the native addon (npm run setup:native)');
+  return native;
+}
+
+const f32 = (t: tf.Tensor | null | undefined) => (t ? (t.dataSync() as Float32Array) : null);
+
+/** Projection rows [B·S, H·hd] → heads [B, H, S, hd] (host), with the optional q/k LayerNorm and rotary embedding. */
+export function splitHeadsHost(x: HostRows, B: number, S: number, H: number, hd: number, opts: SplitHeadsOptions = {}): Float32Array {
+  if (x.rows !== B * S || x.cols !== H * hd) throw new Error(`splitHeadsHost: rows [${x.rows}, ${x.cols}] for B=${B} S=${S} H=${H} hd=${hd}`);
+  const out = new Float32Array(B * S * H * hd);
+  const { norm, rope } = opts;
+  addon().splitHeads(x.data, B, S, H, hd, !!norm, f32(norm?.w), f32(norm?.b), norm?.eps ?? 0, rope?.offset ?? 0, f32(rope?.cos), f32(rope?.sin), out, nativeThreads());
+  return out;
+}
+
+/** softmax(scale·q·kᵀ)·v for host q/k/v [BH, S, d] → [BH, S, d], by the fused kernel (no copies out of TensorFlow). */
+export function attentionHost(q: Float32Array, k: Float32Array, v: Float32Array, BH: number, S: number, d: number, scale: number): Float32Array {
+  const out = new Float32Array(BH * S * d);
+  addon().attention(q, k, v, BH, S, S, d, scale, out, nativeThreads());
+  return out;
+}
+
+/** Heads [B, H, S, hd] (host) → rows [B·S, H·hd] for the output projection. */
+export function mergeHeadsHost(o: Float32Array, B: number, S: number, H: number, hd: number): HostRows {
+  const out = new Float32Array(B * S * H * hd);
+  addon().mergeHeads(o, B, S, H, hd, out, nativeThreads());
+  return { data: out, rows: B * S, cols: H * hd };
 }

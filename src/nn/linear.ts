@@ -134,6 +134,17 @@ function hostProduct(x: tf.Tensor | HostRows, p: Extract<Linear, { layout: 'host
   return tf.tensor2d(out, [rows, count]);
 }
 
+/** x·Wᵀ + b as host rows [n, out], for a host weight and the native GEMM (a kernel reads it next, not TensorFlow). */
+export function linearToHost(x: tf.Tensor | HostRows, p: Linear): HostRows {
+  const native = nativeLinear();
+  if (p.layout !== 'host' || !native) throw new Error('linearToHost needs a host weight and the native GEMM');
+  const [out, inp] = p.shape;
+  const { data, rows } = hostValues(x, inp, 'linear');
+  const y = new Float32Array(rows * out);
+  if (rows > 0) native.linear(data, rows, inp, p.w, inp, out, p.b, y, nativeThreads());
+  return { data: y, rows, cols: out };
+}
+
 /** y = x·Wᵀ + b over the last axis of x (any rank), as 2-D matMuls; host rows [n, in] give [n, out]. */
 export function linear(x: tf.Tensor | HostRows, p: Linear): tf.Tensor {
   if (isHostRows(x)) {

@@ -11,6 +11,13 @@ import { fileURLToPath } from 'node:url';
 export interface NativeAttention {
   /** out [BH, Sq, d] = softmax(scale·q·kᵀ)·v for q [BH, Sq, d], k/v [BH, Sk, d] (Float32Arrays). */
   attention(q: Float32Array, k: Float32Array, v: Float32Array, BH: number, Sq: number, Sk: number, d: number, scale: number, out: Float32Array, threads: number): void;
+  /**
+   * [B·S, H·hd] rows → [B, H, S, hd]; with `norm` a per-head LayerNorm (w, b optional), with cos/sin ([S − Lt, hd])
+   * the rotary embedding on rows s ≥ Lt.
+   */
+  splitHeads(src: Float32Array, B: number, S: number, H: number, hd: number, norm: boolean, w: Float32Array | null, b: Float32Array | null, eps: number, Lt: number, cos: Float32Array | null, sin: Float32Array | null, dst: Float32Array, threads: number): void;
+  /** [B, H, S, hd] → [B·S, H·hd] rows. */
+  mergeHeads(src: Float32Array, B: number, S: number, H: number, hd: number, dst: Float32Array, threads: number): void;
   /** "avx512" or "portable" */
   readonly simd: string;
 }

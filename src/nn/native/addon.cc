@@ -9,6 +9,10 @@
 //   adaLayerNorm(x, B, R, D, eps, w | null, b | null, scale, shift, out, outRows, outOffset, threads)
 //                                                             modulated LayerNorm of x [B, R, D] into rows
 //                                                             outOffset… of out [B, outRows, D]; AVX-512 builds only
+//   splitHeads(src, B, S, H, hd, norm, w | null, b | null, eps, Lt, cos | null, sin | null, dst, threads)
+//                                                             [B·S, H·hd] rows → [B, H, S, hd], per-head LayerNorm
+//                                                             if norm, rotary on rows ≥ Lt if cos (heads.h)
+//   mergeHeads(src, B, S, H, hd, dst, threads)                [B, H, S, hd] → [B·S, H·hd] rows
 //   simd: "avx512" | "portable"
 #include <node_api.h>
 
@@ -16,6 +20,7 @@
 
 #include "flash_attention.h"
 #include "gemm.h"
+#include "heads.h"
 #include "norm.h"
 
 namespace {
@@ -78,6 +83,88 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// A Float32Array argument that may be null/undefined (→ nullptr, ok) or must have exactly `need` elements.
+bool optional_f32(napi_env env, napi_value value, size_t need, const char* fn, const char* name, const float** out) {
+  napi_valuetype t;
+  if (napi_typeof(env, value, &t) != napi_ok) return false;
+  if (t == napi_null || t == napi_undefined) {
+    *out = nullptr;
+    return true;
+  }
+  *out = f32(env, value, need, fn, name);
+  return *out != nullptr;
+}
+
+napi_value SplitHeads(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 14) {
+    napi_throw_type_error(env, nullptr, "splitHeads: expected (src, B, S, H, hd, norm, w, b, eps, Lt, cos, sin, dst, threads)");
+    return nullptr;
+  }
+  int64_t B, S, Lt;
+  int32_t H, hd, threads;
+  bool norm;
+  double eps;
+  CHECK(napi_get_value_int64(env, argv[1], &B));
+  CHECK(napi_get_value_int64(env, argv[2], &S));
+  CHECK(napi_get_value_int32(env, argv[3], &H));
+  CHECK(napi_get_value_int32(env, argv[4], &hd));
+  CHECK(napi_get_value_bool(env, argv[5], &norm));
+  CHECK(napi_get_value_double(env, argv[8], &eps));
+  CHECK(napi_get_value_int64(env, argv[9], &Lt));
+  CHECK(napi_get_value_int32(env, argv[13], &threads));
+  if (B <= 0 || S <= 0 || H <= 0 || hd <= 0 || hd % 2 != 0 || Lt < 0 || Lt > S || threads <= 0 || threads > 1024) {
+    napi_throw_range_error(env, nullptr, "splitHeads: sizes out of range (need B, S, H > 0, even hd, 0 ≤ Lt ≤ S)");
+    return nullptr;
+  }
+  const size_t n = (size_t)(B * S * H * hd);
+  const float* src = f32(env, argv[0], n, "splitHeads", "src");
+  if (!src) return nullptr;
+  const float *w, *b, *cos, *sin;
+  if (!optional_f32(env, argv[6], (size_t)hd, "splitHeads", "w", &w)) return nullptr;
+  if (!optional_f32(env, argv[7], (size_t)hd, "splitHeads", "b", &b)) return nullptr;
+  if (!optional_f32(env, argv[10], (size_t)((S - Lt) * hd), "splitHeads", "cos", &cos)) return nullptr;
+  if (!optional_f32(env, argv[11], (size_t)((S - Lt) * hd), "splitHeads", "sin", &sin)) return nullptr;
+  if (!cos != !sin) {
+    napi_throw_type_error(env, nullptr, "splitHeads: cos and sin go together");
+    return nullptr;
+  }
+  float* dst = f32(env, argv[12], n, "splitHeads", "dst");
+  if (!dst) return nullptr;
+  split_heads(src, B, S, H, hd, norm, w, b, (float)eps, Lt, cos, sin, dst, threads);
+  return nullptr;
+}
+
+napi_value MergeHeads(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 7) {
+    napi_throw_type_error(env, nullptr, "mergeHeads: expected (src, B, S, H, hd, dst, threads)");
+    return nullptr;
+  }
+  int64_t B, S;
+  int32_t H, hd, threads;
+  CHECK(napi_get_value_int64(env, argv[1], &B));
+  CHECK(napi_get_value_int64(env, argv[2], &S));
+  CHECK(napi_get_value_int32(env, argv[3], &H));
+  CHECK(napi_get_value_int32(env, argv[4], &hd));
+  CHECK(napi_get_value_int32(env, argv[6], &threads));
+  if (B <= 0 || S <= 0 || H <= 0 || hd <= 0 || threads <= 0 || threads > 1024) {
+    napi_throw_range_error(env, nullptr, "mergeHeads: sizes out of range");
+    return nullptr;
+  }
+  const size_t n = (size_t)(B * S * H * hd);
+  const float* src = f32(env, argv[0], n, "mergeHeads", "src");
+  if (!src) return nullptr;
+  float* dst = f32(env, argv[5], n, "mergeHeads", "dst");
+  if (!dst) return nullptr;
+  merge_heads(src, B, S, H, hd, dst, threads);
+  return nullptr;
+}
+
 #ifdef __AVX512F__
 napi_value Linear(napi_env env, napi_callback_info info) {
   size_t argc = 10;
@@ -116,18 +203,6 @@ napi_value Linear(napi_env env, napi_callback_info info) {
   if (!out) return nullptr;
   linear_forward(x, M, K, w, ldw, N, bias, out, threads, gelu);
   return nullptr;
-}
-
-// A Float32Array argument that may be null/undefined (→ nullptr, ok) or must have exactly `need` elements.
-bool optional_f32(napi_env env, napi_value value, size_t need, const char* fn, const char* name, const float** out) {
-  napi_valuetype t;
-  if (napi_typeof(env, value, &t) != napi_ok) return false;
-  if (t == napi_null || t == napi_undefined) {
-    *out = nullptr;
-    return true;
-  }
-  *out = f32(env, value, need, fn, name);
-  return *out != nullptr;
 }
 
 napi_value AdaLayerNorm(napi_env env, napi_callback_info info) {
@@ -173,6 +248,10 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_value fn, simd;
   napi_create_function(env, "attention", NAPI_AUTO_LENGTH, Attention, nullptr, &fn);
   napi_set_named_property(env, exports, "attention", fn);
+  napi_create_function(env, "splitHeads", NAPI_AUTO_LENGTH, SplitHeads, nullptr, &fn);
+  napi_set_named_property(env, exports, "splitHeads", fn);
+  napi_create_function(env, "mergeHeads", NAPI_AUTO_LENGTH, MergeHeads, nullptr, &fn);
+  napi_set_named_property(env, exports, "mergeHeads", fn);
 #ifdef __AVX512F__
   napi_create_function(env, "linear", NAPI_AUTO_LENGTH, Linear, nullptr, &fn);
   napi_set_named_property(env, exports, "linear", fn);
