@@ -76,6 +76,9 @@ inline void micro(int kc, const float* __restrict a, int64_t lda, const float* _
                   bool first, const float* bias) {
   __m512 c0[MR], c1[MR], c2[MR], c3[MR];
   for (int r = 0; r < MR; r++) c0[r] = c1[r] = c2[r] = c3[r] = _mm512_setzero_ps();
+  // The 6×64 tile of c is read (or written) after the k loop: fetch it now (measured +3–15 % on the DiT's shapes).
+  for (int r = 0; r < MR; r++)
+    for (int j = 0; j < NR; j += 16) _mm_prefetch((const char*)(c + r * ldc + j), _MM_HINT_T0);
 #pragma GCC unroll 4
   for (int k = 0; k < kc; k++) {
     const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32), b3 = _mm512_load_ps(b + 48);
