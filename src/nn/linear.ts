@@ -2,7 +2,7 @@
 //   tensorflow: matMul(x, W[out,in], transposeB) is the fastest form (≈ PyTorch), so weights keep their layout;
 //   wasm: transposeB and 3-D operands hit a scalar loop (~25× slower). With few rows (T5: ≤ 2·226 tokens)
 //     W·xᵀ is 2× faster than x·W[in,out]; with many rows (DiT: 10⁴+ tokens) x·W[in,out] is ~25 % faster.
-//   tensorflow + the native addon's GEMM (src/nn/native/gemm.h): TensorFlow 2.21's matMul is 10–35 % slower than
+//   tensorflow + the native addon's GEMM (src/nn/native/gemm.h): TensorFlow 2.21's matMul is 10–50 % slower than
 //     PyTorch's MKL on the DiT's shapes (bench/linear.ts), the native GEMM about as fast; the weight then stays a
 //     host array in torch's layout ('host') and never enters TensorFlow.
 // So the layout is chosen once, when the weight is materialised, from the expected number of rows.
