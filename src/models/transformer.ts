@@ -18,7 +18,7 @@ import {
 } from '../nn/embeddings.js';
 import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows, linearToHost, type HostRows, type Linear } from '../nn/linear.js';
 import { layerNorm, modulatedLayerNormInto } from '../nn/norm.js';
-import { nativeAttention, nativeLinear } from '../nn/native.js';
+import { hostFloats, nativeAttention, nativeLinear } from '../nn/native.js';
 import { applyRotary } from '../nn/rope.js';
 import { forwardOffloaded, needsOffload } from './transformer_offload.js';
 import { readConfig, WeightStore } from '../weights/checkpoint.js';
@@ -388,7 +388,7 @@ export class CogVideoXTransformer3DModel {
     // reads (text then video rows of each sequence), skipping TensorFlow's element-wise passes and copies.
     const native = !wasm && [w.q, w.k, w.v, w.ff1, w.ff2].every((l) => l.layout === 'host') && nativeLinear() !== null;
     const normedHost = (): HostRows => {
-      const data = new Float32Array(B * S * D);
+      const data = hostFloats(B * S * D); // every row written below
       modulatedLayerNormInto(encoder, w.norm1Norm.w, w.norm1Norm.b, c.norm_eps, eScale!, eShift!, data, S, 0);
       modulatedLayerNormInto(hidden, w.norm1Norm.w, w.norm1Norm.b, c.norm_eps, scale!, shift!, data, S, Lt);
       return { data, rows: B * S, cols: D };
@@ -464,7 +464,7 @@ export class CogVideoXTransformer3DModel {
     // Native: both streams' rows in one host array ([B, S, D], text rows first, as in attention), one feed-forward call
     // (one GEMM of 2·S rows is faster than two of 2·Lt and 2·N).
     const ffBoth = (): [tf.Tensor3D, tf.Tensor3D] => {
-      const data = new Float32Array(B * S * D);
+      const data = hostFloats(B * S * D);
       modulatedLayerNormInto(e1 as tf.Tensor3D, w.norm2Norm.w, w.norm2Norm.b, c.norm_eps, eScale2!, eShift2!, data, S, 0);
       modulatedLayerNormInto(h1 as tf.Tensor3D, w.norm2Norm.w, w.norm2Norm.b, c.norm_eps, scale2!, shift2!, data, S, Lt);
       return tf.tidy(() => {

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { isWasm } from './backend.js';
 import type { HostRows } from './linear.js';
-import { nativeAttention, nativeThreads, type NativeAttention } from './native.js';
+import { hostFloats, nativeAttention, nativeThreads, type NativeAttention } from './native.js';
 
 export interface AttentionOptions {
   /** Multiplies the scores before the bias is added (T5 uses none; the DiT 1/√d). Default 1. */
@@ -105,7 +105,7 @@ function fusedAttention(native: NativeAttention, q: tf.Tensor4D, k: tf.Tensor4D,
   if (k.shape[3] !== d || v.shape[2] !== Sk || v.shape[3] !== d || v.shape[0] !== B || v.shape[1] !== H) {
     throw new Error(`attention: q [${q.shape.join(', ')}], k [${k.shape.join(', ')}], v [${v.shape.join(', ')}] do not match`);
   }
-  const out = new Float32Array(B * H * Sq * d);
+  const out = hostFloats(B * H * Sq * d);
   const f32 = (t: tf.Tensor) => t.dataSync() as Float32Array;
   native.attention(f32(q), f32(k), f32(v), B * H, Sq, Sk, d, scale, out, nativeThreads());
   return tf.tensor4d(out, [B, H, Sq, d]);
@@ -131,7 +131,7 @@ const f32 = (t: tf.Tensor | null | undefined) => (t ? (t.dataSync() as Float32Ar
 /** Projection rows [B·S, H·hd] → heads [B, H, S, hd] (host), with the optional q/k LayerNorm and rotary embedding. */
 export function splitHeadsHost(x: HostRows, B: number, S: number, H: number, hd: number, opts: SplitHeadsOptions = {}): Float32Array {
   if (x.rows !== B * S || x.cols !== H * hd) throw new Error(`splitHeadsHost: rows [${x.rows}, ${x.cols}] for B=${B} S=${S} H=${H} hd=${hd}`);
-  const out = new Float32Array(B * S * H * hd);
+  const out = hostFloats(B * S * H * hd);
   const { norm, rope } = opts;
   addon().splitHeads(x.data, B, S, H, hd, !!norm, f32(norm?.w), f32(norm?.b), norm?.eps ?? 0, rope?.offset ?? 0, f32(rope?.cos), f32(rope?.sin), out, nativeThreads());
   return out;
@@ -139,14 +139,14 @@ export function splitHeadsHost(x: HostRows, B: number, S: number, H: number, hd:
 
 /** softmax(scale·q·kᵀ)·v for host q/k/v [BH, S, d] → [BH, S, d], by the fused kernel (no copies out of TensorFlow). */
 export function attentionHost(q: Float32Array, k: Float32Array, v: Float32Array, BH: number, S: number, d: number, scale: number): Float32Array {
-  const out = new Float32Array(BH * S * d);
+  const out = hostFloats(BH * S * d);
   addon().attention(q, k, v, BH, S, S, d, scale, out, nativeThreads());
   return out;
 }
 
 /** Heads [B, H, S, hd] (host) → rows [B·S, H·hd] for the output projection. */
 export function mergeHeadsHost(o: Float32Array, B: number, S: number, H: number, hd: number): HostRows {
-  const out = new Float32Array(B * S * H * hd);
+  const out = hostFloats(B * S * H * hd);
   addon().mergeHeads(o, B, S, H, hd, out, nativeThreads());
   return { data: out, rows: B * S, cols: H * hd };
 }

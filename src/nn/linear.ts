@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor } from '../weights/host_tensor.js';
 import { geluTanh } from './activations.js';
 import { commitToDevice, isWasm } from './backend.js';
-import { nativeLinear, nativeThreads } from './native.js';
+import { hostFloats, nativeLinear, nativeThreads } from './native.js';
 
 export type Linear =
   | {
@@ -129,7 +129,7 @@ function hostProduct(x: tf.Tensor | HostRows, p: Extract<Linear, { layout: 'host
     });
   }
   const { data, rows } = hostValues(x, K, 'linear');
-  const out = new Float32Array(rows * count);
+  const out = hostFloats(rows * count);
   if (rows > 0) native.linear(data, rows, K, w, inp, count, b, out, nativeThreads());
   return tf.tensor2d(out, [rows, count]);
 }
@@ -140,7 +140,7 @@ export function linearToHost(x: tf.Tensor | HostRows, p: Linear): HostRows {
   if (p.layout !== 'host' || !native) throw new Error('linearToHost needs a host weight and the native GEMM');
   const [out, inp] = p.shape;
   const { data, rows } = hostValues(x, inp, 'linear');
-  const y = new Float32Array(rows * out);
+  const y = hostFloats(rows * out);
   if (rows > 0) native.linear(data, rows, inp, p.w, inp, out, p.b, y, nativeThreads());
   return { data: y, rows, cols: out };
 }
@@ -246,9 +246,9 @@ export function feedForward(x: tf.Tensor | HostRows, up: Linear, down: Linear, r
     });
   }
   const { data, rows } = hostValues(x, inp, 'feedForward');
-  const y = new Float32Array(rows * out);
+  const y = hostFloats(rows * out);
   const chunk = Math.max(1, Math.min(rows, rowsPerChunk));
-  const h = new Float32Array(chunk * hidden);
+  const h = hostFloats(chunk * hidden);
   for (let r = 0; r < rows; r += chunk) {
     const n = Math.min(chunk, rows - r);
     native.linear(data.subarray(r * inp, (r + n) * inp), n, inp, up.w, inp, hidden, up.b, h.subarray(0, n * hidden), nativeThreads(), true);

@@ -67,6 +67,16 @@ export function nativeLinear(): NativeLinear | null {
   return a?.linear && a.adaLayerNorm ? (a as NativeLinear) : null;
 }
 
+/**
+ * A Float32Array that a native kernel will fill completely: not zero-filled (Buffer.allocUnsafeSlow), which saves a
+ * pass over hundreds of MB per transformer block. Small arrays are ordinary ones.
+ */
+export function hostFloats(n: number): Float32Array {
+  if (n < 16_384) return new Float32Array(n);
+  const b = Buffer.allocUnsafeSlow(n * 4);
+  return new Float32Array(b.buffer, b.byteOffset, n);
+}
+
 /** Threads the kernels use: all the CPUs Node may use. */
 export function nativeThreads(): number {
   return Math.max(1, os.availableParallelism());
