@@ -7,6 +7,8 @@
 // Usage: npx tsx bench/transformer.ts [--backends tensorflow,wasm] [--cases a,b] [--models 2b,5b] [--no-torch]
 //        [--repeats N]: (a) is the best of N timed runs after a warm-up, for PyTorch and ours alike (default 3; this
 //        VM's speed drifts by ±20 % between runs). (b) is one run (minutes each).
+//   --cases full: one whole forward (all blocks, the residency 'auto' picks) at 384×672×49 per model and backend,
+//        ours only (PyTorch's is its block time × layers); tens of minutes.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -71,6 +73,34 @@ async function childBlock(backend: string, dir: string, T: number, lh: number, l
   const D = model.innerDim;
   const offloaded = needsOffload(B, 226 + T * (lh / 2) * (lw / 2), D, tf.getBackend());
   const res = { backend: describeBackend() + (offloaded ? ', offloaded' : ''), block_s: prof.computeMs / 1000, block_weights_s: prof.loadMs / 1000, forward_1layer_s: forwardS, finite, peak_rss_gib: peakRssGiB(), wasm_heap_gib: wasmHeapGiB() };
+  model.dispose();
+  shutdownBackend();
+  console.log(JSON.stringify(res));
+}
+
+/** One whole forward of the real model folder at T×lh×lw, CFG batch 2, weights as the residency plan picks. */
+async function childFull(backend: string, dir: string, T: number, lh: number, lw: number): Promise<void> {
+  await setBackend(backend, { quiet: true });
+  const t0 = performance.now();
+  const model = await CogVideoXTransformer3DModel.fromPretrained(dir);
+  const loadS = (performance.now() - t0) / 1000;
+  const B = 2;
+  const hiddenStates = tf.tensor5d(uniform(B * T * 16 * lh * lw, 1), [B, T, 16, lh, lw]);
+  const inpaintLatents = tf.tensor5d(uniform(B * T * 17 * lh * lw, 2), [B, T, 17, lh, lw]);
+  const encoderHiddenStates = tf.tensor3d(uniform(B * 226 * 4096, 3), [B, 226, 4096]);
+  let computeMs = 0;
+  let weightsMs = 0;
+  const t1 = performance.now();
+  const out = model.forward({ hiddenStates, inpaintLatents, encoderHiddenStates, timestep: [999, 999] }, {
+    onProfile: (p) => {
+      computeMs += p.computeMs;
+      weightsMs += p.loadMs;
+    },
+  });
+  const finite = out.dataSync().every(Number.isFinite);
+  const forwardS = (performance.now() - t1) / 1000;
+  tf.dispose([out, hiddenStates, inpaintLatents, encoderHiddenStates]);
+  const res = { backend: describeBackend(), residency: model.residency, load_s: loadS, forward_s: forwardS, blocks_compute_s: computeMs / 1000, blocks_weights_s: weightsMs / 1000, finite, peak_rss_gib: peakRssGiB(), wasm_heap_gib: wasmHeapGiB() };
   model.dispose();
   shutdownBackend();
   console.log(JSON.stringify(res));
@@ -141,6 +171,17 @@ async function main(): Promise<void> {
       console.log(`| ${c.label} | ours ${r.backend} | ${s.toFixed(2)} | ${(gf / s).toFixed(0)} | ${ref ? (s / ref).toFixed(2) + '×' : '—'} | ${(r.peak_rss_gib as number).toFixed(2)} | ${r.wasm_heap_gib === null ? '—' : (r.wasm_heap_gib as number).toFixed(2)} |`);
     }
   }
+  if (cases.includes('full')) {
+    console.log('\n| whole forward 384×672×49 | backend | residency | forward s | of which blocks compute s / weights s | peak RSS GiB | finite |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const v of models) {
+      for (const b of backends) {
+        const r = runJson(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', 'full', b, path.join(WEIGHTS, `fun-${v}`, 'transformer'), '13', '48', '84']);
+        const f = (k: string) => (r[k] as number).toFixed(1);
+        console.log(`| Fun-${v} | ${r.backend} | ${r.residency} | ${f('forward_s')} | ${f('blocks_compute_s')} / ${f('blocks_weights_s')} | ${(r.peak_rss_gib as number).toFixed(2)} | ${r.finite} |`);
+      }
+    }
+  }
   if (cases.includes('b')) {
     console.log('\n| model | backend | stream all blocks once s | layers |');
     console.log('|---|---|---|---|');
@@ -156,7 +197,8 @@ async function main(): Promise<void> {
 
 if (process.argv[2] === '--child') {
   const [, , , mode, backend, dir, T, lh, lw, warm, repeats] = process.argv;
-  if (mode === 'block') await childBlock(backend!, dir!, Number(T), Number(lh), Number(lw), warm === 'warm', Number(repeats ?? 1));
+  if (mode === 'full') await childFull(backend!, dir!, Number(T), Number(lh), Number(lw));
+  else if (mode === 'block') await childBlock(backend!, dir!, Number(T), Number(lh), Number(lw), warm === 'warm', Number(repeats ?? 1));
   else await childStream(backend!, dir!);
 } else {
   await main();
