@@ -8,6 +8,8 @@ export default defineConfig({
     pool: 'forks',
     poolOptions: { forks: { singleFork: false } },
     fileParallelism: false,
+    // A committed `.only` would silently drop every other test: refuse it everywhere, not only when CI is set.
+    allowOnly: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },
