@@ -1,4 +1,5 @@
-// Shared test utilities: fixture loading, parity metrics, and the backends to run parity checks on.
+// Shared test utilities: fixture loading, parity metrics, the backends to run parity checks on, system tools.
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -79,4 +80,35 @@ export function expectClose(
   expect(d.relL2, `${label}: rel-L2`).toBeLessThanOrEqual(tol.relL2);
   if (tol.maxAbs !== undefined) expect(d.maxAbs, `${label}: max-abs`).toBeLessThanOrEqual(tol.maxAbs);
   return d;
+}
+
+/**
+ * System ffmpeg/ffprobe, used by a few media checks. Where they are absent those checks show as skipped — unless they
+ * are expected: COGVIDEOX_EXPECT_FFMPEG=1 (.ci/run sets it after installing Debian's ffmpeg) or CI=true, where a
+ * missing tool must fail the run rather than skip the checks. COGVIDEOX_EXPECT_FFMPEG=0 opts out explicitly.
+ */
+export const EXPECT_FFMPEG =
+  process.env.COGVIDEOX_EXPECT_FFMPEG === '1' || (process.env.COGVIDEOX_EXPECT_FFMPEG !== '0' && process.env.CI === 'true');
+
+export type SystemTool = 'ffmpeg' | 'ffprobe';
+
+const toolFound = new Map<SystemTool, boolean>();
+
+/** Whether `tool -version` runs. */
+export function hasTool(tool: SystemTool): boolean {
+  let found = toolFound.get(tool);
+  if (found === undefined) toolFound.set(tool, (found = spawnSync(tool, ['-version'], { stdio: 'ignore' }).status === 0));
+  return found;
+}
+
+/** `it.skipIf(skipWithout('ffprobe'))`: skipped only when the tool is absent and not expected. */
+export function skipWithout(...tools: SystemTool[]): boolean {
+  return !EXPECT_FFMPEG && !tools.every(hasTool);
+}
+
+/** First line of a check that needs the tools: fails clearly when they are expected but absent. */
+export function expectTools(...tools: SystemTool[]): void {
+  for (const tool of tools) {
+    expect(hasTool(tool), `${tool} is not on PATH, but it is expected here (COGVIDEOX_EXPECT_FFMPEG=1 or CI=true; .ci/run installs Debian's ffmpeg)`).toBe(true);
+  }
 }

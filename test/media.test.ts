@@ -21,7 +21,7 @@ import {
   type ResampleFilter,
 } from '../src/media/index.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
-import { FIXTURES } from './helpers.js';
+import { expectTools, FIXTURES, skipWithout } from './helpers.js';
 
 const MEDIA = path.join(FIXTURES, 'media');
 const cases = JSON.parse(fs.readFileSync(path.join(MEDIA, 'cases.json'), 'utf8')) as {
@@ -217,7 +217,8 @@ describe('write / read round trips', () => {
     expect(fs.readdirSync(tmp).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 
-  it.skipIf(spawnSync('ffprobe', ['-version']).status !== 0)('ffprobe accepts the MP4 (h264, 9 frames, 8 fps)', async () => {
+  it.skipIf(skipWithout('ffprobe'))('ffprobe accepts the MP4 (h264, 9 frames, 8 fps)', async () => {
+    expectTools('ffprobe');
     const file = path.join(tmp, 'probe.mp4');
     await writeVideo({ frames, width: W, height: H }, file);
     const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_streams', '-of', 'json', file], { encoding: 'utf8' });
@@ -226,8 +227,8 @@ describe('write / read round trips', () => {
     expect([s.codec_name, s.nb_read_frames, s.avg_frame_rate, s.width]).toEqual(['h264', '9', '8/1', W]);
   });
 
-  const hasFfmpeg = spawnSync('ffmpeg', ['-version']).status === 0;
-  it.skipIf(!hasFfmpeg)('optional system ffmpeg: writes MP4 (libx264) and reads clip.mp4 like cv2', async () => {
+  it.skipIf(skipWithout('ffmpeg', 'ffprobe'))('optional system ffmpeg: writes MP4 (libx264) and reads clip.mp4 like cv2', async () => {
+    expectTools('ffmpeg', 'ffprobe');
     const file = path.join(tmp, 'sys.mp4');
     await writeVideo({ frames, width: W, height: H }, file, { ffmpeg: 'ffmpeg' });
     const back = await readVideo(file); // bundled decoder
