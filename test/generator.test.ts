@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shutdownBackend } from '../src/nn/backend.js';
 import { InjectedGenerator, philox4x32, PhiloxGenerator } from '../src/schedulers/generator.js';
-import { BACKENDS, useBackend } from './helpers.js';
+import { describeEachBackend, useBackend } from './helpers.js';
 
 afterAll(() => shutdownBackend());
 
@@ -112,7 +112,7 @@ describe('InjectedGenerator', () => {
   });
 });
 
-describe.each(BACKENDS)('generators on %s', (backend) => {
+describeEachBackend('generators on %s', (backend) => {
   beforeAll(async () => {
     await useBackend(backend);
   });

@@ -3,15 +3,27 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { expect } from 'vitest';
+import { describe, expect } from 'vitest';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
-import { availableBackends, setBackend } from '../src/nn/backend.js';
+import { availableBackends, setBackend, type BackendName } from '../src/nn/backend.js';
 
 export const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 export const TINY_MODEL = path.join(FIXTURES, 'tiny-cogvideox-fun');
 
 /** Backends the parity tests run on: wasm always, tensorflow when tfjs-node is installed. */
 export const BACKENDS = availableBackends();
+
+/** Every backend the library has, available here or not. */
+export const ALL_BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm'];
+
+/**
+ * `describe.each` over every backend: one that is not available in this process shows as skipped, rather than
+ * registering no test at all (CI requires tensorflow where it set it up: COGVIDEOX_EXPECT_TENSORFLOW, backend.test.ts).
+ * `%s` in the title is the backend's name.
+ */
+export function describeEachBackend(title: string, body: (backend: BackendName) => void): void {
+  for (const backend of ALL_BACKENDS) describe.skipIf(!BACKENDS.includes(backend))(title.replace('%s', backend), () => body(backend));
+}
 
 export async function useBackend(name: string): Promise<void> {
   await setBackend(name, { quiet: true });

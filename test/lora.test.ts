@@ -12,7 +12,7 @@ import { HostTensor } from '../src/weights/host_tensor.js';
 import { LoraMerge, ModuleTree, resolveLoraLayer, type LoraSpec } from '../src/weights/lora.js';
 import { WeightSource } from '../src/weights/residency.js';
 import { SafetensorsFile, saveSafetensors, type TensorToWrite } from '../src/weights/safetensors.js';
-import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, TINY_MODEL, useBackend } from './helpers.js';
+import { BACKENDS, describeEachBackend, diff, expectClose, FIXTURES, loadFixture, TINY_MODEL, useBackend } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'lora');
 const MODEL_DIR = path.join(TINY_MODEL, 'transformer');
@@ -68,7 +68,7 @@ function disposeInputs(x: TransformerInputs): void {
   tf.dispose([x.hiddenStates, x.encoderHiddenStates, x.inpaintLatents!]);
 }
 
-describe.each(BACKENDS)('LoRA merge on %s', (backend) => {
+describeEachBackend('LoRA merge on %s', (backend) => {
   it('fp32 weights after merge_lora(A, 0.55), merge_lora(B, -1.3) equal Fun', async () => {
     await useBackend(backend);
     const fx = loadFixture(MERGED);
