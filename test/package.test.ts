@@ -89,12 +89,13 @@ describe('the packed package, installed into an empty project', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cogvideox-pack-'));
   afterAll(() => {
     fs.rmSync(work, { recursive: true, force: true });
-    // `npm pack` builds dist/ (prepack); leave the checkout as it was
+    // `npm pack` builds dist/ (prepare); leave the checkout as it was
     if (!distExisted) fs.rmSync(path.join(ROOT, 'dist'), { recursive: true, force: true });
   });
 
   it('imports the public API (JS and TS types) and runs `npx cogvideox-fun generate` → a valid MP4', { timeout: 300_000 }, async () => {
-    // 1. npm pack: prepack builds dist/ from a clean slate
+    // 1. npm pack: `prepare` builds dist/ from a clean slate (it also runs on `npm install` in a checkout and for a git
+    //    dependency, which `prepack` would miss)
     run('npm', ['pack', '--silent', '--pack-destination', work], ROOT);
     const pkg = readJson<{ name: string; version: string; license: string; bin: unknown; engines: unknown } & LockEntry>('package.json');
     const tgz = `${pkg.name}-${pkg.version}.tgz`;
