@@ -12,11 +12,11 @@ import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, TINY_MODEL, useBack
 
 const VAE_DIR = path.join(FIXTURES, 'tiny-vae', 'vae');
 // Tolerances from the worst rel-L2 measured on both backends (wasm, tensorflow; see the log lines), streaming and
-// tensor-ops paths: per block 2.4e-6 (4×); whole decodes (Fun, diffusers, tiled, batch) 1.0e-6 (8×); whole encodes
-// (moments, tiled, batch) 2.6e-6 (10×).
+// tensor-ops paths: per block 2.4e-6 (bar 4×); whole decodes (Fun, diffusers, tiled, batch) 1.0e-6 (8×); whole
+// encodes (moments, tiled, batch) 2.6e-6 (4×: the encoder's norm_out eps 1e-6 → 1e-5 gives 0.85–1.8e-5).
 const BLOCK_TOL = { relL2: 1e-5 };
 const DECODE_TOL = { relL2: 8e-6 };
-const ENCODE_TOL = { relL2: 2.5e-5 };
+const ENCODE_TOL = { relL2: 1e-5 };
 
 interface Case {
   kind: string;
