@@ -4,6 +4,7 @@
 //   decode(z [B,16,T,h,w]) → frames [B,3,F,H,W]; z is latents / scaling_factor (the caller scales).
 //   Time is split into encoder / decoder calls as the reference does (vae/chunking.ts: 'fun' or 'diffusers' decoding).
 // Two ways to run it, with the same numbers:
+// The blocks are written once (vae/blocks.ts) over an execution strategy from src/nn/vae:
 //   streaming (inference, the default; vae/stream.ts): every call runs frame by frame, so no chunk-sized tensor exists,
 //     and a layer's kept frames go to host memory beyond a device budget — the real model decodes 384×672 untiled in
 //     2.8 GiB of wasm heap (measured). encodeAsync / decodeAsync hand the event loop back between blocks and stop on
@@ -17,17 +18,15 @@ import { keptActivationBudget } from '../nn/conv.js';
 import { readConfig, WeightStore } from '../weights/checkpoint.js';
 import type { HostTensor } from '../weights/host_tensor.js';
 import { temporalLevels, validateVaeConfig, vaeExpectedShapes, vaeLayout, type VaeConfig } from '../weights/vae_names.js';
-import type { RunContext } from './vae/causal_conv.js';
+import { FramePool } from '../nn/vae/frames.js';
+import type { RunContext } from '../nn/vae/stream_conv.js';
 import type { DecodeChunking } from './vae/chunking.js';
 import { decodeOps, encodeOps, type OpsRun } from './vae/differentiable.js';
 import { checkLatents, checkPixels } from './vae/inputs.js';
-import { disposeDecoder, loadDecoder, type DecoderW } from './vae/decoder.js';
-import { disposeEncoder, loadEncoder, type EncoderW } from './vae/encoder.js';
-import { FramePool } from './vae/frames.js';
 import { DiagonalGaussianDistribution } from './vae/posterior.js';
 import { decodeCrop, encodeCrop, runSteps, runStepsAsync, stackHost, type HostVideo, type OnOutput } from './vae/stream.js';
 import { tiledDecode, tiledEncode, type TileParams } from './vae/tiling.js';
-import type { Part } from './vae/weights.js';
+import { allParts, buildDecoder, buildEncoder, namesFactory, streamFactory, type DecoderW, type EncoderW } from './vae/weights.js';
 
 export type { VaeConfig };
 export { DiagonalGaussianDistribution };
@@ -185,27 +184,19 @@ export class AutoencoderKLCogVideoX {
   load(part: 'encoder' | 'decoder' | 'both' = 'both'): void {
     for (const [name] of vaeExpectedShapes(this.config, part)) this.weight(name);
     if (this.weightResidency !== 'resident') return;
-    const parts: Part<unknown>[] = [];
-    if (part !== 'decoder') {
-      const e = this.encoder();
-      parts.push(e.convIn, ...e.down.flatMap((b) => [...b.resnets, ...(b.downsample ? [b.downsample] : [])]), ...e.mid, e.convOut);
-    }
-    if (part !== 'encoder') {
-      const d = this.decoder();
-      parts.push(d.convIn, ...d.mid, ...d.up.flatMap((b) => [...b.resnets, ...(b.upsample ? [b.upsample] : [])]), d.normOut, d.convOut);
-    }
-    for (const p of parts) p.use(() => undefined);
+    if (part !== 'decoder') for (const p of allParts(this.encoder())) p.use(() => undefined);
+    if (part !== 'encoder') for (const p of allParts(this.decoder())) p.use(() => undefined);
   }
 
   /** Frees the weights of one half, uploaded or held in host memory (they are read again if it is used later). */
   release(part: 'encoder' | 'decoder' | 'both' = 'both'): void {
     for (const [name] of vaeExpectedShapes(this.config, part)) this.hostWeights.delete(name);
     if (part !== 'decoder' && this.encoderW) {
-      disposeEncoder(this.encoderW);
+      allParts(this.encoderW).forEach((p) => p.release());
       this.encoderW = null;
     }
     if (part !== 'encoder' && this.decoderW) {
-      disposeDecoder(this.decoderW);
+      allParts(this.decoderW).forEach((p) => p.release());
       this.decoderW = null;
     }
   }
@@ -269,7 +260,8 @@ export class AutoencoderKLCogVideoX {
     if (this.useTiling && (W > this.tileSampleMinWidth || H > this.tileSampleMinHeight)) {
       throw new Error('encode: tiling runs on the streaming path only (disableTiling() to differentiate or override parameters)');
     }
-    return encodeOps(vaeLayout(this.config).encoder, x, this.opsRun(opts));
+    const { config: c } = this;
+    return encodeOps(buildEncoder(vaeLayout(c).encoder, namesFactory(c.norm_num_groups), c.norm_eps), x, this.opsRun(opts));
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -310,7 +302,8 @@ export class AutoencoderKLCogVideoX {
     if (this.useTiling && (w > this.tileLatentMinWidth || h > this.tileLatentMinHeight)) {
       throw new Error('decode: tiling runs on the streaming path only (disableTiling() to differentiate or override parameters)');
     }
-    return decodeOps(vaeLayout(this.config).decoder, z, chunking, this.opsRun(opts));
+    const { config: c } = this;
+    return decodeOps(buildDecoder(vaeLayout(c).decoder, namesFactory(c.norm_num_groups), c.norm_eps), z, chunking, this.opsRun(opts));
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -341,7 +334,7 @@ export class AutoencoderKLCogVideoX {
       }
       return t;
     };
-    return { p, groups: this.config.norm_num_groups, eps: this.config.norm_eps, onBlock: opts.onOutput };
+    return { p, onBlock: opts.onOutput };
   }
 
   private context(opts: VaeRunOptions): RunContext {
@@ -375,13 +368,13 @@ export class AutoencoderKLCogVideoX {
 
   private encoder(): EncoderW {
     const resident = this.weightResidency === 'resident';
-    this.encoderW ??= loadEncoder(vaeLayout(this.config).encoder, (n) => this.weight(n), this.config.norm_num_groups, this.config.norm_eps, resident);
+    this.encoderW ??= buildEncoder(vaeLayout(this.config).encoder, streamFactory((n) => this.weight(n), this.config.norm_num_groups, resident), this.config.norm_eps);
     return this.encoderW;
   }
 
   private decoder(): DecoderW {
     const resident = this.weightResidency === 'resident';
-    this.decoderW ??= loadDecoder(vaeLayout(this.config).decoder, (n) => this.weight(n), this.config.norm_num_groups, this.config.norm_eps, resident);
+    this.decoderW ??= buildDecoder(vaeLayout(this.config).decoder, streamFactory((n) => this.weight(n), this.config.norm_num_groups, resident), this.config.norm_eps);
     return this.decoderW;
   }
 }

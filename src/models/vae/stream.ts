@@ -1,13 +1,14 @@
 // The streaming encode / decode of one batch element (and one spatial crop, for tiling): the chunk loop of
-// diffusers' `_encode` / Fun's `_decode` (see chunking.ts) over the frame-by-frame encoder / decoder calls, the
-// conv caches carried from call to call, each call's output gathered in host memory. Generators that yield between
-// blocks (see encoder.ts); returning one early disposes everything it holds.
+// diffusers' `_encode` / Fun's `_decode` (see chunking.ts) over the encoder / decoder calls of blocks.ts on the
+// streaming strategy (src/nn/vae/stream_ops.ts), the conv caches carried from call to call, each call's output
+// gathered in host memory. Generators that yield between blocks; returning one early disposes everything it holds.
 import * as tf from '@tensorflow/tfjs-core';
-import { disposeCaches, type ConvCaches, type RunContext } from './causal_conv.js';
+import { FrameSeq } from '../../nn/vae/frames.js';
+import { disposeCaches, type ConvCaches, type RunContext } from '../../nn/vae/stream_conv.js';
+import { StreamOps, type OnSeq } from '../../nn/vae/stream_ops.js';
+import { decoderCall, encoderCall } from './blocks.js';
 import { decodeCalls, encodeChunks, type DecodeChunking } from './chunking.js';
-import { decoderCall, type DecoderW } from './decoder.js';
-import { encoderCall, type EncoderW, type OnSeq } from './encoder.js';
-import { FrameSeq } from './frames.js';
+import type { DecoderW, EncoderW } from './weights.js';
 
 /** A video in host memory, [C, T, H, W] row-major (one batch element). */
 export interface HostVideo {
@@ -56,7 +57,7 @@ export function* encodeCrop(ctx: RunContext, w: EncoderW, x: tf.Tensor5D, c: Cro
         seq.dispose();
         throw e;
       }
-      out.push(yield* encoderCall(ctx, w, seq, caches, onOutput ? hook(onOutput, k) : undefined));
+      out.push(yield* encoderCall(new StreamOps(ctx, caches, onOutput ? hook(onOutput, k) : undefined), w, seq));
       yield;
     }
     return seqsToHost(out);
@@ -83,7 +84,7 @@ export function* decodeCrop(
       ctx.keepCaches = k < calls.length - 1;
       const zc = latentChunk(z, c, start, end);
       try {
-        const seq = yield* decoderCall(ctx, w, zc, caches, mode, onOutput ? hook(onOutput, k) : undefined);
+        const seq = yield* decoderCall(new StreamOps(ctx, caches, onOutput ? hook(onOutput, k) : undefined), w, { z: zc }, mode);
         try {
           out.push(seqsToHost([seq]));
         } finally {

@@ -2,11 +2,10 @@
 // `tiled_decode`, kept by CogVideoX-Fun): overlapping tiles each run through the whole chunk loop, then every tile
 // is blended with the tile above and the tile on its left and cropped. Tiling changes the numbers.
 import type * as tf from '@tensorflow/tfjs-core';
-import type { RunContext } from './causal_conv.js';
+import type { RunContext } from '../../nn/vae/stream_conv.js';
 import type { DecodeChunking } from './chunking.js';
-import type { DecoderW } from './decoder.js';
-import type { EncoderW } from './encoder.js';
 import { decodeCrop, encodeCrop, type HostVideo } from './stream.js';
+import type { DecoderW, EncoderW } from './weights.js';
 
 /** The tiling parameters, named as in the reference. */
 export interface TileParams {

@@ -3,13 +3,13 @@
 // GroupNorm(f)·conv_y(zq) + conv_b(zq) with zq the latent chunk nearest-resized to f's size). The GroupNorm's
 // scale/shift comes from the statistics of the whole chunk (FrameSeq.moments), then is applied frame by frame.
 import * as tf from '@tensorflow/tfjs-core';
-import { silu } from '../../nn/activations.js';
-import { pointwiseConv } from '../../nn/conv.js';
-import { groupNormScaleShift, type ScaleShift } from '../../nn/group_norm.js';
-import { nearestIndices, resizeNearest } from '../../nn/resize.js';
-import type { Act } from './causal_conv.js';
+import { silu } from '../activations.js';
+import { pointwiseConv } from '../conv.js';
+import { groupNormScaleShift, type ScaleShift } from '../group_norm.js';
+import { nearestIndices, resizeNearest } from '../resize.js';
+import type { Act } from './stream_conv.js';
 import type { FrameSeq } from './frames.js';
-import { isSpatial, type NormW, type SpatialNormW } from './weights.js';
+import { isSpatial, type NormW, type SpatialNormW } from './stream_weights.js';
 
 /** Applies fns in order, disposing each intermediate (not x) as soon as the next exists. */
 function chain(x: tf.Tensor4D, ...fns: ((t: tf.Tensor4D) => tf.Tensor)[]): tf.Tensor4D {

@@ -3,7 +3,7 @@
 // the first call, frame 0 repeated k−1 times, followed by the activated input; output frame t = conv3d(P[t … t+k−1]).
 // The k−1 frames of P a step needs are a sliding window; at the end of a chunk the window is the next call's cache.
 import * as tf from '@tensorflow/tfjs-core';
-import { causalConvStep, type CausalConv3d } from '../../nn/conv.js';
+import { causalConvStep, type CausalConv3d } from '../conv.js';
 import { Frame, FramePool, FrameSeq, withFrames } from './frames.js';
 
 export interface RunContext {
@@ -43,7 +43,7 @@ export interface ConvSeqArgs {
   act: Act | null;
   cache: Frame[] | undefined;
   out: FrameSeq;
-  /** Sees each raw input frame before it is released (e.g. to compute a shortcut). */
+  /** Sees each raw input frame before it is released (e.g. to compute a shortcut from it). */
   onInput?: (x: tf.Tensor4D, index: number) => void;
   /** Transforms the conv output of frame `index` (e.g. adds the residual); returns a new tensor. */
   epilogue?: (y: tf.Tensor4D, index: number) => tf.Tensor4D;
@@ -64,7 +64,7 @@ export function convSeq(ctx: RunContext, a: ConvSeqArgs): Frame[] {
       const x = input.range(s, 1);
       let act: Frame;
       try {
-        if (a.onInput) timed(ctx, 'shortcut', () => a.onInput!(x.t, s));
+        if (a.onInput) a.onInput(x.t, s);
         if (a.act) {
           const fn = a.act;
           act = ctx.pool.temp(timed(ctx, 'norm+silu', () => fn(x.t, s)));
@@ -117,26 +117,4 @@ export function threadCache(caches: ConvCaches, key: string, run: (cache: Frame[
   old?.forEach((f) => f.release());
   if (next.length > 0) caches.set(key, next);
   else caches.delete(key);
-}
-
-/** A causal conv with its cache threaded under key; consumes x. act null = raw input. */
-export function causalConvLayer(
-  ctx: RunContext,
-  conv: CausalConv3d,
-  x: FrameSeq,
-  act: Act | null,
-  caches: ConvCaches,
-  key: string,
-  withMoments: boolean,
-): FrameSeq {
-  const out = new FrameSeq(ctx.pool, conv.cout, withMoments);
-  try {
-    threadCache(caches, key, (cache) => convSeq(ctx, { input: x, conv, act, cache, out, releaseInput: true }));
-    return out;
-  } catch (e) {
-    out.dispose();
-    throw e;
-  } finally {
-    x.dispose();
-  }
 }

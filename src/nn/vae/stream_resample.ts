@@ -1,11 +1,10 @@
-// The down / up samplers between VAE blocks on the streaming path, frame by frame.
+// The down / up samplers between VAE blocks on the streaming strategy (stream_ops.ts), frame by frame.
 import * as tf from '@tensorflow/tfjs-core';
-import { conv2d } from '../../nn/conv.js';
-import { upsampleNearest2d } from '../../nn/resize.js';
-import type { RunContext } from './causal_conv.js';
-import { upsampleRepeats, type UpsampleMode } from './chunking.js';
+import { conv2d } from '../conv.js';
+import { upsampleNearest2d } from '../resize.js';
+import type { RunContext } from './stream_conv.js';
 import { FrameSeq, withFrames } from './frames.js';
-import type { ResampleW } from './weights.js';
+import type { ResampleW } from './stream_weights.js';
 
 /**
  * CogVideoXDownsample3D (diffusers/.../downsampling.py): with compress_time, frames are averaged in pairs over time
@@ -45,12 +44,12 @@ export function downsampleSeq(ctx: RunContext, w: ResampleW, x: FrameSeq): Frame
 }
 
 /**
- * CogVideoX-Fun's CogVideoXUpsample3D (autoencoder_magvit.py:235-271): nearest ×2 in H and W (and in time per
- * `mode`), then a 3×3 conv per frame. Consumes x.
+ * CogVideoX-Fun's CogVideoXUpsample3D (autoencoder_magvit.py:235-271): nearest ×2 in H and W, input frame i
+ * repeated reps[i] (1 or 2) times in time, then a 3×3 conv per frame. Consumes x.
  */
-export function upsampleSeq(ctx: RunContext, w: ResampleW, x: FrameSeq, mode: UpsampleMode): FrameSeq {
+export function upsampleSeq(ctx: RunContext, w: ResampleW, x: FrameSeq, reps: readonly number[]): FrameSeq {
   const T = x.length;
-  const reps = upsampleRepeats(T, w.compressTime, mode);
+  if (reps.length !== T) throw new Error(`Upsample3D: ${reps.length} repeat counts for ${T} frames`);
   const out = new FrameSeq(ctx.pool, x.channels, true);
   try {
     for (let i = 0; i < T; i++) {
