@@ -3,8 +3,8 @@
 //   encode(x [B,3,F,H,W] in [−1,1]) → posterior over latents [B,16,T,h,w], T = (F−1)/4+1, h = H/8;
 //   decode(z [B,16,T,h,w]) → frames [B,3,F,H,W]; z is latents / scaling_factor (the caller scales).
 //   Time is split into encoder / decoder calls as the reference does (vae/chunking.ts: 'fun' or 'diffusers' decoding).
-// Two ways to run it, with the same numbers:
-// The blocks are written once (vae/blocks.ts) over an execution strategy from src/nn/vae:
+// The blocks are written once (vae/blocks.ts) over an execution strategy from src/nn/vae; two strategies, with the
+// same numbers:
 //   streaming (inference, the default; vae/stream.ts): every call runs frame by frame, so no chunk-sized tensor exists,
 //     and a layer's kept frames go to host memory beyond a device budget — the real model decodes 384×672 untiled in
 //     2.8 GiB of wasm heap (measured). encodeAsync / decodeAsync hand the event loop back between blocks and stop on
