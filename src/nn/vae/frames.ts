@@ -7,7 +7,7 @@
 // device budget allows (tensorflow: unlimited), else in host memory (a Float32Array outside the 4 GiB wasm heap),
 // uploaded again for the moment it is used.
 import * as tf from '@tensorflow/tfjs-core';
-import { ChannelMoments, channelMoments } from '../../nn/group_norm.js';
+import { ChannelMoments, channelMoments } from '../group_norm.js';
 
 export type FrameShape = [number, number, number, number]; // [n, H, W, C]
 
@@ -115,7 +115,9 @@ export class FramePool {
  */
 export class FrameSeq {
   private readonly frames: (Frame | null)[] = [];
-  readonly moments: ChannelMoments | null;
+  moments: ChannelMoments | null;
+  /** the sequence this one was forked from (itself when not a fork): forks share frames */
+  private root: FrameSeq = this;
   height = 0;
   width = 0;
 
@@ -163,6 +165,22 @@ export class FrameSeq {
       if (!m) throw new Error('FrameSeq: repeated frame without its moments');
       this.moments.add(m);
     }
+  }
+
+  /** A second sequence holding the same frames (each retained) and statistics; each is released on its own. */
+  fork(): FrameSeq {
+    const s = new FrameSeq(this.pool, this.channels, false);
+    s.moments = this.moments;
+    s.root = this.root;
+    s.height = this.height;
+    s.width = this.width;
+    for (const f of this.frames) s.frames.push(f ? f.retain() : null);
+    return s;
+  }
+
+  /** Whether this and other hold the same frames (one is a fork of the other, or both of a third). */
+  sharesFrames(other: FrameSeq): boolean {
+    return this.root === other.root;
   }
 
   at(i: number): Frame {
