@@ -107,7 +107,7 @@ SCHEDULERS = {
     "DPM_Cog": CogVideoXDPMScheduler,
 }
 
-# spec §1.3: the scheduler_config.json shipped with the models (2b: snr_shift_scale 3.0; 5b: 1.0)
+# the scheduler/scheduler_config.json shipped with THUDM's CogVideoX-2b / -5b (2b: snr_shift_scale 3.0; 5b: 1.0)
 SCHED_2B = {
     "_class_name": "CogVideoXDDIMScheduler",
     "_diffusers_version": "0.31.0.dev0",

@@ -1,4 +1,4 @@
-// The samplers by their CogVideoX-Fun names (`scheduler_dict` keys of the predict scripts and UI, spec §4.7), each
+// The samplers by their CogVideoX-Fun names (`scheduler_dict` keys of CogVideoX-Fun's predict_t2v.py and cogvideox/ui/ui.py), each
 // built from the model's own scheduler_config.json — never from class defaults.
 import * as path from 'node:path';
 import { readJson } from '../weights/checkpoint.js';
