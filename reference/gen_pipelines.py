@@ -198,6 +198,10 @@ CASES = [
          strength=0.8, video="v2v", max_sequence_length=16, prompt_batch=2,
          note="diffusers CogVideoXVideoToVideoPipeline, prompt [panda] * 2 with one source video: one VAE sample "
               "(batch 1), one noise draw [2, ...], broadcast by add_noise"),
+    dict(name="fun_i2v_n2", pipe="fun", sampler="DDIM_Origin", frames=5, steps=3, seed=59, start="start.png",
+         prompt_batch=2,
+         note="CogVideoX-Fun inpaint pipeline, prompt [p] * 2 with one start image: one latents draw [2, ...]; the "
+              "inputs of get_image_to_video_latent repeated per video (Fun does not broadcast batch-1 conditioning)"),
     dict(name="fun_t2v_pipe", pipe="fun_t2v", folder="tiny-fun-t2v", sampler="DDIM_Origin", frames=5, steps=4,
          seed=58, store_video=True,
          note="CogVideoX-Fun CogVideoX_Fun_Pipeline (text-to-video, cogvideox/pipeline/pipeline_cogvideox.py) with a "
@@ -785,6 +789,12 @@ def run_once(case, files, mode, queue=None, seed_offset=0, capture=True):
     if case["pipe"] == "fun":
         pipe = load_fun(case)
         video_length, video, mask_video, call = fun_inputs(case, pipe, files)
+        if case.get("prompt_batch", 1) > 1:
+            # the inpaint pipeline does not repeat batch-1 conditioning over a larger prompt batch (transformer3d.py
+            # concat fails): the scripts' inputs are given once per video
+            n = case["prompt_batch"]
+            video, mask_video = video.repeat(n, 1, 1, 1, 1), mask_video.repeat(n, 1, 1, 1, 1)
+            call += f" repeated {n}x along the batch"
         cap.meta["inputs_call"] = call
         cap.put("input.video", video)
         cap.put("input.mask_video", mask_video)
@@ -951,7 +961,7 @@ def finish(case, cap, prompts):
             mv = cap.t["masked_video"]
             assert torch.equal(mv, torch.where(mask.expand_as(init_video) < 0.5, init_video,
                                                torch.full_like(init_video, -1.0)))
-            enc_in = cap.vae_encode_inputs[-1]  # what the VAE encodes (after the noise augmentation)
+            enc_in = torch.cat(cap.vae_encode_inputs[-B:])  # what the VAE encodes (after the noise augmentation; one call per video)
             if pipe.transformer.config.add_noise_in_inpaint_model:
                 aug = [d for d in cap.draws if d["kind"] == "noise_aug"]
                 assert len(aug) == 1 and aug[0]["tensor"].shape == mv.shape
@@ -971,18 +981,20 @@ def finish(case, cap, prompts):
             assert torch.equal(cap.vae_encode_inputs[0], init_video)
             t["video_latents"] = cap.t["video_latents"]
             assert torch.equal(cap.t["add_noise_timestep"], cap.steps[0]["t"].reshape(1))
-        assert len(cap.vae_encode_inputs) == int("strength" in case) + int(not all255)
+        assert len(cap.vae_encode_inputs) == int("strength" in case) + B * int(not all255)
         # output: float video [B,3,F,H,W] in [0,1] and the uint8 frames the predict scripts save
         video = cap.out
         assert torch.equal(video, torch.from_numpy(cap.decoded))
-        if F_ == 1:  # predict: PNG of sample[0, :, 0]
+        if B > 1:  # one video per batch element: (x * 255).astype(uint8), as save_videos_grid does per video
+            u8f = (video.permute(0, 2, 3, 4, 1) * 255).numpy().astype(np.uint8)[0]
+        elif F_ == 1:  # predict: PNG of sample[0, :, 0]
             img = video[0, :, 0].transpose(0, 1).transpose(1, 2)
             u8f = (img * 255).numpy().astype(np.uint8)[None]
         else:  # save_videos_grid: per frame make_grid (identity for batch 1), HWC, (x * 255).numpy().astype(uint8)
             vids = rearrange(video, "b c t h w -> t b c h w")
             u8f = np.stack([(x[0].transpose(0, 1).transpose(1, 2) * 255).numpy().astype(np.uint8) for x in vids])
-        t["frames_u8"] = torch.from_numpy(u8f)[None]
-        assert np.array_equal(u8f[None], (video.permute(0, 2, 3, 4, 1) * 255).numpy().astype(np.uint8))
+        t["frames_u8"] = torch.from_numpy((video.permute(0, 2, 3, 4, 1) * 255).numpy().astype(np.uint8))
+        assert np.array_equal(u8f, t["frames_u8"][0].numpy())
     else:
         if case["pipe"] == "i2v":
             # image = video_processor.preprocess(PIL image at the target size): f32(u8 / 255) * 2 - 1

@@ -68,6 +68,7 @@ async function highLevelInputs(name: string): Promise<Record<string, unknown>> {
     case 'fun_i2v':
       return { image: await readImage(inp('start_45x70.png')) };
     case 'fun_i2v_aug':
+    case 'fun_i2v_n2': // one start image for both videos (the reference got its inputs repeated per video)
       return { image: await readImage(inp('start.png')) };
     case 'fun_start_end':
       return { image: await readImage(inp('start.png')), endImage: await readImage(inp('end.png')) };
@@ -187,6 +188,11 @@ async function runCase(name: string, highLevel = false): Promise<void> {
     let v = got.get(ours);
     expect(v, `${name}: pipeline did not produce ${ours}`).toBeDefined();
     if (firstHalf) v = v!.subarray(0, exp.length);
+    if (highLevel && v!.length < exp.length && exp.length % v!.length === 0) {
+      // conditioning given once (batch 1) where the reference got it once per video: its rows are identical
+      expectClose(`${name} ${key} (batch row 0)`, v!, exp.subarray(0, v!.length), [1, ...shape.slice(1)], TOL);
+      return;
+    }
     expectClose(`${name} ${key}`, v!, exp, shape, TOL);
     if (!firstHalf) expect(shapes.get(ours)).toEqual(shape);
   };
@@ -237,7 +243,7 @@ for (const backend of BACKENDS) {
 }
 
 describe(`Fun pipeline from image files / frames / mask image (${BACKENDS[0]})`, () => {
-  for (const name of ['fun_t2v', 'fun_i2v', 'fun_start_end', 'fun_v2v_mask', 'fun_image']) {
+  for (const name of ['fun_t2v', 'fun_i2v', 'fun_start_end', 'fun_v2v_mask', 'fun_image', 'fun_i2v_n2']) {
     it(name, async () => {
       await useBackend(BACKENDS[0]!);
       const before = tf.memory().numTensors;
