@@ -110,6 +110,7 @@ export async function generateLongVideo(pipe: Pick<CogVideoXFunPipeline, 'call' 
   }
   if (opts.strength !== undefined && opts.strength !== 1) throw new Error(`generateLongVideo: strength must be 1 (no video-to-video), got ${String(opts.strength)}`);
   if (o.endImage && !o.image) throw new Error('generateLongVideo: endImage needs a start image (image)');
+  if (o.numVideosPerPrompt !== undefined && o.numVideosPerPrompt !== 1) throw new Error(`generateLongVideo: one video per call (numVideosPerPrompt 1), got ${o.numVideosPerPrompt}`);
   const O = o.overlap ?? 4;
   const P = o.segmentFrames ?? 25;
   const plan = planLongVideo(o.totalFrames, P, O);
