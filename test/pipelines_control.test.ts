@@ -218,3 +218,27 @@ describe('numVideosPerPrompt', () => {
     pipe.dispose();
   });
 });
+
+describe('CogVideoXVideoToVideoPipeline requests', () => {
+  const frame = (w = 48, h = 32) => ({ width: w, height: h, data: new Uint8Array(w * h * 3).fill(100) });
+  const base = { prompt: 'a panda', height: 32, width: 48, numInferenceSteps: 4, maxSequenceLength: 16 };
+  it('refuses bad requests before any model is loaded, naming the problem', async () => {
+    await useBackend(BACKENDS[0]!);
+    const pipe = await CogVideoXVideoToVideoPipeline.fromPretrained(PIPE_2B);
+    const before = tf.memory().numTensors;
+    const five = Array.from({ length: 5 }, () => frame());
+    await expect(pipe.call({ ...base, video: [] })).rejects.toThrow(/video \(a non-empty array of RGB frames\) is required/);
+    await expect(pipe.call({ ...base, video: five, numFrames: 9 })).rejects.toThrow(/numFrames 9 differs from the 5 source frames/);
+    await expect(pipe.call({ ...base, video: five.slice(0, 4) })).rejects.toThrow(/numFrames must be 1 or 4k \+ 1.*got 4/);
+    await expect(pipe.call({ ...base, video: five, strength: 0 })).rejects.toThrow(/strength must be in \(0, 1\], got 0/);
+    await expect(pipe.call({ ...base, video: [frame(), { width: 2, height: 2, data: new Uint8Array(3) }, frame(), frame(), frame()] })).rejects.toThrow(/video frame 1: expected an RGB image/);
+    await expect(pipe.call({ ...base, video: five, strength: 0.1, numInferenceSteps: 4 })).rejects.toThrow(/leaves no denoising step/);
+    expect(tf.memory().numTensors).toBe(before);
+    pipe.dispose();
+    // CogVideoX 1.5: the latent count must already be a multiple of patch_size_t (pipeline_cogvideox_video2video.py)
+    const p15 = await CogVideoXVideoToVideoPipeline.fromPretrained(path.join(FIXTURES, 'tiny-pipe-1.5'));
+    const nine = Array.from({ length: 9 }, () => frame());
+    await expect(p15.call({ ...base, maxSequenceLength: 226, video: nine })).rejects.toThrow(/9 frames give 3 latent frames, not a multiple of patch_size_t 2.*use 13 or 5 frames/);
+    p15.dispose();
+  });
+});

@@ -60,12 +60,14 @@ export class CogVideoXVideoToVideoPipeline extends PipelineBase {
     const resize = o.resizeRgb ?? lanczosRgb;
     const frames = o.video.map((f) => (f.width === r.width && f.height === r.height ? f : resize(f, r.width, r.height)));
 
+    // the strength slice (get_timesteps) is known before any model runs: an empty one is refused now
+    const sched = this.scheduler;
+    sched.setTimesteps(r.steps);
+    const { timesteps, numInferenceSteps } = sched.getTimestepsForStrength(r.steps, strength);
+    if (timesteps.length === 0) throw new Error(`strength ${strength} × ${r.steps} steps leaves no denoising step`);
+
     try {
       const { promptEmbeds, B } = await this.textStage(r);
-      const sched = this.scheduler;
-      sched.setTimesteps(r.steps);
-      const { timesteps, numInferenceSteps } = sched.getTimestepsForStrength(r.steps, strength);
-      if (timesteps.length === 0) throw new Error(`strength ${strength} × ${r.steps} steps leaves no denoising step`);
       const h = r.height / spatial;
       const w = r.width / spatial;
       const shape = [B, T, vae.config.latent_channels, h, w];
