@@ -214,6 +214,7 @@ export async function generate(argv: readonly string[]): Promise<number> {
     return e instanceof UsageError ? 2 : 1;
   }
   const { job, out, outs } = run;
+  const outTmps = job.outTmps ?? [job.outTmp];
   progress.outputName = outs.map((o) => path.relative(process.cwd(), o) || o).join(', ');
   progress.expectedSteps = job.steps;
   progress.notice([...(run.demo ? DEMO_NOTICE : []), `${describe(run)} → ${progress.outputName}`, ...run.notes], {
@@ -267,16 +268,16 @@ export async function generate(argv: readonly string[]): Promise<number> {
   const r = result as Extract<JobEvent, { type: 'done' | 'failed' }> | null;
   if (r?.type === 'done' && !interrupted) {
     try {
-      job.outTmps.forEach((tmp, i) => commitOutput(tmp, outs[i]!));
+      outTmps.forEach((tmp, i) => commitOutput(tmp, outs[i]!));
     } catch (e) {
-      job.outTmps.forEach(removeTemp);
+      outTmps.forEach(removeTemp);
       progress.error(`cannot move the result into place: ${oneLine(e)}`, 1);
       return 1;
     }
     progress.done({ output: outs.length === 1 ? out : outs.join(', '), width: r.width, height: r.height, frames: r.frames, fps: job.fps, seed: job.seed, model: job.model, demo: run.demo });
     return 0;
   }
-  job.outTmps.forEach(removeTemp);
+  outTmps.forEach(removeTemp);
   if (createdDir) fs.rmSync(createdDir, { recursive: true, force: true }); // made by this run, holds nothing else
   if (interrupted) {
     progress.error(new InterruptedError('interrupted (Ctrl-C); no output written').message, 130);

@@ -81,7 +81,7 @@ export async function runJob(job: GenerateJob, emit: (e: JobEvent) => void, shou
       guidanceScale: job.guidance,
       maxSequenceLength: job.maxSequenceLength,
       generator: new PhiloxGenerator(BigInt(job.seed)),
-      numVideosPerPrompt: job.numVideos,
+      numVideosPerPrompt: job.numVideos ?? 1,
       signal: controller.signal,
       onStep: ({ step, numSteps }) => {
         emit({ type: 'step', step: step + 1, steps: numSteps });
