@@ -63,12 +63,13 @@ from transformers import T5EncoderModel, T5Tokenizer  # noqa: E402
 import diffusers  # noqa: E402
 import diffusers.utils.torch_utils as torch_utils  # noqa: E402
 from diffusers import (CogVideoXDDIMScheduler, CogVideoXDPMScheduler, CogVideoXImageToVideoPipeline,  # noqa: E402
-                       CogVideoXPipeline, DDIMScheduler, DPMSolverMultistepScheduler,
+                       CogVideoXPipeline, CogVideoXVideoToVideoPipeline, DDIMScheduler, DPMSolverMultistepScheduler,
                        EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, PNDMScheduler)
 
 from cogvideox.models.autoencoder_magvit import AutoencoderKLCogVideoX as FunVAE  # noqa: E402
 from cogvideox.models.transformer3d import CogVideoXTransformer3DModel as FunTransformer  # noqa: E402
 from cogvideox.pipeline import pipeline_cogvideox_inpaint as fun_inpaint_module  # noqa: E402
+from cogvideox.pipeline.pipeline_cogvideox import CogVideoX_Fun_Pipeline  # noqa: E402
 from cogvideox.pipeline.pipeline_cogvideox_inpaint import CogVideoX_Fun_Pipeline_Inpaint  # noqa: E402
 
 _STUBS = ("cv2", "imageio", "torchvision")
@@ -91,6 +92,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 REPO = os.path.dirname(HERE)
 FIXTURES = os.path.join(REPO, "test", "fixtures")
 FUN_DIR = os.path.join(FIXTURES, "tiny-cogvideox-fun")
+FUN_T2V_DIR = os.path.join(FIXTURES, "tiny-fun-t2v")
 OUT = os.path.join(FIXTURES, "pipelines")
 INPUTS = os.path.join(OUT, "inputs")
 
@@ -105,7 +107,7 @@ SCHEDULERS = {
     "DPM_Cog": CogVideoXDPMScheduler,
 }
 
-# spec §1.3: the scheduler_config.json shipped with the models (2b: snr_shift_scale 3.0; 5b: 1.0)
+# the scheduler/scheduler_config.json shipped with THUDM's CogVideoX-2b / -5b (2b: snr_shift_scale 3.0; 5b: 1.0)
 SCHED_2B = {
     "_class_name": "CogVideoXDDIMScheduler",
     "_diffusers_version": "0.31.0.dev0",
@@ -182,6 +184,29 @@ CASES = [
          image="start.png",
          note="diffusers CogVideoXImageToVideoPipeline, 1.5-I2V tiny (ofs embedding, ofs 2.0; invert_scale_latents: "
               "image latents / scaling factor); 3 latent frames padded to 4"),
+    # every original pipeline sets num_videos_per_prompt = 1 inside __call__ (diffusers pipeline_cogvideox.py:611,
+    # CogVideoX-Fun pipeline_cogvideox.py:717), so n videos of one prompt are the prompt repeated n times
+    dict(name="t2v_2b_n2", pipe="t2v", folder="tiny-pipe-2b", sampler="DDIM_Cog", frames=5, steps=3, seed=55,
+         prompt_batch=2, max_sequence_length=16,
+         note="diffusers CogVideoXPipeline, 2b tiny, prompt [panda] * 2 = two videos of one prompt: one latents draw "
+              "[2, T, C, h, w]; the scheduler is the folder's (from_pretrained default)"),
+    dict(name="v2v_2b", pipe="v2v", folder="tiny-pipe-2b", sampler="DDIM_Cog", frames=9, steps=6, seed=56,
+         strength=0.7, video="v2v", max_sequence_length=16,
+         note="diffusers CogVideoXVideoToVideoPipeline (THUDM cli_demo --generate_type v2v), 2b tiny: 9 PIL frames "
+              "at the target size; VAE sample + add_noise at the first kept timestep; 6 -> 4 executed steps"),
+    dict(name="v2v_2b_n2", pipe="v2v", folder="tiny-pipe-2b", sampler="DDIM_Cog", frames=5, steps=4, seed=57,
+         strength=0.8, video="v2v", max_sequence_length=16, prompt_batch=2,
+         note="diffusers CogVideoXVideoToVideoPipeline, prompt [panda] * 2 with one source video: one VAE sample "
+              "(batch 1), one noise draw [2, ...], broadcast by add_noise"),
+    dict(name="fun_i2v_n2", pipe="fun", sampler="DDIM_Origin", frames=5, steps=3, seed=59, start="start.png",
+         prompt_batch=2,
+         note="CogVideoX-Fun inpaint pipeline, prompt [p] * 2 with one start image: one latents draw [2, ...]; the "
+              "inputs of get_image_to_video_latent repeated per video (Fun does not broadcast batch-1 conditioning)"),
+    dict(name="fun_t2v_pipe", pipe="fun_t2v", folder="tiny-fun-t2v", sampler="DDIM_Origin", frames=5, steps=4,
+         seed=58, store_video=True,
+         note="CogVideoX-Fun CogVideoX_Fun_Pipeline (text-to-video, cogvideox/pipeline/pipeline_cogvideox.py) with a "
+              "Fun transformer of in_channels 16 (tiny-fun-t2v) at a latent size below its sample size (Fun's "
+              "interpolated position table); Fun VAE decode, uint8 by truncation as save_videos_grid"),
 ]
 # fmt: on
 
@@ -274,6 +299,46 @@ PIPE_FOLDERS = {
     "tiny-pipe-1.5-i2v": ("tiny-cogvideox1.5-5b-i2v", SCHED_5B_DPM, 0.7, "CogVideoXImageToVideoPipeline",
                           {"invert_scale_latents": True}),
 }
+
+
+def build_fun_t2v_folder():
+    """tiny-fun-t2v: a CogVideoX-Fun text-to-video layout (transformer in_channels = latent channels = 16, config
+    saved by Fun's transformer class, so it carries add_noise_in_inpaint_model). Its transformer is the tiny Fun InP
+    transformer with patch_embed.proj cut to the first 16 input channels (the noisy-latent ones); the other
+    components are relative symlinks to tiny-cogvideox-fun, the scheduler config is the shipped 2b one."""
+    from safetensors.torch import load_file
+    root = FUN_T2V_DIR
+    os.makedirs(os.path.join(root, "transformer"), exist_ok=True)
+    for sub in ("tokenizer", "text_encoder", "vae"):
+        link(os.path.join(FUN_DIR, sub), os.path.join(root, sub))
+    sd = load_file(os.path.join(FUN_DIR, "transformer", "diffusion_pytorch_model.safetensors"))
+    w = sd["patch_embed.proj.weight"]
+    assert w.shape[1] == 33
+    sd["patch_embed.proj.weight"] = w[:, :16].contiguous()
+    with open(os.path.join(FUN_DIR, "transformer", "config.json"), encoding="utf-8") as f:
+        tcfg = json.load(f)
+    tcfg["in_channels"] = 16
+    assert "add_noise_in_inpaint_model" in tcfg
+    # round trip through Fun's class: the config it writes is what a Fun T2V checkpoint carries
+    model = FunTransformer.from_config(tcfg)
+    model.load_state_dict(sd, strict=True)
+    model.save_pretrained(os.path.join(root, "transformer"), safe_serialization=True)
+    tcfg_saved = os.path.join(root, "transformer", "config.json")
+    with open(tcfg_saved, encoding="utf-8") as f:
+        saved = json.load(f)
+    saved["_diffusers_version"] = "0.32.2"
+    write_json(tcfg_saved, saved)
+    assert saved["in_channels"] == 16 and "add_noise_in_inpaint_model" in saved
+    scheduler_folder(root, SCHED_2B)
+    write_json(os.path.join(root, "model_index.json"), {
+        "_class_name": "CogVideoX_Fun_Pipeline",
+        "_diffusers_version": "0.32.2",
+        "scheduler": ["diffusers", "CogVideoXDDIMScheduler"],
+        "text_encoder": ["transformers", "T5EncoderModel"],
+        "tokenizer": ["transformers", "T5Tokenizer"],
+        "transformer": ["diffusers", "CogVideoXTransformer3DModel"],
+        "vae": ["diffusers", "AutoencoderKLCogVideoX"],
+    })
 
 
 def build_pipe_folders():
@@ -392,6 +457,8 @@ class Draws:
         "cogvideox.pipeline.pipeline_cogvideox_inpaint": "latents",
         "diffusers.pipelines.cogvideo.pipeline_cogvideox": "latents",
         "diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video": "latents",
+        "diffusers.pipelines.cogvideo.pipeline_cogvideox_video2video": "noise",
+        "cogvideox.pipeline.pipeline_cogvideox": "latents",
         "diffusers.models.autoencoders.vae": "vae_sample",
     }
 
@@ -577,7 +644,7 @@ def attach(pipe, kind, cap):
 
     def prep_latents_after(args, kwargs, out):
         # Fun: (latents, noise); diffusers T2V: latents; diffusers I2V: (latents, image_latents)
-        cap.put("init_latents", out if kind == "t2v" else out[0])
+        cap.put("init_latents", out if kind in ("t2v", "v2v", "fun_t2v") else out[0])
         if kind == "i2v":
             cap.put("image_latents", out[1])
 
@@ -613,6 +680,11 @@ def attach(pipe, kind, cap):
             cap.put("image", out)
 
         undo.append(wrap_method(pipe.video_processor, "preprocess", after=vid_pre_after))
+    if kind == "v2v":
+        def video_pre_after(args, kwargs, out):
+            cap.put("video_in", out)
+
+        undo.append(wrap_method(pipe.video_processor, "preprocess_video", after=video_pre_after))
 
     def detach():
         for h in hooks:
@@ -645,8 +717,25 @@ def load_fun(case):
     return pipe
 
 
+def load_fun_t2v(case):
+    """predict_t2v.py with a text-to-video transformer (in_channels == latent channels): CogVideoX_Fun_Pipeline."""
+    d = FUN_T2V_DIR
+    with contextlib.redirect_stdout(io.StringIO()):
+        transformer = FunTransformer.from_pretrained_2d(d, subfolder="transformer", torch_dtype=torch.float32).eval()
+    vae = FunVAE.from_pretrained(d, subfolder="vae", torch_dtype=torch.float32).eval()
+    text_encoder = T5EncoderModel.from_pretrained(d, subfolder="text_encoder", torch_dtype=torch.float32).eval()
+    scheduler = SCHEDULERS[case["sampler"]].from_pretrained(d, subfolder="scheduler")
+    tokenizer = T5Tokenizer.from_pretrained(d, subfolder="tokenizer")
+    assert transformer.config.in_channels == vae.config.latent_channels  # -> the plain pipeline (predict_t2v.py)
+    pipe = CogVideoX_Fun_Pipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                                  scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def load_diffusers(case):
-    cls = CogVideoXImageToVideoPipeline if case["pipe"] == "i2v" else CogVideoXPipeline
+    cls = {"i2v": CogVideoXImageToVideoPipeline, "v2v": CogVideoXVideoToVideoPipeline}.get(case["pipe"],
+                                                                                          CogVideoXPipeline)
     pipe = cls.from_pretrained(os.path.join(FIXTURES, case["folder"]), torch_dtype=torch.float32)
     assert type(pipe.scheduler) is SCHEDULERS[case["sampler"]], type(pipe.scheduler)
     pipe.set_progress_bar_config(disable=True)
@@ -700,6 +789,12 @@ def run_once(case, files, mode, queue=None, seed_offset=0, capture=True):
     if case["pipe"] == "fun":
         pipe = load_fun(case)
         video_length, video, mask_video, call = fun_inputs(case, pipe, files)
+        if case.get("prompt_batch", 1) > 1:
+            # the inpaint pipeline does not repeat batch-1 conditioning over a larger prompt batch (transformer3d.py
+            # concat fails): the scripts' inputs are given once per video
+            n = case["prompt_batch"]
+            video, mask_video = video.repeat(n, 1, 1, 1, 1), mask_video.repeat(n, 1, 1, 1, 1)
+            call += f" repeated {n}x along the batch"
         cap.meta["inputs_call"] = call
         cap.put("input.video", video)
         cap.put("input.mask_video", mask_video)
@@ -708,23 +803,37 @@ def run_once(case, files, mode, queue=None, seed_offset=0, capture=True):
         if "strength" in case:
             kwargs["strength"] = case["strength"]
         prompt = FUN_PROMPT
+    elif case["pipe"] == "fun_t2v":
+        pipe = load_fun_t2v(case)
+        video_length = frames_rule(case["frames"], pipe.vae, pipe.transformer)
+        assert video_length == case["frames"]
+        kwargs = dict(num_frames=video_length, negative_prompt=FUN_NEGATIVE, height=H, width=W,
+                      guidance_scale=GUIDANCE, num_inference_steps=case["steps"])
+        prompt = FUN_PROMPT
     else:
         pipe = load_diffusers(case)
         prompt = PANDA
-        kwargs = dict(height=case.get("height", H), width=case.get("width", W), num_frames=case["frames"],
+        kwargs = dict(height=case.get("height", H), width=case.get("width", W),
                       num_inference_steps=case["steps"], guidance_scale=GUIDANCE,
                       use_dynamic_cfg=case.get("use_dynamic_cfg", False))
+        if case["pipe"] != "v2v":
+            kwargs["num_frames"] = case["frames"]
         if "max_sequence_length" in case:
             kwargs["max_sequence_length"] = case["max_sequence_length"]
         if case["pipe"] == "i2v":
             kwargs["image"] = Image.open(files[case["image"]]).convert("RGB")
+        if case["pipe"] == "v2v":
+            kwargs["video"] = [Image.open(files[f"v2v_{i:02d}.png"]).convert("RGB") for i in range(case["frames"])]
+            kwargs["strength"] = case["strength"]
+    if case.get("prompt_batch", 1) > 1:
+        prompt = [prompt] * case["prompt_batch"]
     torch.manual_seed(case["seed"] + seed_offset)
     generator = torch.Generator().manual_seed(case["seed"] + seed_offset)
     detach = attach(pipe, case["pipe"], cap) if capture else (lambda: None)
     DRAWS.start(mode, queue)
     try:
         with torch.no_grad():
-            if case["pipe"] == "fun":
+            if case["pipe"] in ("fun", "fun_t2v"):
                 out = pipe(prompt, generator=generator, **kwargs).videos
             else:
                 out = pipe(prompt=prompt, generator=generator, **kwargs).frames
@@ -744,18 +853,21 @@ def finish(case, cap, prompts):
     pipeline_fixtures.md."""
     pipe = cap.pipe
     t = {}
-    B = 1
+    B = case.get("prompt_batch", 1)
     do_cfg = GUIDANCE > 1
 
-    # prompts: [positive, negative] text-encoder calls
+    # prompts: [positive, negative] text-encoder calls (a repeated prompt: identical rows, stored once)
     assert len(cap.text) == 2
     L = cap.text[0][0].shape[1]
     pkeys = []
-    for (ids, emb), text, role in zip(cap.text, (cap.prompt, cap.kwargs.get("negative_prompt") or ""),
+    text0 = cap.prompt[0] if isinstance(cap.prompt, list) else cap.prompt
+    for (ids, emb), text, role in zip(cap.text, (text0, cap.kwargs.get("negative_prompt") or ""),
                                       ("prompt", "negative_prompt")):
+        assert ids.shape[0] == B and all(torch.equal(ids[i], ids[0]) and torch.equal(emb[i], emb[0]) for i in range(B))
+        ids, emb = ids[:1], emb[:1]
         key = f"{PROMPT_NAMES[text]}.len{L}"
         if key in prompts:
-            assert torch.equal(prompts[key]["ids"], ids) and torch.equal(prompts[key]["embeds"], emb)
+            assert torch.equal(prompts[key]["ids"], ids) and torch.allclose(prompts[key]["embeds"], emb, rtol=1e-4, atol=1e-5)
             assert prompts[key]["text"] == text
         else:
             prompts[key] = {"ids": ids, "embeds": emb, "text": text}
@@ -823,7 +935,16 @@ def finish(case, cap, prompts):
     if "rope" in const:
         t["rope_cos"], t["rope_sin"] = const["rope"]
 
-    if case["pipe"] == "fun":
+    if case["pipe"] == "fun_t2v":
+        video = cap.out
+        assert torch.equal(video, torch.from_numpy(cap.decoded))
+        vids = rearrange(video, "b c t h w -> t b c h w")
+        # save_videos_grid of a batch-1 video: (x * 255).numpy().astype(uint8) per frame
+        t["frames_u8"] = (video.permute(0, 2, 3, 4, 1) * 255).numpy().astype(np.uint8)
+        t["frames_u8"] = torch.from_numpy(t["frames_u8"])
+        assert vids.shape[1] == 1
+        assert len(cap.vae_encode_inputs) == 0
+    elif case["pipe"] == "fun":
         F_ = cap.kwargs["num_frames"]
         u8 = t["input.video"]
         # init_video = image_processor.preprocess(video): nearest resize (same size: a copy) and 2x - 1, i.e.
@@ -840,7 +961,7 @@ def finish(case, cap, prompts):
             mv = cap.t["masked_video"]
             assert torch.equal(mv, torch.where(mask.expand_as(init_video) < 0.5, init_video,
                                                torch.full_like(init_video, -1.0)))
-            enc_in = cap.vae_encode_inputs[-1]  # what the VAE encodes (after the noise augmentation)
+            enc_in = torch.cat(cap.vae_encode_inputs[-B:])  # what the VAE encodes (after the noise augmentation; one call per video)
             if pipe.transformer.config.add_noise_in_inpaint_model:
                 aug = [d for d in cap.draws if d["kind"] == "noise_aug"]
                 assert len(aug) == 1 and aug[0]["tensor"].shape == mv.shape
@@ -860,18 +981,20 @@ def finish(case, cap, prompts):
             assert torch.equal(cap.vae_encode_inputs[0], init_video)
             t["video_latents"] = cap.t["video_latents"]
             assert torch.equal(cap.t["add_noise_timestep"], cap.steps[0]["t"].reshape(1))
-        assert len(cap.vae_encode_inputs) == int("strength" in case) + int(not all255)
+        assert len(cap.vae_encode_inputs) == int("strength" in case) + B * int(not all255)
         # output: float video [B,3,F,H,W] in [0,1] and the uint8 frames the predict scripts save
         video = cap.out
         assert torch.equal(video, torch.from_numpy(cap.decoded))
-        if F_ == 1:  # predict: PNG of sample[0, :, 0]
+        if B > 1:  # one video per batch element: (x * 255).astype(uint8), as save_videos_grid does per video
+            u8f = (video.permute(0, 2, 3, 4, 1) * 255).numpy().astype(np.uint8)[0]
+        elif F_ == 1:  # predict: PNG of sample[0, :, 0]
             img = video[0, :, 0].transpose(0, 1).transpose(1, 2)
             u8f = (img * 255).numpy().astype(np.uint8)[None]
         else:  # save_videos_grid: per frame make_grid (identity for batch 1), HWC, (x * 255).numpy().astype(uint8)
             vids = rearrange(video, "b c t h w -> t b c h w")
             u8f = np.stack([(x[0].transpose(0, 1).transpose(1, 2) * 255).numpy().astype(np.uint8) for x in vids])
-        t["frames_u8"] = torch.from_numpy(u8f)[None]
-        assert np.array_equal(u8f[None], (video.permute(0, 2, 3, 4, 1) * 255).numpy().astype(np.uint8))
+        t["frames_u8"] = torch.from_numpy((video.permute(0, 2, 3, 4, 1) * 255).numpy().astype(np.uint8))
+        assert np.array_equal(u8f, t["frames_u8"][0].numpy())
     else:
         if case["pipe"] == "i2v":
             # image = video_processor.preprocess(PIL image at the target size): f32(u8 / 255) * 2 - 1
@@ -882,6 +1005,16 @@ def finish(case, cap, prompts):
             assert torch.equal(cap.vae_encode_inputs[0], cap.t["image"].unsqueeze(2))
             hs0 = cap.steps[0]["hidden_states"]
             assert torch.equal(hs0[:B, :, 16:], t["image_latents"])
+        if case["pipe"] == "v2v":
+            # video_processor.preprocess_video(PIL frames at the target size): f32(u8 / 255) * 2 - 1, [1, 3, F, H, W]
+            frames_in = cap.kwargs["video"]
+            u8 = torch.from_numpy(np.stack([np.array(im) for im in frames_in])).permute(3, 0, 1, 2)[None].contiguous()
+            assert torch.equal(cap.t["video_in"], (u8.to(torch.float32) / 255) * 2 - 1)
+            t["input.video"] = u8
+            assert len(cap.vae_encode_inputs) == 1 and torch.equal(cap.vae_encode_inputs[0], cap.t["video_in"])
+            t["video_latents"] = cap.t["video_latents"]
+            assert torch.equal(cap.t["add_noise_timestep"], cap.steps[0]["t"].reshape(1).repeat(B))
+            assert [d["kind"] for d in cap.draws][:2] == ["vae_sample", "noise"]
         # decode_latents output [B,3,F,H,W] in ~[-1,1]; the float video = postprocess_video(output_type="pt")
         pt = pipe.video_processor.postprocess_video(video=cap.decoded, output_type="pt")  # [B,F,C,H,W]
         video = pt.permute(0, 2, 1, 3, 4).contiguous()
@@ -909,7 +1042,7 @@ def check_replay(case, files, cap, rec):
 def check_plain(case, files, cap):
     """Same seeds, no hooks / wrappers on the pipeline objects: the output must be identical (capture is inert)."""
     plain = run_once(case, files, "record", capture=False)
-    if case["pipe"] == "fun":
+    if case["pipe"] in ("fun", "fun_t2v"):
         assert torch.equal(plain.out, cap.out)
     else:
         for a, b in zip(plain.out, cap.out):
@@ -927,11 +1060,21 @@ def describe_case(case, cap, extra):
         args["negative_prompt"] = cap.kwargs["negative_prompt"]
         args["noise_aug_strength"] = 0.0563
         args.setdefault("strength", 1.0)
+    elif case["pipe"] == "fun_t2v":
+        args["negative_prompt"] = cap.kwargs["negative_prompt"]
     else:
         args["negative_prompt"] = None
         if case["pipe"] == "i2v":
             args["image"] = f"inputs/{case['image']}"
     vae_dir = FUN_DIR if case["pipe"] == "fun" else os.path.join(FIXTURES, case["folder"])
+    if case.get("prompt_batch", 1) > 1:
+        args["prompt"] = cap.prompt[0]
+        args["prompt_batch"] = case["prompt_batch"]
+    if "strength" in case:
+        args["strength"] = case["strength"]
+    if case["pipe"] == "v2v":
+        args["num_frames"] = case["frames"]
+        args["video"] = [f"inputs/v2v_{i:02d}.png" for i in range(case["frames"])]
     comps = {}
     for sub in ("transformer/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
                 "text_encoder/model-00001-of-00002.safetensors", "text_encoder/model-00002-of-00002.safetensors",
@@ -940,8 +1083,10 @@ def describe_case(case, cap, extra):
     full = sched.timesteps.tolist()
     d = {
         "pipeline": {"fun": "CogVideoX-Fun CogVideoX_Fun_Pipeline_Inpaint",
+                     "fun_t2v": "CogVideoX-Fun CogVideoX_Fun_Pipeline",
                      "t2v": "diffusers CogVideoXPipeline",
-                     "i2v": "diffusers CogVideoXImageToVideoPipeline"}[case["pipe"]],
+                     "i2v": "diffusers CogVideoXImageToVideoPipeline",
+                     "v2v": "diffusers CogVideoXVideoToVideoPipeline"}[case["pipe"]],
         "checkpoint": os.path.relpath(vae_dir, FIXTURES),
         "component_sha256": comps,
         "sampler": case["sampler"],
@@ -976,17 +1121,36 @@ def main():
     scheduler_folder(FUN_DIR, SCHED_2B)
     merge_model_index(FUN_DIR, {"scheduler": ["diffusers", "CogVideoXDDIMScheduler"]}, "CogVideoXFunInpaintPipeline")
     build_pipe_folders()
+    build_fun_t2v_folder()
 
+    # --only a,b: (re)generate these cases and merge them into the existing cases.json, leaving every other case's
+    # file untouched (torch's float results differ in the last bits between CPUs, so a full rerun on another machine
+    # rewrites committed fixtures at the 1e-6 level; the prompts file must already hold the prompts these cases use)
+    only = None
+    if "--only" in sys.argv:
+        only = sys.argv[sys.argv.index("--only") + 1].split(",")
+        assert all(any(c["name"] == n for c in CASES) for n in only), only
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
-        if f.endswith(".safetensors") or f.endswith(".json"):
+        if (f.endswith(".safetensors") or f.endswith(".json")) and (only is None or f[:-len(".safetensors")] in only):
             os.remove(os.path.join(OUT, f))
     files = write_inputs()
     DRAWS.install()
 
     prompts = {}
     index = {}
+    if only is not None:
+        from safetensors.torch import load_file
+        with open(os.path.join(OUT, "cases.json"), encoding="utf-8") as f:
+            old = json.load(f)
+        index = {k: v for k, v in old["cases"].items() if k not in only}
+        stored = load_file(os.path.join(OUT, "prompts.safetensors"))
+        for k, v in old["prompts"].items():
+            prompts[k] = {"ids": stored[k + ".ids"], "embeds": stored[k + ".embeds"], "text": v["text"]}
+        known = set(prompts)
     for case in CASES:
+        if only is not None and case["name"] not in only:
+            continue
         cap = run_once(case, files, "record")
         t, extra = finish(case, cap, prompts)
         check_replay(case, files, cap, t)
@@ -1000,17 +1164,20 @@ def main():
         print(f"  {case['name']:14s} {os.path.getsize(path):8d} B  steps {len(extra['steps'])}  draws "
               f"{[d['kind'] for d in extra['draws']]}  frames {tuple(t['frames_u8'].shape)}")
 
+    if only is not None:
+        assert set(prompts) == known, f"new prompts {set(prompts) - known}: run without --only"
     pt = {}
     for key, p in sorted(prompts.items()):
         pt[key + ".ids"] = p["ids"].contiguous()
         pt[key + ".embeds"] = p["embeds"].contiguous()
-    save_file(pt, os.path.join(OUT, "prompts.safetensors"), metadata={"generator": "reference/gen_pipelines.py"})
+    if only is None:
+        save_file(pt, os.path.join(OUT, "prompts.safetensors"), metadata={"generator": "reference/gen_pipelines.py"})
     cases_json = {
         "generator": "reference/gen_pipelines.py",
         "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "cogvideox_fun": "6c39567"},
         "prompts": {k: {"text": p["text"], "length": int(p["ids"].shape[1])} for k, p in sorted(prompts.items())},
         "inputs": {k: os.path.relpath(v, OUT) for k, v in sorted(files.items())},
-        "cases": index,
+        "cases": dict(sorted(index.items())),
     }
     with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8", newline="\n") as f:
         f.write(compact_json(cases_json) + "\n")

@@ -18,6 +18,7 @@ export {
   type TransformerForwardOptions,
 } from './models/transformer.js';
 export type { RotaryTables } from './nn/embeddings.js';
+export { transformerFlavor, transformerKind, isFunCheckpoint, type TransformerKind } from './weights/transformer_kind.js';
 export * from './schedulers/index.js';
 export { AutoencoderKLCogVideoX, DiagonalGaussianDistribution, type VaeConfig, type DecodeOptions, type VaeRunOptions, type TilingOptions, type VaeLoadOptions } from './models/vae.js';
 // media

@@ -30,6 +30,9 @@ interface Run {
   lines: string[];
 }
 
+const CHILD_TIMEOUT_MS = 240_000;
+vi.setConfig({ testTimeout: CHILD_TIMEOUT_MS + 60_000 });
+
 let dir: string;
 
 function finish(code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string): Run {
@@ -39,7 +42,8 @@ function finish(code: number | null, signal: NodeJS.Signals | null, stdout: stri
 /** Runs the command in `cwd` (default: the shared work folder). */
 function cli(args: string[], cwd = dir): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, timeout: 60_000 });
+    // generous: a demo run takes ≈ 3 s alone, but CI machines are shared and this file runs several at once
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, timeout: CHILD_TIMEOUT_MS });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -176,6 +180,33 @@ describe('cogvideox-fun generate → ffprobe', () => {
   });
 });
 
+// not concurrent with the block above: each run is a child process, and the machine may be shared
+describe('cogvideox-fun generate: --num-videos, --video with a THUDM model', () => {
+  it('--num-videos 2: two videos of the prompt, numbered NAME_0 / NAME_1, different noise', async () => {
+    const cwd = workdir();
+    const r = await cli(['generate', '-q', '--num-videos', '2', '--frames', '1', '--steps', '2', '--seed', '7', '--out', 'pair.png'], cwd);
+    expect(r.code, r.stderr).toBe(0);
+    expect(files(cwd)).toEqual(['pair_0.png', 'pair_1.png']);
+    const [a, b] = [await readImage(path.join(cwd, 'pair_0.png')), await readImage(path.join(cwd, 'pair_1.png'))];
+    expect([a.width, a.height, b.width, b.height]).toEqual([96, 64, 96, 64]);
+    expect(Buffer.compare(Buffer.from(a.data), Buffer.from(b.data))).not.toBe(0);
+  });
+
+  it('--video with a THUDM text-to-video model runs diffusers\' video-to-video pipeline', async () => {
+    const cwd = workdir();
+    const src = path.join(cwd, 'src-frames');
+    fs.mkdirSync(src);
+    for (let i = 0; i < 9; i++) fs.copyFileSync(path.join(FIXTURES, 'pipelines', 'inputs', `v2v_0${i}.png`), path.join(src, `f${i}.png`));
+    const model = path.join(FIXTURES, 'tiny-pipe-2b');
+    const r = await cli(['generate', '--model', model, '--prompt', 'a panda', '--video', src, '--frames', '5', '--height', '32', '--width', '48', '--steps', '3', '--out', 'v2v.mp4'], cwd);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/video-to-video \(strength 0\.7\)/);
+    const v = await readVideo(path.join(cwd, 'v2v.mp4'));
+    // 5 frames → 2 latent frames, which diffusers' decode chunking turns into 8 frames (as the v2v_2b_n2 fixture)
+    expect([v.frames.length, v.width, v.height]).toEqual([8, 48, 32]);
+  });
+});
+
 describe('cogvideox-fun generate: bad flags → one line, exit 2, nothing written', () => {
   // bad flags fail before any worker starts: checked in this process through main() (exit code = its return)
   const usage: [string, string[], RegExp][] = [
@@ -191,6 +222,10 @@ describe('cogvideox-fun generate: bad flags → one line, exit 2, nothing writte
     ['--frames 13 beyond the demo model', ['--frames', '13'], /--frames 13: .* at most 9 frames per run/],
     ['--long-video --overlap 5', ['--long-video', '--overlap', '5'], /--overlap must be between 1 and 4, got 5/],
     ['--mask without --video', ['--mask', 'm.png'], /--mask applies to --video/],
+    ['--num-videos 0', ['--num-videos', '0'], /--num-videos must be between 1 and 64, got 0/],
+    ['--num-videos with --long-video', ['--num-videos', '2', '--long-video'], /--num-videos and --long-video cannot be combined/],
+    ['--video with a THUDM image-to-video model', ['--model', path.join(FIXTURES, 'tiny-pipe-5b-i2v'), '--prompt', 'x', '--video', 'v.mp4'], /--video needs a CogVideoX-Fun InP model;.*image-to-video model/],
+    ['--mask with a THUDM text-to-video model', ['--model', path.join(FIXTURES, 'tiny-pipe-2b'), '--prompt', 'x', '--video', 'v.mp4', '--mask', 'm.png'], /--mask needs a CogVideoX-Fun InP model/],
   ];
   it.each(usage)('%s → exit 2', async (_name, args, pattern) => {
     const before = files(process.cwd());
@@ -281,6 +316,10 @@ describe.concurrent('cogvideox-fun info', () => {
 });
 
 describe('flag parsing', () => {
+  it('--help documents the --num-videos output naming', async () => {
+    const r = await inProcess(['generate', '--help']);
+    expect(r.stdout).toMatch(/--num-videos N[\s\S]*--out cat\.mp4 writes cat_0\.mp4, cat_1\.mp4/);
+  });
   it('--lora FILE[:weight]: the suffix is a weight only when it is a number', () => {
     expect(parseLora('a.safetensors')).toEqual({ path: 'a.safetensors', weight: 0.55 });
     expect(parseLora('a.safetensors:0.8')).toEqual({ path: 'a.safetensors', weight: 0.8 });

@@ -180,8 +180,35 @@ async function runCase(name: string, forced: boolean): Promise<void> {
     }
     const { share, maxDiff } = equalShare(result.frames, expFrames);
     console.log(`${tag} frames_u8: ${(share * 100).toFixed(3)} % equal, max diff ${maxDiff}`);
-    expect(share).toBeGreaterThanOrEqual(forced ? 0.999 : 0.98);
-    expect(maxDiff).toBeLessThanOrEqual(forced ? 1 : 2);
+    // Every pixel is within one level of the reference's in both modes.
+    expect(maxDiff).toBeLessThanOrEqual(1);
+    if (forced) {
+      expect(share).toBeGreaterThanOrEqual(0.999);
+    } else {
+      // Free-running, the share of equal pixels falls with the number of hand-overs a frame went through, and only
+      // there. Why: the next segment's start images are the uint8 TRUNCATION of the float frames, as the UI does
+      // ((x·255).astype(uint8), cogvideox/ui/ui.py). Where the reference's float value lies within ~1e-6 of a level
+      // boundary, our ~1e-6 float difference moves the pixel to the other level: a start-image difference of 1/255
+      // (≈ 4e-3), a thousand times the float difference, which the next segment (VAE encode → a random tiny
+      // transformer, Euler A noise) carries into its frames. With the reference's start images (forced) every
+      // segment is ≥ 99.9 % equal, so the stitching itself is exact; the drift is the chain's sensitivity, which the
+      // reference has as much (it is not a bug to fix without changing the UI's computation).
+      // Which pixels flip differs from run to run: the float output itself varies in its last bits between runs of
+      // the same process (the first segment's frames, which no hand-over touches, come out 99.90 % equal in one run
+      // and 99.97 % in the next), so the chain amplifies a different set each time.
+      // Measured (t2v_overlap3, 2 hand-overs; AMD EPYC AVX-512, tfjs-node, two runs): segment 0 only 99.90–99.97 %,
+      // after 1 hand-over 99.80–99.87 %, after 2 96.84–99.48 % in the worse run (98.85 % overall; 99.97 % overall
+      // in the other; 98.36 % overall on an AVX2 EPYC).
+      // Bounds: ≥ 99.9 % before any hand-over (as forced), ≥ 99 % after one, ≥ 90 % after two (≈ 3× the worst
+      // error seen), every pixel within one level.
+      const bound = [0.999, 0.99, 0.9];
+      const starts = c.segments.map((s) => s.init_frames);
+      result.frames.forEach((fr, f) => {
+        const handOvers = starts.filter((st) => st <= f).length - 1;
+        const r = equalShare([fr], [expFrames[f]!]);
+        expect(r.share, `${tag} frame ${f} (${handOvers} hand-overs)`).toBeGreaterThanOrEqual(bound[Math.min(handOvers, 2)]!);
+      });
+    }
   } finally {
     result.video?.dispose();
   }

@@ -79,3 +79,22 @@ describe('memory plan', () => {
     await expect(pipe.call({ prompt: 'x', height: 384, width: 672, numFrames: 9 })).rejects.toThrow(/memory plan: needs about .* GiB of RAM \(denoise stage\)/);
   });
 });
+
+describe('the memory plan asks nn what a strategy costs', () => {
+  it('nn/capabilities.ts decides offloading exactly as the transformer does at run time (models/transformer_offload.ts)', async () => {
+    const { transformerOffloaded, OFFLOAD_CHUNK_BYTES } = await import('../src/nn/capabilities.js');
+    const offload = await import('../src/models/transformer_offload.js');
+    expect(OFFLOAD_CHUNK_BYTES).toBe(offload.OFFLOAD_CHUNK_BYTES);
+    for (const backend of ['wasm', 'tensorflow']) {
+      for (const B of [1, 2, 4]) {
+        for (const S of [226 + 1350, 226 + 3250, 226 + 13_104, 226 + 17_550, 226 + 40_000]) {
+          for (const D of [1920, 3072]) {
+            for (const ram of [8 * GiB, 24 * GiB, 64 * GiB]) {
+              expect(transformerOffloaded(B, S, D, backend, ram), `${backend} B ${B} S ${S} D ${D} RAM ${ram / GiB} GiB`).toBe(offload.needsOffload(B, S, D, backend, ram));
+            }
+          }
+        }
+      }
+    }
+  });
+});

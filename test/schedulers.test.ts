@@ -13,7 +13,7 @@ import { SafetensorsFile } from '../src/weights/safetensors.js';
 import { BACKENDS, diff, FIXTURES, loadFixture, useBackend, type Fixture } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'schedulers');
-const STEP_TOL = 1e-6; // rel-L2 (issue #5 acceptance)
+const STEP_TOL = 1e-6; // rel-L2 per step against the diffusers fixtures
 const CONFIG_NAMES = ['2b', '5b'] as const;
 type ConfigName = (typeof CONFIG_NAMES)[number];
 const SIGMA_SCHEDULERS: readonly string[] = ['Euler', 'Euler A', 'DPM++'];
@@ -214,12 +214,12 @@ describe.each(CONFIG_NAMES)('schedules, %s config', (cfg) => {
     s.dispose();
   });
 
-  it('spec Appendix A values', () => {
+  it('published schedule values (scheduling_ddim_cogvideox.py on the 2b / 5b configs)', () => {
     const cog = createScheduler('DDIM_Cog', configs[cfg]).alphasCumprod;
     const want = cfg === '2b' ? [2.71943604e-5, 0.09532810086, 0.9465729792, 0.9974543276] : [8.57878434e-5, 0.2410187828, 0.9810104569, 0.99915];
     [979, 500, 19, 0].forEach((t, i) => expect(Math.abs(cog[t]! / want[i]! - 1)).toBeLessThan(1e-8));
-    // The appendix's float32 column (numpy emulation) is up to 3.4e-6 (relative) away from what torch computes:
-    // torch gives ᾱ_979 = 8.578792e-5 (appendix 8.578762936e-5) and the unrescaled ᾱ_999 = 0.004660095 (appendix
+    // Float32 values computed with numpy are up to 3.4e-6 (relative) away from what torch computes:
+    // torch gives ᾱ_979 = 8.578792e-5 (numpy 8.578762936e-5) and the unrescaled ᾱ_999 = 0.004660095 (numpy
     // 0.004660098513). The fixtures (torch itself) are the reference; these only check the rough value.
     expect(Math.abs(createScheduler('PNDM', configs[cfg]).alphasCumprod[999]! / 0.004660098513 - 1)).toBeLessThan(1e-6);
     expect(Math.abs(createScheduler('DDIM_Origin', configs[cfg]).alphasCumprod[979]! / 8.578762936e-5 - 1)).toBeLessThan(5e-6);

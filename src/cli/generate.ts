@@ -7,7 +7,7 @@ import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { planLongVideo } from '../pipelines/long_video.js';
 import { DEMO_DEFAULTS, DEMO_NOTICE, demoModelDir } from './demo.js';
 import { InterruptedError, oneLine, UsageError } from './errors.js';
-import { defaultRequest, inspectModelFolder, type ModelFolder } from './model_folder.js';
+import { defaultRequest, inspectModelFolder, isFunKind, type ModelFolder } from './model_folder.js';
 import { outputKind, parseGenerateArgs, type GenerateFlags } from './options.js';
 import { Progress } from './progress.js';
 import type { GenerateJob, JobEvent } from './protocol.js';
@@ -20,6 +20,8 @@ export const FUN_NEGATIVE_PROMPT =
 export interface ResolvedRun {
   job: GenerateJob;
   out: string;
+  /** the files written: [out], or the numbered names with --num-videos N > 1 */
+  outs: string[];
   demo: boolean;
   folder: ModelFolder;
   notes: string[];
@@ -36,16 +38,18 @@ export function resolveRun(flags: GenerateFlags): ResolvedRun {
   const demo = flags.model === undefined;
   const dir = demo ? demoModelDir() : path.resolve(flags.model!);
   const folder = inspectModelFolder(dir);
-  const fun = folder.kind === 'fun-inp';
+  const fun = isFunKind(folder.kind);
   const notes: string[] = [];
 
-  if (!fun) {
-    const what = folder.kind === 't2v' ? 'text-to-video' : 'image-to-video';
-    for (const [flag, v] of [['end-image', flags.endImage], ['video', flags.video], ['mask', flags.mask]] as const) {
+  if (folder.kind !== 'fun-inp') {
+    const what = folder.kind === 'i2v' ? 'image-to-video' : 'text-to-video';
+    // THUDM text-to-video models take --video through diffusers' CogVideoXVideoToVideoPipeline (THUDM cli_demo v2v)
+    const inpaintOnly = [['end-image', flags.endImage], ['mask', flags.mask], ...(folder.kind === 't2v' ? [] : [['video', flags.video]])] as const;
+    for (const [flag, v] of inpaintOnly) {
       if (v !== undefined) throw new UsageError(`--${flag} needs a CogVideoX-Fun InP model; ${folder.variant} is a ${what} model`);
     }
     if (flags.longVideo) throw new UsageError(`--long-video needs a CogVideoX-Fun InP model; ${folder.variant} is a ${what} model`);
-    if (folder.kind === 't2v' && flags.image !== undefined) throw new UsageError(`--image needs an image-to-video model; ${folder.variant} is text-to-video only`);
+    if (folder.kind !== 'i2v' && flags.image !== undefined) throw new UsageError(`--image needs an image-to-video model; ${folder.variant} is text-to-video only`);
     if (folder.kind === 'i2v' && flags.image === undefined) throw new UsageError(`${folder.variant} is an image-to-video model: give the first frame with --image`);
   }
   if (!demo && flags.prompt === undefined) throw new UsageError('--prompt is required with --model (what the video should show)');
@@ -90,12 +94,15 @@ export function resolveRun(flags: GenerateFlags): ResolvedRun {
   const out = path.resolve(flags.out ?? (frames === 1 ? 'output.png' : 'output.mp4'));
   const outKind = outputKind(flags.out ?? out);
   if (outKind === 'png' && frames > 1) throw new UsageError(`--out ${flags.out ?? out}: a .png holds one frame; use a folder for ${frames} PNG frames, or .mp4 / .gif`);
-  if (fs.existsSync(out)) {
-    const st = fs.statSync(out);
-    if (outKind !== 'dir' && st.isDirectory()) throw new Error(`--out ${out}: is a folder`);
-    if (outKind === 'dir' && !st.isDirectory()) throw new Error(`--out ${out}: exists and is not a folder`);
-    if (outKind === 'dir' && fs.readdirSync(out).length > 0) throw new Error(`--out ${out}: folder exists and is not empty; refusing to mix frames into it`);
+  const outs = numberedOutputs(out, flags.numVideos);
+  for (const o of outs) {
+    if (!fs.existsSync(o)) continue;
+    const st = fs.statSync(o);
+    if (outKind !== 'dir' && st.isDirectory()) throw new Error(`--out ${o}: is a folder`);
+    if (outKind === 'dir' && !st.isDirectory()) throw new Error(`--out ${o}: exists and is not a folder`);
+    if (outKind === 'dir' && fs.readdirSync(o).length > 0) throw new Error(`--out ${o}: folder exists and is not empty; refusing to mix frames into it`);
   }
+  const outTmps = outs.map((o) => tempOutput(o, outKind));
 
   const job: GenerateJob = {
     model: dir,
@@ -116,16 +123,26 @@ export function resolveRun(flags: GenerateFlags): ResolvedRun {
     maxSequenceLength: folder.transformer.max_text_seq_length,
     sampler: flags.sampler ?? folder.defaultSampler,
     seed: flags.seed ?? '43',
+    numVideos: flags.numVideos,
     fps: flags.fps,
     loras: flags.loras.map((l) => ({ path: path.resolve(l.path), weight: l.weight })),
     longVideo: flags.longVideo,
     tiling: flags.tiling,
     backend: flags.backend,
     residency: flags.residency,
-    outTmp: tempOutput(out, outKind),
+    outTmp: outTmps[0]!,
+    outTmps,
     outKind,
   };
-  return { job, out, demo, folder, notes };
+  return { job, out, outs, demo, folder, notes };
+}
+
+/** --num-videos N > 1: NAME_0.EXT … NAME_{N-1}.EXT next to --out (a folder: NAME_0/ …); N = 1: --out itself. */
+export function numberedOutputs(out: string, n: number): string[] {
+  if (n <= 1) return [out];
+  const ext = path.extname(out);
+  const stem = out.slice(0, out.length - ext.length);
+  return Array.from({ length: n }, (_, i) => `${stem}_${i}${ext}`);
 }
 
 /** A unique name next to the output, with the same extension (the writer picks the format by it). */
@@ -196,14 +213,15 @@ export async function generate(argv: readonly string[]): Promise<number> {
     progress.error(oneLine(e), e instanceof UsageError ? 2 : 1, flags.debug && !(e instanceof UsageError) ? (e as Error).stack : undefined);
     return e instanceof UsageError ? 2 : 1;
   }
-  const { job, out } = run;
-  progress.outputName = path.relative(process.cwd(), out) || out;
+  const { job, out, outs } = run;
+  const outTmps = job.outTmps ?? [job.outTmp];
+  progress.outputName = outs.map((o) => path.relative(process.cwd(), o) || o).join(', ');
   progress.expectedSteps = job.steps;
   progress.notice([...(run.demo ? DEMO_NOTICE : []), `${describe(run)} → ${progress.outputName}`, ...run.notes], {
     model: job.model,
     demo: run.demo,
     variant: run.folder.variant,
-    job: { ...job, outTmp: undefined },
+    job: { ...job, outTmp: undefined, outTmps: undefined },
     output: out,
   });
 
@@ -250,16 +268,16 @@ export async function generate(argv: readonly string[]): Promise<number> {
   const r = result as Extract<JobEvent, { type: 'done' | 'failed' }> | null;
   if (r?.type === 'done' && !interrupted) {
     try {
-      commitOutput(job.outTmp, out);
+      outTmps.forEach((tmp, i) => commitOutput(tmp, outs[i]!));
     } catch (e) {
-      removeTemp(job.outTmp);
+      outTmps.forEach(removeTemp);
       progress.error(`cannot move the result into place: ${oneLine(e)}`, 1);
       return 1;
     }
-    progress.done({ output: out, width: r.width, height: r.height, frames: r.frames, fps: job.fps, seed: job.seed, model: job.model, demo: run.demo });
+    progress.done({ output: outs.length === 1 ? out : outs.join(', '), width: r.width, height: r.height, frames: r.frames, fps: job.fps, seed: job.seed, model: job.model, demo: run.demo });
     return 0;
   }
-  removeTemp(job.outTmp);
+  outTmps.forEach(removeTemp);
   if (createdDir) fs.rmSync(createdDir, { recursive: true, force: true }); // made by this run, holds nothing else
   if (interrupted) {
     progress.error(new InterruptedError('interrupted (Ctrl-C); no output written').message, 130);

@@ -12,11 +12,12 @@ import { UsageError } from './errors.js';
 import { demoModelDir } from './demo.js';
 import { COMPONENTS, defaultRequest, describeWeights, inspectModelFolder, type ComponentFiles, type ModelFolder } from './model_folder.js';
 import { INFO_USAGE } from './usage.js';
-import { nativeAttention } from '../nn/native.js';
+import { fusedAttentionAvailable } from '../nn/capabilities.js';
 
 const PIPELINES: Record<ModelFolder['kind'], string> = {
   'fun-inp': 'CogVideoXFunPipeline (CogVideoX-Fun inpaint: text, image, start+end image and video to video)',
-  t2v: 'CogVideoXPipeline (text to video)',
+  'fun-t2v': "CogVideoXPipeline (text to video, as CogVideoX-Fun's CogVideoX_Fun_Pipeline)",
+  t2v: 'CogVideoXPipeline (text to video) and CogVideoXVideoToVideoPipeline (--video)',
   i2v: 'CogVideoXImageToVideoPipeline (image to video)',
 };
 
@@ -86,7 +87,7 @@ export function folderInfo(dir: string, request?: Partial<MemoryRequestInfo>, ti
     ? `3D RoPE${c.use_learned_positional_embeddings ? ' + learned' : ''}`
     : c.use_learned_positional_embeddings
       ? 'learned'
-      : f.kind === 'fun-inp'
+      : f.kind === 'fun-inp' || f.kind === 'fun-t2v'
         ? 'sincos (Fun: stored table interpolated)'
         : 'sincos';
   const weights = (['text_encoder', 'transformer', 'vae'] as const).map((comp) => describeWeights(dir, comp));
@@ -133,7 +134,7 @@ function plans(f: ModelFolder, request: MemoryRequestInfo, tiling: boolean): Fol
   const plan = (backend: 'tensorflow' | 'wasm') => {
     const inputs = memoryInputs(f, 'auto', backend);
     inputs.vae.tiling = tiling;
-    return planMemory({ ...inputs, backend, fusedAttention: backend === 'tensorflow' && nativeAttention() !== null }, req);
+    return planMemory({ ...inputs, backend, fusedAttention: backend === 'tensorflow' && fusedAttentionAvailable() }, req);
   };
   return { request, plans: { tensorflow: plan('tensorflow'), wasm: plan('wasm') } };
 }

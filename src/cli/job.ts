@@ -12,6 +12,7 @@ import { writeVideo } from '../media/video_write.js';
 import { describeBackend, setBackend } from '../nn/backend.js';
 import { CogVideoXImageToVideoPipeline, CogVideoXPipeline } from '../pipelines/cogvideox.js';
 import { CogVideoXFunPipeline } from '../pipelines/cogvideox_fun.js';
+import { CogVideoXVideoToVideoPipeline } from '../pipelines/video_to_video.js';
 import type { CommonCallOptions, PipelineOutput, PipelineStage, Video } from '../pipelines/common.js';
 import { openModelFolder } from '../pipelines/components.js';
 import { generateLongVideo } from '../pipelines/long_video.js';
@@ -21,7 +22,7 @@ import { PhiloxGenerator } from '../schedulers/generator.js';
 import { InterruptedError } from './errors.js';
 import type { GenerateJob, JobEvent } from './protocol.js';
 
-type Pipeline = CogVideoXFunPipeline | CogVideoXPipeline | CogVideoXImageToVideoPipeline;
+type Pipeline = CogVideoXFunPipeline | CogVideoXPipeline | CogVideoXImageToVideoPipeline | CogVideoXVideoToVideoPipeline;
 
 interface Inputs {
   height: number;
@@ -32,6 +33,8 @@ interface Inputs {
   mask?: RgbImage;
   /** the THUDM I2V image, at its own size (the pipeline resizes it with LANCZOS) */
   rawImage?: RgbImage;
+  /** the THUDM V2V source frames, at their own size (the pipeline resizes them with LANCZOS) */
+  rawVideo?: RgbImage[];
 }
 
 export async function runJob(job: GenerateJob, emit: (e: JobEvent) => void, shouldStop: () => boolean): Promise<void> {
@@ -44,12 +47,14 @@ export async function runJob(job: GenerateJob, emit: (e: JobEvent) => void, shou
   emit({ type: 'stage', stage: 'inputs' });
   const inputs = await readInputs(job);
   let frames = job.frames;
-  if (inputs.sourceVideo && inputs.sourceVideo.length < frames) {
+  const source = inputs.sourceVideo ?? inputs.rawVideo;
+  if (source && source.length < frames) {
     // the pipeline takes the video's length; it must be 1 or 4k+1 too
-    const n = inputs.sourceVideo.length;
+    const n = source.length;
     frames = n <= 1 ? 1 : Math.floor((n - 1) / 4) * 4 + 1;
-    inputs.sourceVideo = inputs.sourceVideo.slice(0, frames);
-    emit({ type: 'warning', message: `--video ${path.basename(job.video!)} has ${n} frame${n === 1 ? '' : 's'} at 8 fps: generating ${frames} (1 or 4k+1)` });
+    if (inputs.sourceVideo) inputs.sourceVideo = inputs.sourceVideo.slice(0, frames);
+    if (inputs.rawVideo) inputs.rawVideo = inputs.rawVideo.slice(0, frames);
+    emit({ type: 'warning', message: `--video ${path.basename(job.video!)} has ${n} frame${n === 1 ? '' : 's'}${inputs.sourceVideo ? ' at 8 fps' : ''}: generating ${frames} (1 or 4k+1)` });
   }
   emit({ type: 'size', width: inputs.width, height: inputs.height, frames });
   poll();
@@ -76,6 +81,7 @@ export async function runJob(job: GenerateJob, emit: (e: JobEvent) => void, shou
       guidanceScale: job.guidance,
       maxSequenceLength: job.maxSequenceLength,
       generator: new PhiloxGenerator(BigInt(job.seed)),
+      numVideosPerPrompt: job.numVideos ?? 1,
       signal: controller.signal,
       onStep: ({ step, numSteps }) => {
         emit({ type: 'step', step: step + 1, steps: numSteps });
@@ -92,15 +98,20 @@ export async function runJob(job: GenerateJob, emit: (e: JobEvent) => void, shou
       out = await runLongVideo(pipe, job, common, inputs, emit);
     } else if (pipe instanceof CogVideoXFunPipeline) {
       out = await pipe.call({ ...common, image: inputs.image, endImage: inputs.endImage, sourceVideo: inputs.sourceVideo, mask: inputs.mask, strength: job.strength });
+    } else if (pipe instanceof CogVideoXVideoToVideoPipeline) {
+      out = await pipe.call({ ...common, numFrames: undefined, video: inputs.rawVideo!, strength: job.strength });
     } else if (pipe instanceof CogVideoXImageToVideoPipeline) {
       out = await pipe.call({ ...common, image: inputs.rawImage!, resizeRgb: (img, w, h) => resizeImage({ ...img, channels: 3 }, w, h, 'lanczos') });
     } else {
       out = await pipe.call(common);
     }
     poll();
-    const video: Video = out.videos![0]!;
+    const videos: Video[] = out.videos!;
+    const tmps = job.outTmps ?? [job.outTmp];
+    if (videos.length !== tmps.length) throw new Error(`internal: ${videos.length} videos for ${tmps.length} outputs`);
     emit({ type: 'stage', stage: 'write' });
-    await writeVideo(video, job.outTmp, { fps: job.fps, signal: controller.signal });
+    for (let i = 0; i < videos.length; i++) await writeVideo(videos[i]!, tmps[i]!, { fps: job.fps, signal: controller.signal });
+    const video = videos[0]!;
     emit({ type: 'done', width: video.width, height: video.height, frames: video.frames.length });
   } finally {
     pipe.dispose();
@@ -123,6 +134,14 @@ async function readInputs(job: GenerateJob): Promise<Inputs> {
     if (job.image) inputs.rawImage = await readImage(job.image);
     return inputs;
   }
+  if (job.kind === 't2v') {
+    // THUDM cli_demo v2v: every frame of the source (diffusers' load_video), resized by the pipeline
+    if (job.video) {
+      const v = await readVideo(job.video, { maxFrames: job.frames });
+      inputs.rawVideo = v.frames.map((data) => ({ width: v.width, height: v.height, data }));
+    }
+    return inputs;
+  }
   if (job.image) inputs.image = await readImageForFun(job.image, size);
   if (job.endImage) inputs.endImage = await readImageForFun(job.endImage, size);
   if (job.video) {
@@ -134,13 +153,15 @@ async function readInputs(job: GenerateJob): Promise<Inputs> {
 }
 
 async function loadPipeline(job: GenerateJob): Promise<Pipeline> {
-  const f = await openModelFolder(job.model, job.sampler, {
+  // the CLI's sampler default is explicit (resolveRun fills job.sampler); the library's would be the folder's class
+  const f = await openModelFolder(job.model, {
     sampler: job.sampler,
     residency: job.residency ?? 'auto',
     loras: job.loras.map((l) => ({ path: l.path, multiplier: l.weight })),
   });
   if (job.kind === 'fun-inp') return new CogVideoXFunPipeline(f);
   if (job.kind === 'i2v') return new CogVideoXImageToVideoPipeline(f);
+  if (job.kind === 't2v' && job.video) return new CogVideoXVideoToVideoPipeline(f);
   return new CogVideoXPipeline(f);
 }
 

@@ -12,15 +12,19 @@ function version(): string {
   return pkg.version;
 }
 
+/** The subcommands: name → runner (argv after the name → exit code). A new command is one line here. */
+const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = {
+  generate,
+  info,
+};
+
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   const debug = rest.includes('--debug');
   try {
+    const run = command !== undefined && Object.prototype.hasOwnProperty.call(COMMANDS, command) ? COMMANDS[command] : undefined;
+    if (run) return await run(rest);
     switch (command) {
-      case 'generate':
-        return await generate(rest);
-      case 'info':
-        return await info(rest);
       case 'help':
       case '-h':
       case '--help':
@@ -34,7 +38,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stderr.write(MAIN_USAGE);
         return 2;
       default:
-        throw new UsageError(`unknown command "${command}" (commands: generate, info; see --help)`);
+        throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')}; see --help)`);
     }
   } catch (e) {
     const usage = e instanceof UsageError;

@@ -1,16 +1,30 @@
 // What a checkpoint folder is, from its config files and safetensors headers only (no weights read): which
-// pipeline runs it (spec §4.1: Fun inpaint when the transformer takes 2·latent+1 channels), which released variant it
+// pipeline runs it (decided by weights/transformer_kind.ts from transformer/config.json), which released variant it
 // looks like, and what its files hold.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { maxFramesFor } from '../pipelines/rules.js';
 import { readJson, WeightStore } from '../weights/checkpoint.js';
+import { transformerFlavor, transformerKind, type TransformerKind } from '../weights/transformer_kind.js';
 import { TRANSFORMER_DEFAULTS, type TransformerConfig } from '../weights/transformer_names.js';
 
 export const COMPONENTS = ['tokenizer', 'text_encoder', 'transformer', 'vae', 'scheduler'] as const;
 
-/** fun-inp: CogVideoX-Fun InP (T2V/I2V/V2V); t2v / i2v: THUDM CogVideoX text- / image-to-video. */
-export type PipelineKind = 'fun-inp' | 't2v' | 'i2v';
+/** fun-inp: CogVideoX-Fun InP (T2V/I2V/V2V); fun-t2v: CogVideoX-Fun text-to-video; t2v / i2v: THUDM CogVideoX. */
+export type PipelineKind = TransformerKind;
+
+/**
+ * The CLI's documented sampler defaults (the library's default is the folder's scheduler class): CogVideoX-Fun's
+ * predict scripts use DDIM_Origin (predict_t2v.py:30), THUDM's cli_demo CogVideoXDPMScheduler.
+ */
+export function cliDefaultSampler(kind: PipelineKind): string {
+  return kind === 'fun-inp' || kind === 'fun-t2v' ? 'DDIM_Origin' : 'DPM_Cog';
+}
+
+/** True for the CogVideoX-Fun checkpoints (their predict-script defaults apply). */
+export function isFunKind(kind: PipelineKind): boolean {
+  return kind === 'fun-inp' || kind === 'fun-t2v';
+}
 
 export interface ModelFolder {
   dir: string;
@@ -48,18 +62,8 @@ export function inspectModelFolder(dir: string): ModelFolder {
   const transformer = { ...TRANSFORMER_DEFAULTS, ...config(dir, 'transformer') } as TransformerConfig;
   const vae = config(dir, 'vae');
   const latentChannels = typeof vae.latent_channels === 'number' ? vae.latent_channels : 16;
-  const inC = transformer.in_channels;
-  let kind: PipelineKind;
-  if (inC === 2 * latentChannels + 1) kind = 'fun-inp';
-  else if (inC === latentChannels) kind = 't2v';
-  else if (inC === 2 * latentChannels) kind = 'i2v';
-  else {
-    throw new Error(
-      `${dir}/transformer: in_channels ${inC} matches no supported pipeline (${latentChannels}: text-to-video, ${2 * latentChannels}: image-to-video, ` +
-        `${2 * latentChannels + 1}: CogVideoX-Fun InP; Control models are not supported)`,
-    );
-  }
-  const { max, why } = maxFramesFor(transformer);
+  const kind = transformerKind(transformer, latentChannels, `${dir}/transformer/config.json`);
+  const { max, why } = maxFramesFor(transformer, transformerFlavor(transformer));
   const spatial = 8;
   return {
     dir,
@@ -71,7 +75,7 @@ export function inspectModelFolder(dir: string): ModelFolder {
     sampleWidth: transformer.sample_width * spatial,
     maxFrames: max,
     maxFramesWhy: why,
-    defaultSampler: kind === 'fun-inp' ? 'DDIM_Origin' : 'DPM_Cog',
+    defaultSampler: cliDefaultSampler(kind),
   };
 }
 
@@ -81,10 +85,16 @@ export function variantName(c: TransformerConfig, kind: PipelineKind): string {
   const size = width === 1920 && c.num_layers === 30 ? '2b' : width === 3072 && c.num_layers === 42 ? '5b' : null;
   const v15 = !!c.patch_size_t;
   if (!size) {
-    const what = kind === 'fun-inp' ? 'CogVideoX-Fun InP layout' : kind === 't2v' ? 'CogVideoX text-to-video layout' : 'CogVideoX image-to-video layout';
+    const what = {
+      'fun-inp': 'CogVideoX-Fun InP layout',
+      'fun-t2v': 'CogVideoX-Fun text-to-video layout',
+      t2v: 'CogVideoX text-to-video layout',
+      i2v: 'CogVideoX image-to-video layout',
+    }[kind];
     return `custom size (${c.num_layers} layers, width ${width}; ${what})`;
   }
   if (kind === 'fun-inp') return `CogVideoX-Fun ${v15 ? 'V1.5 ' : ''}${size} InP`;
+  if (kind === 'fun-t2v') return `CogVideoX-Fun ${v15 ? 'V1.5 ' : ''}${size} (text to video)`;
   return `CogVideoX${v15 ? '1.5' : ''}-${size}${kind === 'i2v' ? '-I2V' : ''}`;
 }
 
@@ -96,7 +106,7 @@ const FUN_DEFAULT = { height: 384, width: 672, frames: 49 };
  * tiny demo) their own training size and length; never more frames than the model takes.
  */
 export function defaultRequest(f: ModelFolder, demo = false): { height: number; width: number; frames: number } {
-  const own = demo || f.kind !== 'fun-inp';
+  const own = demo || !isFunKind(f.kind);
   const frames = Math.min(own && !demo ? f.transformer.sample_frames : FUN_DEFAULT.frames, f.maxFrames);
   return {
     height: own ? f.sampleHeight : FUN_DEFAULT.height,

@@ -27,6 +27,8 @@ export interface GenerateFlags {
   guidance?: number;
   sampler?: string;
   seed?: string;
+  /** videos from one prompt (each its own noise draw); outputs numbered NAME_0.EXT, NAME_1.EXT, … when > 1 */
+  numVideos: number;
   fps: number;
   loras: { path: string; weight: number }[];
   longVideo?: { segment: number; overlap: number };
@@ -57,6 +59,7 @@ const OPTIONS = {
   guidance: { type: 'string' },
   sampler: { type: 'string' },
   seed: { type: 'string' },
+  'num-videos': { type: 'string' },
   fps: { type: 'string' },
   lora: { type: 'string', multiple: true },
   'long-video': { type: 'boolean' },
@@ -153,7 +156,7 @@ export function parseGenerateArgs(argv: readonly string[]): GenerateFlags {
   }
   const s = (k: keyof typeof OPTIONS) => values[k] as string | undefined;
   const b = (k: keyof typeof OPTIONS) => values[k] === true;
-  if (b('help')) return { fps: 8, loras: [], tiling: false, quiet: false, json: false, debug: false, help: true };
+  if (b('help')) return { fps: 8, numVideos: 1, loras: [], tiling: false, quiet: false, json: false, debug: false, help: true };
 
   const frames = int('frames', s('frames'), 1);
   if (frames !== undefined && frames !== 1 && (frames - 1) % 4 !== 0) {
@@ -209,6 +212,9 @@ export function parseGenerateArgs(argv: readonly string[]): GenerateFlags {
     throw new UsageError('--resize-to-reference needs a reference: --image or --video');
   }
 
+  const numVideos = int('num-videos', s('num-videos'), 1, 64) ?? 1;
+  if (numVideos > 1 && b('long-video')) throw new UsageError('--num-videos and --long-video cannot be combined (run --long-video once per video)');
+
   let longVideo: GenerateFlags['longVideo'];
   const segment = int('segment', s('segment'), 5, 85);
   const overlap = int('overlap', s('overlap'), 1, 4);
@@ -246,6 +252,7 @@ export function parseGenerateArgs(argv: readonly string[]): GenerateFlags {
     guidance,
     sampler,
     seed,
+    numVideos,
     fps,
     loras: ((values.lora as string[] | undefined) ?? []).map(parseLora),
     longVideo,

@@ -32,8 +32,12 @@ export interface GenerateJob {
   tiling: boolean;
   backend?: 'tensorflow' | 'wasm';
   residency?: 'auto' | 'resident' | 'host' | 'disk';
+  /** videos of the prompt (--num-videos; default 1) */
+  numVideos?: number;
   /** Where the worker writes (a temporary name next to the output; the main thread renames it into place). */
   outTmp: string;
+  /** One temporary per video (outTmps[0] === outTmp); absent: [outTmp]. */
+  outTmps?: string[];
   outKind: OutputKind;
 }
 

@@ -19,17 +19,19 @@ Model
                              Without it: the bundled demo model (tiny, random weights, noise-like output).
       --lora FILE[:W]        merge a CogVideoX-Fun LoRA with strength W (default 0.55); repeatable
       --sampler NAME         ${SCHEDULER_NAMES.join(', ')}
-                             (default: DDIM_Origin for Fun models, DPM_Cog for THUDM ones)
+                             (default: DDIM_Origin for Fun models as the predict scripts, DPM_Cog for THUDM ones
+                             as THUDM's cli_demo)
 
 Prompt
   -p, --prompt TEXT          what to generate (required with --model)
   -n, --negative-prompt TEXT what to avoid (Fun models default to the predict scripts' negative prompt)
 
-Conditioning (Fun InP models; THUDM I2V models take --image only)
+Conditioning (Fun InP models; THUDM I2V models take --image only, THUDM text-to-video models --video only)
       --image FILE           start image (PNG, JPEG, WebP, GIF)
       --end-image FILE       end image (needs --image)
-      --video FILE|DIR       source video for video-to-video (MP4 and other containers, GIF, folder of frames),
-                             sampled at 8 fps and resized as the reference
+      --video FILE|DIR       source video for video-to-video (MP4 and other containers, GIF, folder of frames);
+                             Fun: sampled at 8 fps and resized as the reference; THUDM text-to-video models:
+                             every frame, resized with LANCZOS (diffusers' CogVideoXVideoToVideoPipeline)
       --strength S           video-to-video denoising strength in (0, 1] (default 0.7 with --video)
       --mask FILE            video-to-video mask: white (≥ 240) is regenerated, the rest kept
 
@@ -47,6 +49,9 @@ Sampling
       --guidance G           classifier-free guidance scale, ≥ 0 (default 6; ≤ 1 turns it off)
       --seed N               integer seed in [0, 2^64) (default 43): the same seed draws the same noise on every
                              backend (not the same numbers as PyTorch's generators)
+      --num-videos N         N videos of the prompt in one batch (default 1); with N > 1 the outputs are numbered
+                             before the extension: --out cat.mp4 writes cat_0.mp4, cat_1.mp4, … (a folder
+                             frames/ becomes frames_0/, frames_1/, …)
 
 Output and runtime
   -o, --out FILE|DIR         .mp4 (H.264), .gif, .png (one frame) or a folder of PNG frames

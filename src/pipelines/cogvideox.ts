@@ -1,41 +1,24 @@
-// diffusers v0.32.2 CogVideoXPipeline (THUDM CogVideoX-2b / 5b / 1.5 text-to-video) and
-// CogVideoXImageToVideoPipeline (5b-I2V / 1.5-I2V): the same loop as the Fun pipeline without inpaint channels,
-// diffusers' VAE decode chunking, and PIL-style rounding of the output frames.
+// diffusers v0.32.2 CogVideoXPipeline (THUDM CogVideoX-2b / 5b / 1.5 text-to-video,
+// diffusers/pipelines/cogvideo/pipeline_cogvideox.py) and CogVideoXImageToVideoPipeline (5b-I2V / 1.5-I2V,
+// pipeline_cogvideox_image2video.py): the shared loop without inpaint channels, diffusers' VAE decode chunking and
+// PIL-style rounding of the output frames.
+//
+// A CogVideoX-Fun text-to-video checkpoint (in_channels = latent channels, config saved by Fun's transformer class)
+// runs here too, as CogVideoX-Fun's CogVideoX_Fun_Pipeline (cogvideox/pipeline/pipeline_cogvideox.py) computes it.
+// That pipeline is diffusers' loop with three differences, all taken when `flavor` is 'fun': its `decode_latents`
+// uses Fun's VAE (Fun's decode chunking) and returns (x/2 + 0.5).clamp(0, 1) that the predict scripts save truncated
+// to uint8; it pads a CogVideoX 1.5 latent count only when num_frames != 1 (:776) and decodes the padding frames
+// too (:862, no `latents[:, additional_frames:]`). The transformer follows Fun's position tables (flavor 'fun').
 import * as tf from '@tensorflow/tfjs-core';
-import { nativeAttention } from '../nn/native.js';
 import { resizeImage } from '../media/resize.js';
-import type { T5EncoderModel } from '../models/t5.js';
-import type { T5Tokenizer } from '../models/t5_tokenizer.js';
-import type { CogVideoXTransformer3DModel, TransformerConfig } from '../models/transformer.js';
-import type { AutoencoderKLCogVideoX } from '../models/vae.js';
-import { PhiloxGenerator, type Generator } from '../schedulers/generator.js';
-import type { Scheduler } from '../schedulers/scheduler.js';
-import {
-  checkAbort,
-  checkFrameCount,
-  checkSettings,
-  decodeOutput,
-  denoise,
-  ropeTensors,
-  type CommonCallOptions,
-  type PipelineOutput,
-} from './common.js';
-import { ModelSlot, openModelFolder, type LoadOptions } from './components.js';
+import type { Generator } from '../schedulers/generator.js';
+import { PipelineBase, type PipelineComponents, type Run } from './base.js';
+import { checkFrameCount, type CommonCallOptions, type PipelineOutput } from './common.js';
+import { openModelFolder, type LoadOptions } from './components.js';
 import type { RgbImage, RgbResizer } from './inpaint.js';
-import { planMemory, type MemoryInputs, type MemoryPlan, type MemoryRequest } from './memory_plan.js';
-import { encodePrompt } from './prompt.js';
 import { maxFramesFor } from './rules.js';
 
-export interface CogVideoXComponents {
-  tokenizer: T5Tokenizer;
-  textEncoder: T5EncoderModel | (() => Promise<T5EncoderModel>);
-  transformer: CogVideoXTransformer3DModel | (() => Promise<CogVideoXTransformer3DModel>);
-  transformerConfig?: TransformerConfig;
-  vae: AutoencoderKLCogVideoX;
-  scheduler: Scheduler;
-  /** Component sizes for the memory plan (openModelFolder provides them). */
-  memory?: Omit<MemoryInputs, 'backend'>;
-}
+export type CogVideoXComponents = PipelineComponents;
 
 export interface ImageToVideoCallOptions extends CommonCallOptions {
   /** The first frame. Any size: resized to (width, height) as diffusers' VideoProcessor (PIL LANCZOS). */
@@ -44,198 +27,123 @@ export interface ImageToVideoCallOptions extends CommonCallOptions {
 }
 
 // diffusers' VideoProcessor resizes PIL images with LANCZOS (bit-exact: src/media/resize.ts)
-const lanczos: RgbResizer = (img, w, h) => {
+export const lanczosRgb: RgbResizer = (img, w, h) => {
   const r = resizeImage({ ...img, channels: 3 }, w, h, 'lanczos');
   return { width: r.width, height: r.height, data: r.data };
 };
 
-const DEFAULT_SAMPLER = 'DPM_Cog'; // THUDM cli_demo
+/** An RGB image → [1, 3, 1, H, W] in [−1, 1]: VideoProcessor.preprocess, f32(u8 / 255)·2 − 1. */
+export function imageToTensor(img: RgbImage): tf.Tensor5D {
+  return tf.tidy(() => {
+    const hw = img.height * img.width;
+    const chw = new Float32Array(3 * hw);
+    for (let c = 0; c < 3; c++) for (let i = 0; i < hw; i++) chw[c * hw + i] = Math.fround(img.data[i * 3 + c]! / 255);
+    return tf.sub(tf.mul(tf.tensor5d(chw, [1, 3, 1, img.height, img.width]), 2), 1) as tf.Tensor5D;
+  });
+}
 
-abstract class CogVideoXBase {
-  readonly tokenizer: T5Tokenizer;
-  readonly vae: AutoencoderKLCogVideoX;
-  scheduler: Scheduler;
-  readonly transformerConfig: TransformerConfig;
-  protected readonly textEncoder: ModelSlot<T5EncoderModel>;
-  protected readonly transformer: ModelSlot<CogVideoXTransformer3DModel>;
-  protected readonly memory: Omit<MemoryInputs, 'backend'> | null;
-
-  constructor(c: CogVideoXComponents, expectedChannels: (latent: number) => number, what: string) {
-    this.tokenizer = c.tokenizer;
-    this.vae = c.vae;
-    this.scheduler = c.scheduler;
-    this.textEncoder = new ModelSlot(c.textEncoder);
-    this.transformer = new ModelSlot(c.transformer);
-    this.memory = c.memory ?? null;
-    const config = c.transformerConfig ?? (typeof c.transformer === 'function' ? undefined : c.transformer.config);
-    if (!config) throw new Error(`${what}: pass transformerConfig with a transformer loader`);
-    this.transformerConfig = config;
-    const want = expectedChannels(c.vae.config.latent_channels);
-    if (config.in_channels !== want) throw new Error(`${what} needs a transformer with ${want} input channels, this one has ${config.in_channels}`);
-  }
-
-  /** The memory plan of a request on the current backend, or null without component sizes (models passed in). */
-  planMemory(req: MemoryRequest): MemoryPlan | null {
-    if (!this.memory) return null;
-    return planMemory({ ...this.memory, vae: { ...this.memory.vae, tiling: this.vae.tiling }, backend: tf.getBackend(), fusedAttention: nativeAttention() !== null }, req);
-  }
-
-  dispose(): void {
-    this.textEncoder.release();
-    this.transformer.release();
-    this.vae.release();
-  }
-
+abstract class CogVideoXBase extends PipelineBase {
   /** Shared body; `image` given → I2V. */
   protected async run(o: CommonCallOptions, image: RgbImage | null, resize: RgbResizer | undefined): Promise<PipelineOutput> {
     const tc = this.transformerConfig;
     const vae = this.vae;
     const spatial = vae.spatialCompression;
     const temporal = vae.temporalCompression;
-    const sf = vae.scalingFactor;
-    const warn = o.onWarning ?? ((m: string) => console.warn(m));
-    const emit = o.onIntermediate ?? (() => {});
-
-    const height = o.height ?? tc.sample_height * spatial;
-    const width = o.width ?? tc.sample_width * spatial;
-    let numFrames = o.numFrames ?? tc.sample_frames;
-    const steps = o.numInferenceSteps ?? 50;
-    const guidanceScale = o.guidanceScale ?? 6;
-    const outputType = o.outputType ?? 'frames';
-    checkSettings({ height, width, numInferenceSteps: steps, guidanceScale, outputType }, spatial * tc.patch_size);
-    const { max, why } = maxFramesFor(tc, 'diffusers');
-    checkFrameCount(numFrames, max, why);
-    if (image) {
-      if (!image || !(image.data instanceof Uint8Array) || image.data.length !== image.width * image.height * 3) throw new Error('image: expected an RGB image {width, height, data}');
+    const fun = this.flavor === 'fun';
+    // defaults: diffusers' sample size × 8 and sample_frames; CogVideoX-Fun's signature 480 × 720, 49 frames
+    const r = this.begin(o, fun ? { height: 480, width: 720, numFrames: 49 } : { height: tc.sample_height * spatial, width: tc.sample_width * spatial, numFrames: tc.sample_frames });
+    const { max, why } = maxFramesFor(tc, this.flavor);
+    checkFrameCount(r.numFrames, max, why);
+    if (image && (!(image.data instanceof Uint8Array) || image.data.length !== image.width * image.height * 3)) {
+      throw new Error('image: expected an RGB image {width, height, data}');
     }
-    const doCfg = guidanceScale > 1;
-    if (o.checkMemory !== false) {
-      const plan = this.planMemory({ height, width, numFrames, guidanceScale, image: !!image, maxSequenceLength: o.maxSequenceLength });
-      if (plan && !plan.fits) throw new Error(`memory plan: ${plan.problems.join('; ')}`);
-    }
-    const generator: Generator = o.generator ?? new PhiloxGenerator(Math.floor(Math.random() * 2 ** 32));
+    this.checkMemory(r, { image: !!image });
     let pixels: RgbImage | null = null;
-    if (image) {
-      pixels = image.width === width && image.height === height ? image : (resize ?? lanczos)(image, width, height);
-    }
+    if (image) pixels = image.width === r.width && image.height === r.height ? image : (resize ?? lanczosRgb)(image, r.width, r.height);
 
-    const held: tf.Tensor[] = [];
     try {
-      checkAbort(o.signal);
-      const stage = o.onStage ?? (() => {});
-      stage('text', 'start');
-      const promptEmbeds = await encodePrompt(o, doCfg, o.maxSequenceLength ?? 226, async () => ({ tokenizer: this.tokenizer, encoder: await this.textEncoder.get() }), warn);
-      held.push(promptEmbeds);
-      this.textEncoder.release();
-      stage('text', 'end');
-      const B = doCfg ? promptEmbeds.shape[0] / 2 : promptEmbeds.shape[0];
-
+      const { promptEmbeds, B } = await this.textStage(r);
       const sched = this.scheduler;
-      sched.setTimesteps(steps);
+      sched.setTimesteps(r.steps);
       const timesteps = sched.timesteps.slice();
 
-      // 1.5: pad the latent count to a multiple of patch_size_t; the padding frames are dropped before decoding
+      // 1.5: pad the latent count to a multiple of patch_size_t (diffusers drops the padding frames before decoding)
+      let numFrames = r.numFrames;
       let latentFrames = Math.floor((numFrames - 1) / temporal) + 1;
       let additional = 0;
-      if (tc.patch_size_t && latentFrames % tc.patch_size_t !== 0) {
+      if (tc.patch_size_t && latentFrames % tc.patch_size_t !== 0 && !(fun && numFrames === 1)) {
         additional = tc.patch_size_t - (latentFrames % tc.patch_size_t);
         numFrames += additional * temporal;
         latentFrames = Math.floor((numFrames - 1) / temporal) + 1;
       }
-      const h = height / spatial;
-      const w = width / spatial;
+      const h = r.height / spatial;
+      const w = r.width / spatial;
       const C = vae.config.latent_channels;
 
       // I2V: image latents (posterior sample with the generator) first, then the noise (the reference's draw order)
       let imageLatents: tf.Tensor5D | undefined;
       let T = latentFrames;
       if (pixels) {
-        stage('conditioning', 'start');
+        await this.enter(r, 'conditioning');
         if (tc.patch_size_t) T = T + (T % tc.patch_size_t);
-        imageLatents = this.imageLatents(pixels, B, latentFrames, C, h, w, sf, generator);
-        held.push(imageLatents);
-        emit('image_latents', imageLatents);
+        imageLatents = await this.imageLatents(r, pixels, B, latentFrames, C, h, w, r.generator);
+        r.held.push(imageLatents);
+        r.emit('image_latents', imageLatents);
         vae.release('encoder');
-        stage('conditioning', 'end');
+        this.leave(r, 'conditioning');
       }
-      const shape = [B, T, C, h, w];
-      let latents: tf.Tensor5D;
-      if (o.latents) {
-        if (o.latents.shape.join() !== shape.join()) throw new Error(`latents must be [${shape.join(', ')}], got [${o.latents.shape.join(', ')}]`);
-        latents = tf.tidy(() => tf.mul(o.latents!, tf.scalar(sched.initNoiseSigma)) as tf.Tensor5D);
-      } else {
-        latents = tf.tidy(() => tf.mul(generator.randn(shape), tf.scalar(sched.initNoiseSigma)) as tf.Tensor5D);
-      }
-      emit('init_latents', latents);
+      const latents = this.initialNoise(r, [B, T, C, h, w]);
+      r.emit('init_latents', latents);
 
-      checkAbort(o.signal);
-      stage('denoise', 'start');
-      const transformer = await this.transformer.get();
-      const rope = ropeTensors(transformer, h, w, T);
-      if (rope) held.push(rope.cos, rope.sin);
       let imageInput: tf.Tensor5D | undefined;
       if (imageLatents) {
-        imageInput = doCfg ? (tf.concat([imageLatents, imageLatents], 0) as tf.Tensor5D) : imageLatents;
-        if (imageInput !== imageLatents) held.push(imageInput);
+        imageInput = r.doCfg ? (tf.concat([imageLatents, imageLatents], 0) as tf.Tensor5D) : imageLatents;
+        if (imageInput !== imageLatents) r.held.push(imageInput);
       }
-      const final = denoise({
-        transformer,
-        scheduler: sched,
-        timesteps,
-        numInferenceSteps: steps,
+      const final = await this.denoiseStage(r, {
         latents,
         promptEmbeds,
-        doCfg,
-        guidanceScale,
-        useDynamicCfg: o.useDynamicCfg ?? false,
+        timesteps,
+        numInferenceSteps: r.steps,
+        latentFrames: T,
         imageLatents: imageInput,
-        rope,
         ofs: tc.ofs_embed_dim ? 2.0 : undefined,
-        generator,
-        onStep: o.onStep,
-        signal: o.signal,
-        onIntermediate: o.onIntermediate,
       });
-      this.transformer.release();
-      stage('denoise', 'end');
-      emit('latents', final);
-      if (outputType === 'latent') return { tensor: final };
-
-      held.push(final);
-      checkAbort(o.signal);
-      stage('decode', 'start');
-      // 1.5: the padding latent frames are dropped before decoding
-      const kept = additional ? tf.slice(final, [0, additional, 0, 0, 0], [B, T - additional, C, h, w]) : final;
-      if (kept !== final) held.push(kept);
-      const out = decodeOutput(vae, kept, { outputType, chunking: 'diffusers', rounding: 'round', emit });
-      stage('decode', 'end');
-      return out;
+      if (r.outputType === 'latent') return { tensor: final };
+      r.held.push(final);
+      const drop = fun ? 0 : additional;
+      const kept = drop ? tf.slice(final, [0, drop, 0, 0, 0], [B, T - drop, C, h, w]) : final;
+      if (kept !== final) r.held.push(kept);
+      return await this.decodeStage(r, kept, this.flavor);
+    } catch (e) {
+      this.abandon();
+      throw e;
     } finally {
-      tf.dispose(held);
+      tf.dispose(r.held);
     }
   }
 
   /**
    * diffusers I2V `prepare_latents`: VAE.encode(image).sample(generator) · scaling_factor (or ÷ with
-   * invert_scale_latents) as latent frame 0, zeros after; 1.5 prepends the odd-count padding frames.
+   * invert_scale_latents) as latent frame 0, zeros after; 1.5 prepends the odd-count padding frames. One encode per
+   * video, in batch order (diffusers with the image given once per prompt).
    */
-  private imageLatents(img: RgbImage, B: number, n: number, C: number, h: number, w: number, sf: number, generator: Generator): tf.Tensor5D {
-    const x = tf.tidy(() => {
-      const hw = img.height * img.width;
-      const chw = new Float32Array(3 * hw);
-      for (let c = 0; c < 3; c++) for (let i = 0; i < hw; i++) chw[c * hw + i] = Math.fround(img.data[i * 3 + c]! / 255);
-      return tf.sub(tf.mul(tf.tensor5d(chw, [1, 3, 1, img.height, img.width]), 2), 1) as tf.Tensor5D;
-    });
+  private async imageLatents(r: Run, img: RgbImage, B: number, n: number, C: number, h: number, w: number, generator: Generator): Promise<tf.Tensor5D> {
+    const sf = this.vae.scalingFactor;
+    const x = imageToTensor(img);
     const parts: tf.Tensor5D[] = [];
     try {
       for (let b = 0; b < B; b++) {
-        const post = this.vae.encode(x);
+        const post = await this.encode(r, x);
         try {
           parts.push(post.sample({ randn: (s) => generator.randn(s) }));
         } finally {
           post.dispose();
         }
       }
+    } catch (e) {
+      tf.dispose(parts);
+      throw e;
     } finally {
       x.dispose();
     }
@@ -254,13 +162,15 @@ abstract class CogVideoXBase {
 
 export class CogVideoXPipeline extends CogVideoXBase {
   constructor(c: CogVideoXComponents) {
-    super(c, (latent) => latent, 'CogVideoXPipeline');
+    super(c, ['t2v', 'fun-t2v'], 'CogVideoXPipeline', (kind, inC, C) =>
+      `needs a transformer with ${C} input channels, this one has ${inC}` +
+        (kind === 'fun-inp' ? ' (a CogVideoX-Fun InP model: use CogVideoXFunPipeline)' : ' (an image-to-video model: use CogVideoXImageToVideoPipeline)'),
+    );
   }
 
-  /** Opens a THUDM CogVideoX folder; the sampler defaults to DPM_Cog (THUDM cli_demo). */
+  /** Opens a THUDM CogVideoX (or CogVideoX-Fun text-to-video) folder; the sampler defaults to the folder's scheduler class. */
   static async fromPretrained(dir: string, opts: LoadOptions = {}): Promise<CogVideoXPipeline> {
-    const f = await openModelFolder(dir, DEFAULT_SAMPLER, opts);
-    return new CogVideoXPipeline(f);
+    return new CogVideoXPipeline(await openModelFolder(dir, opts));
   }
 
   call(o: CommonCallOptions): Promise<PipelineOutput> {
@@ -270,12 +180,15 @@ export class CogVideoXPipeline extends CogVideoXBase {
 
 export class CogVideoXImageToVideoPipeline extends CogVideoXBase {
   constructor(c: CogVideoXComponents) {
-    super(c, (latent) => 2 * latent, 'CogVideoXImageToVideoPipeline');
+    super(c, ['i2v'], 'CogVideoXImageToVideoPipeline', (kind, inC, C) =>
+      `needs a transformer with ${2 * C} input channels, this one has ${inC}` +
+        (kind === 'fun-inp' ? ' (a CogVideoX-Fun InP model: use CogVideoXFunPipeline, it takes a start image)' : ' (a text-to-video model: use CogVideoXPipeline)'),
+    );
   }
 
+  /** Opens a THUDM CogVideoX image-to-video folder; the sampler defaults to the folder's scheduler class. */
   static async fromPretrained(dir: string, opts: LoadOptions = {}): Promise<CogVideoXImageToVideoPipeline> {
-    const f = await openModelFolder(dir, DEFAULT_SAMPLER, opts);
-    return new CogVideoXImageToVideoPipeline(f);
+    return new CogVideoXImageToVideoPipeline(await openModelFolder(dir, opts));
   }
 
   call(o: ImageToVideoCallOptions): Promise<PipelineOutput> {

@@ -1,27 +1,13 @@
-// CogVideoX-Fun's inpaint pipeline (cogvideox/pipeline/pipeline_cogvideox_inpaint.py, spec §4) for the InP models
-// (33 input channels): T2V, I2V from a start image, start + end images, V2V with a strength and an optional mask,
-// one-frame image generation — one computation, selected by the conditioning video and mask.
+// CogVideoX-Fun's inpaint pipeline (CogVideoX-Fun cogvideox/pipeline/pipeline_cogvideox_inpaint.py) for the InP
+// models (in_channels = 2·latent + 1): T2V, I2V from a start image, start + end images, V2V with a strength and an
+// optional mask, one-frame image generation — one computation, selected by the conditioning video and mask.
 import * as tf from '@tensorflow/tfjs-core';
-import { nativeAttention } from '../nn/native.js';
 import { resizeImage } from '../media/resize.js';
 import { collectGarbage } from '../nn/backend.js';
-import type { T5EncoderModel } from '../models/t5.js';
-import type { T5Tokenizer } from '../models/t5_tokenizer.js';
-import type { CogVideoXTransformer3DModel, TransformerConfig } from '../models/transformer.js';
-import type { AutoencoderKLCogVideoX } from '../models/vae.js';
-import { PhiloxGenerator, type Generator } from '../schedulers/generator.js';
-import type { Scheduler } from '../schedulers/scheduler.js';
-import {
-  checkAbort,
-  checkFrameCount,
-  checkSettings,
-  decodeOutput,
-  denoise,
-  ropeTensors,
-  type CommonCallOptions,
-  type PipelineOutput,
-} from './common.js';
-import { ModelSlot, openModelFolder, type LoadOptions } from './components.js';
+import type { Generator } from '../schedulers/generator.js';
+import { PipelineBase, type PipelineComponents, type Run } from './base.js';
+import { checkAbort, checkFrameCount, type CommonCallOptions, type PipelineOutput } from './common.js';
+import { openModelFolder, type LoadOptions } from './components.js';
 import {
   addNoiseToReferenceVideo,
   imageToVideoInputs,
@@ -35,8 +21,6 @@ import {
   type RgbImage,
   type RgbResizer,
 } from './inpaint.js';
-import { planMemory, type MemoryInputs, type MemoryPlan, type MemoryRequest } from './memory_plan.js';
-import { encodePrompt } from './prompt.js';
 import { maxFramesFor } from './rules.js';
 
 export interface FunCallOptions extends CommonCallOptions {
@@ -60,19 +44,7 @@ export interface FunCallOptions extends CommonCallOptions {
   resizeGray?: GrayResizer;
 }
 
-export interface FunComponents {
-  tokenizer: T5Tokenizer;
-  textEncoder: T5EncoderModel | (() => Promise<T5EncoderModel>);
-  transformer: CogVideoXTransformer3DModel | (() => Promise<CogVideoXTransformer3DModel>);
-  /** Needed when the transformer is a loader (its config drives every check before compute). */
-  transformerConfig?: TransformerConfig;
-  vae: AutoencoderKLCogVideoX;
-  scheduler: Scheduler;
-  /** Component sizes for the memory plan (openModelFolder provides them). */
-  memory?: Omit<MemoryInputs, 'backend'>;
-}
-
-const DEFAULT_SAMPLER = 'DDIM_Origin'; // predict_*.py
+export type FunComponents = PipelineComponents;
 
 // The predict scripts' PIL `Image.resize((w, h))`: BICUBIC, bit-exact (src/media/resize.ts)
 const pilBicubicRgb: RgbResizer = (img, w, h) => {
@@ -84,51 +56,20 @@ const pilBicubicGray: GrayResizer = (img, w, h) => {
   return { width: r.width, height: r.height, data: r.data };
 };
 
-export class CogVideoXFunPipeline {
-  readonly tokenizer: T5Tokenizer;
-  readonly vae: AutoencoderKLCogVideoX;
-  scheduler: Scheduler;
-  readonly transformerConfig: TransformerConfig;
-  private readonly textEncoder: ModelSlot<T5EncoderModel>;
-  private readonly transformer: ModelSlot<CogVideoXTransformer3DModel>;
-  private readonly memory: Omit<MemoryInputs, 'backend'> | null;
-
+export class CogVideoXFunPipeline extends PipelineBase {
   constructor(c: FunComponents) {
-    this.tokenizer = c.tokenizer;
-    this.vae = c.vae;
-    this.scheduler = c.scheduler;
-    this.textEncoder = new ModelSlot(c.textEncoder);
-    this.transformer = new ModelSlot(c.transformer);
-    this.memory = c.memory ?? null;
-    const config = c.transformerConfig ?? (typeof c.transformer === 'function' ? undefined : c.transformer.config);
-    if (!config) throw new Error('CogVideoXFunPipeline: pass transformerConfig with a transformer loader');
-    this.transformerConfig = config;
-    const latentC = c.vae.config.latent_channels;
-    if (config.in_channels !== 2 * latentC + 1) {
-      throw new Error(
-        `CogVideoXFunPipeline needs an inpaint (InP) transformer with ${2 * latentC + 1} input channels, this one has ${config.in_channels}; ` +
-          'use CogVideoXPipeline / CogVideoXImageToVideoPipeline for the THUDM checkpoints',
-      );
-    }
+    super(c, ['fun-inp'], 'CogVideoXFunPipeline', (kind, inC, C) =>
+      `needs an inpaint (InP) transformer with ${2 * C + 1} input channels, this one has ${inC}; ` +
+        (kind === 'fun-t2v' ? 'a CogVideoX-Fun text-to-video model runs in CogVideoXPipeline' : 'use CogVideoXPipeline / CogVideoXImageToVideoPipeline for the THUDM checkpoints'),
+    );
   }
 
-  /** Opens a CogVideoX-Fun model folder (e.g. CogVideoX-Fun-V1.1-2b-InP); the sampler defaults to DDIM_Origin. */
+  /**
+   * Opens a CogVideoX-Fun model folder (e.g. CogVideoX-Fun-V1.1-2b-InP); the sampler defaults to the folder's
+   * scheduler class (the predict scripts pick DDIM_Origin: pass `{ sampler: 'DDIM_Origin' }` to match them).
+   */
   static async fromPretrained(dir: string, opts: LoadOptions = {}): Promise<CogVideoXFunPipeline> {
-    const f = await openModelFolder(dir, DEFAULT_SAMPLER, opts);
-    return new CogVideoXFunPipeline({ ...f, transformerConfig: f.transformerConfig });
-  }
-
-  /** Frees the models this pipeline loaded (models passed in as instances stay with the caller). */
-  /** The memory plan of a request on the current backend, or null without component sizes (models passed in). */
-  planMemory(req: MemoryRequest): MemoryPlan | null {
-    if (!this.memory) return null;
-    return planMemory({ ...this.memory, vae: { ...this.memory.vae, tiling: this.vae.tiling }, backend: tf.getBackend(), fusedAttention: nativeAttention() !== null }, req);
-  }
-
-  dispose(): void {
-    this.textEncoder.release();
-    this.transformer.release();
-    this.vae.release();
+    return new CogVideoXFunPipeline(await openModelFolder(dir, opts));
   }
 
   async call(o: FunCallOptions): Promise<PipelineOutput> {
@@ -137,18 +78,12 @@ export class CogVideoXFunPipeline {
     const sf = vae.scalingFactor;
     const spatial = vae.spatialCompression;
     const temporal = vae.temporalCompression;
-    const warn = o.onWarning ?? ((m: string) => console.warn(m));
-    const emit = o.onIntermediate ?? (() => {});
 
-    // ---- 1. checks, before anything is loaded or computed
-    const height = o.height ?? 480; // the Fun pipeline's signature defaults
-    const width = o.width ?? 720;
-    let numFrames = o.numFrames ?? 49;
-    const steps = o.numInferenceSteps ?? 50;
-    const guidanceScale = o.guidanceScale ?? 6;
+    // ---- 1. checks, before anything is loaded or computed (defaults: the Fun pipeline's signature)
+    const r = this.begin(o, { height: 480, width: 720, numFrames: 49 });
+    const { height, width } = r;
+    let numFrames = r.numFrames;
     const strength = o.strength ?? 1;
-    const outputType = o.outputType ?? 'frames';
-    checkSettings({ height, width, numInferenceSteps: steps, guidanceScale, outputType }, spatial * tc.patch_size);
     if (!(strength > 0 && strength <= 1)) throw new RangeError(`strength must be in (0, 1], got ${strength}`);
     if (o.endImage && !o.image) throw new Error('endImage needs a start image (image)');
     const fromImages = !!o.image;
@@ -161,14 +96,11 @@ export class CogVideoXFunPipeline {
     if (o.video && !o.maskVideo) throw new Error('video needs maskVideo (0 = keep, 255 = generate), as the reference pipeline');
     if (fromTensors) numFrames = o.video!.shape[2];
     else if (fromFrames) numFrames = Math.min(numFrames, o.sourceVideo!.length);
-    const { max, why } = maxFramesFor(tc);
+    const { max, why } = maxFramesFor(tc, this.flavor);
     checkFrameCount(numFrames, max, why);
-    const doCfg = guidanceScale > 1;
-    if (o.checkMemory !== false) {
-      const plan = this.planMemory({ height, width, numFrames, guidanceScale, image: fromImages, sourceVideo: fromFrames || fromTensors, maxSequenceLength: o.maxSequenceLength });
-      if (plan && !plan.fits) throw new Error(`memory plan: ${plan.problems.join('; ')}`);
-    }
-    const generator: Generator = o.generator ?? new PhiloxGenerator(Math.floor(Math.random() * 2 ** 32));
+    r.numFrames = numFrames;
+    this.checkMemory(r, { image: fromImages, sourceVideo: fromFrames || fromTensors });
+    const generator = r.generator;
     const resizeRgb = o.resizeRgb ?? pilBicubicRgb;
     const resizeGray = o.resizeGray ?? pilBicubicGray;
 
@@ -183,40 +115,33 @@ export class CogVideoXFunPipeline {
       cond = imageToVideoInputs(o.image, o.endImage, numFrames, height, width, resizeRgb);
     }
 
-    const held: tf.Tensor[] = [cond.video, cond.maskVideo];
+    r.held.push(cond.video, cond.maskVideo);
     try {
-      checkAbort(o.signal);
       // ---- 3. text (T5 is released right after)
-      const stage = o.onStage ?? (() => {});
-      stage('text', 'start');
-      const promptEmbeds = await encodePrompt(o, doCfg, o.maxSequenceLength ?? 226, async () => ({ tokenizer: this.tokenizer, encoder: await this.textEncoder.get() }), warn);
-      held.push(promptEmbeds);
-      this.textEncoder.release();
-      stage('text', 'end');
-      const B = doCfg ? promptEmbeds.shape[0] / 2 : promptEmbeds.shape[0];
+      const { promptEmbeds, B } = await this.textStage(r);
       if (cond.video.shape[0] !== 1 && cond.video.shape[0] !== B) throw new Error(`video batch ${cond.video.shape[0]} does not match the prompt batch ${B}`);
 
       // ---- 4. timesteps and the strength slice
       const sched = this.scheduler;
-      sched.setTimesteps(steps);
-      const { timesteps, numInferenceSteps } = sched.getTimestepsForStrength(steps, strength);
-      if (timesteps.length === 0) throw new Error(`strength ${strength} × ${steps} steps leaves no denoising step`);
+      sched.setTimesteps(r.steps);
+      const { timesteps, numInferenceSteps } = sched.getTimestepsForStrength(r.steps, strength);
+      if (timesteps.length === 0) throw new Error(`strength ${strength} × ${r.steps} steps leaves no denoising step`);
 
-      stage('conditioning', 'start');
+      await this.enter(r, 'conditioning');
       // ---- 5. pixel inputs; CogVideoX 1.5 clips an odd latent count (the pipeline drops frames)
       let videoLength = cond.video.shape[2];
       let initVideo = preprocessVideo(cond.video, height, width);
-      held.push(initVideo);
+      r.held.push(initVideo);
       const pt = tc.patch_size_t;
       const latentLength = Math.floor((numFrames - 1) / temporal) + 1;
       if (pt && latentLength % pt !== 0) {
         numFrames = Math.max(1, numFrames - (latentLength % pt) * temporal);
         if (videoLength > numFrames) {
-          warn(`CogVideoX 1.5 needs an even latent frame count: the conditioning video is clipped to ${numFrames} frames`);
+          r.warn(`CogVideoX 1.5 needs an even latent frame count: the conditioning video is clipped to ${numFrames} frames`);
           videoLength = numFrames;
           initVideo = clipFrames(initVideo, numFrames);
           cond.maskVideo = clipFrames(cond.maskVideo, numFrames);
-          held.push(initVideo, cond.maskVideo);
+          r.held.push(initVideo, cond.maskVideo);
         }
       }
       const T = Math.floor((videoLength - 1) / temporal) + 1;
@@ -226,44 +151,41 @@ export class CogVideoXFunPipeline {
 
       // ---- 6. initial latents (V2V: the source video's latents noised to the first timestep)
       let latents: tf.Tensor5D;
-      if (o.latents) {
-        if (o.latents.shape.join() !== latentShape.join()) throw new Error(`latents must be [${latentShape.join(', ')}], got [${o.latents.shape.join(', ')}]`);
-        latents = tf.tidy(() => tf.mul(o.latents!, tf.scalar(sched.initNoiseSigma)) as tf.Tensor5D);
-      } else if (strength < 1) {
-        const videoLatents = this.encodeSample(initVideo, B, sf, generator);
-        emit('video_latents', videoLatents);
+      if (strength < 1 && !o.latents) {
+        const videoLatents = await this.encodeSample(r, initVideo, B, sf, generator);
+        r.emit('video_latents', videoLatents);
         const noise = generator.randn(latentShape);
         latents = sched.addNoise(videoLatents, noise, timesteps[0]!) as tf.Tensor5D;
         tf.dispose([videoLatents, noise]);
       } else {
-        latents = tf.tidy(() => tf.mul(generator.randn(latentShape), tf.scalar(sched.initNoiseSigma)) as tf.Tensor5D);
+        latents = this.initialNoise(r, latentShape);
       }
-      held.push(latents);
-      emit('init_latents', latents);
+      r.held.push(latents);
+      r.emit('init_latents', latents);
 
       // ---- 7. inpaint latents [B, T, 17, h, w]: zeros when everything is generated
       const allGenerated = tf.tidy(() => tf.all(tf.equal(cond.maskVideo, 255)).dataSync()[0] === 1);
       let inpaint: tf.Tensor5D;
       if (allGenerated) {
         inpaint = tf.zeros([B, T, vae.config.latent_channels + 1, h, w]) as tf.Tensor5D;
-        tf.tidy(() => emit('mask_latents', tf.zeros([B, 1, T, h, w])));
+        tf.tidy(() => r.emit('mask_latents', tf.zeros([B, 1, T, h, w])));
       } else {
         const m = preprocessMask(cond.maskVideo, height, width);
-        held.push(m);
-        emit('mask', m);
+        r.held.push(m);
+        r.emit('mask', m);
         let masked = maskedVideo(initVideo, m);
-        held.push(masked);
+        r.held.push(masked);
         if (tc.add_noise_in_inpaint_model) {
           const eps = generator.randn(masked.shape);
           masked = addNoiseToReferenceVideo(masked, eps, o.noiseAugStrength ?? 0.0563);
           eps.dispose();
-          held.push(masked);
+          r.held.push(masked);
         }
-        checkAbort(o.signal);
-        const maskedLatents = this.encodeMode(masked, sf); // [B, 16, T, h, w]
-        emit('masked_latents', maskedLatents);
+        checkAbort(r.signal);
+        const maskedLatents = await this.encodeMode(r, masked, sf); // [B, 16, T, h, w]
+        r.emit('masked_latents', maskedLatents);
         const maskLatents = tf.tidy(() => tf.mul(resizeMask(tf.sub(1, m) as tf.Tensor5D, T, h, w), tf.scalar(sf)) as tf.Tensor5D);
-        emit('mask_latents', maskLatents);
+        r.emit('mask_latents', maskLatents);
         inpaint = tf.tidy(() => tf.transpose(tf.concat([maskLatents, maskedLatents], 1), [0, 2, 1, 3, 4]) as tf.Tensor5D);
         tf.dispose([maskedLatents, maskLatents]);
         if (inpaint.shape[0] !== B) {
@@ -272,57 +194,33 @@ export class CogVideoXFunPipeline {
           one.dispose();
         }
       }
-      emit('inpaint_latents', inpaint);
-      const inpaintInput = doCfg ? (tf.concat([inpaint, inpaint], 0) as tf.Tensor5D) : inpaint;
-      held.push(inpaint, inpaintInput);
+      r.emit('inpaint_latents', inpaint);
+      const inpaintInput = r.doCfg ? (tf.concat([inpaint, inpaint], 0) as tf.Tensor5D) : inpaint;
+      r.held.push(inpaint);
+      if (inpaintInput !== inpaint) r.held.push(inpaintInput);
       vae.release('encoder'); // weights come back on the next encode
       collectGarbage();
-      stage('conditioning', 'end');
+      this.leave(r, 'conditioning');
 
       // ---- 8. denoising (the transformer is released after)
-      checkAbort(o.signal);
-      stage('denoise', 'start');
-      const transformer = await this.transformer.get();
-      const rope = ropeTensors(transformer, h, w, T);
-      if (rope) held.push(rope.cos, rope.sin);
-      held.splice(held.indexOf(latents), 1);
-      const final = denoise({
-        transformer,
-        scheduler: sched,
-        timesteps,
-        numInferenceSteps,
-        latents,
-        promptEmbeds,
-        doCfg,
-        guidanceScale,
-        useDynamicCfg: o.useDynamicCfg ?? false,
-        inpaintLatents: inpaintInput,
-        rope,
-        generator,
-        onStep: o.onStep,
-        signal: o.signal,
-        onIntermediate: o.onIntermediate,
-      });
-      this.transformer.release();
-      stage('denoise', 'end');
-      emit('latents', final);
-      if (outputType === 'latent') return { tensor: final };
+      r.held.splice(r.held.indexOf(latents), 1);
+      const final = await this.denoiseStage(r, { latents, promptEmbeds, timesteps, numInferenceSteps, latentFrames: T, inpaintLatents: inpaintInput });
+      if (r.outputType === 'latent') return { tensor: final };
 
       // ---- 9. decode (Fun chunking), (x/2 + 0.5).clamp(0, 1), uint8 by truncation
-      held.push(final);
-      checkAbort(o.signal);
-      stage('decode', 'start');
-      const out = decodeOutput(vae, final, { outputType, chunking: 'fun', rounding: 'truncate', emit });
-      stage('decode', 'end');
-      return out;
+      r.held.push(final);
+      return await this.decodeStage(r, final, 'fun');
+    } catch (e) {
+      this.abandon();
+      throw e;
     } finally {
-      tf.dispose(held);
+      tf.dispose(r.held);
     }
   }
 
   /** VAE.encode(x).sample() · scaling_factor per batch element, rearranged to [B, T, C, h, w] (V2V source). */
-  private encodeSample(x: tf.Tensor5D, B: number, sf: number, generator: Generator): tf.Tensor5D {
-    const post = this.vae.encode(x);
+  private async encodeSample(r: Run, x: tf.Tensor5D, B: number, sf: number, generator: Generator): Promise<tf.Tensor5D> {
+    const post = await this.encode(r, x);
     try {
       const z = post.sample({ randn: (shape) => generator.randn(shape) });
       return tf.tidy(() => {
@@ -337,8 +235,8 @@ export class CogVideoXFunPipeline {
   }
 
   /** VAE.encode(x).mode() · scaling_factor → [B, C, T, h, w] (masked video). */
-  private encodeMode(x: tf.Tensor5D, sf: number): tf.Tensor5D {
-    const post = this.vae.encode(x);
+  private async encodeMode(r: Run, x: tf.Tensor5D, sf: number): Promise<tf.Tensor5D> {
+    const post = await this.encode(r, x);
     try {
       return tf.tidy(() => tf.mul(post.mean, tf.scalar(sf)) as tf.Tensor5D);
     } finally {

@@ -1,5 +1,6 @@
-// What the three pipelines share: call-option types, request checks, the denoising loop (spec §4.6) and the
-// conversion of decoded frames to the uint8 frames a user saves.
+// What the pipelines share: call-option types, request checks, the denoising loop (the `for i, t in
+// enumerate(timesteps)` loop of diffusers/pipelines/cogvideo/pipeline_cogvideox.py and CogVideoX-Fun's
+// cogvideox/pipeline/pipeline_cogvideox_inpaint.py) and the conversion of decoded frames to the uint8 frames a user saves.
 import * as tf from '@tensorflow/tfjs-core';
 import type { CogVideoXTransformer3DModel } from '../models/transformer.js';
 import type { AutoencoderKLCogVideoX } from '../models/vae.js';
@@ -54,6 +55,13 @@ export interface CommonCallOptions {
   /** Initial latents [B, T, C, h, w] instead of a draw (scaled by the scheduler's init sigma, as diffusers). */
   latents?: tf.Tensor5D;
   maxSequenceLength?: number;
+  /**
+   * Videos per prompt (default 1): each prompt's embeddings are repeated this many times, so the batch is
+   * prompts × numVideosPerPrompt and every draw covers the whole batch. The originals accept
+   * `num_videos_per_prompt` but overwrite it with 1 inside `__call__` (diffusers pipeline_cogvideox.py:611,
+   * CogVideoX-Fun pipeline_cogvideox_inpaint.py:871); n here equals their run with each prompt repeated n times.
+   */
+  numVideosPerPrompt?: number;
   outputType?: OutputType;
   onStep?: (info: StepInfo) => void;
   /** Called when a stage starts and ends (progress display, per-stage timing and memory). */
@@ -67,8 +75,17 @@ export interface CommonCallOptions {
   onWarning?: (message: string) => void;
 }
 
+/** Throws the signal's reason (as `signal.throwIfAborted()`) once it has fired. */
 export function checkAbort(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new DOMException('generation aborted', 'AbortError');
+  if (signal?.aborted) throw signal.reason ?? new DOMException('generation aborted', 'AbortError');
+}
+
+/**
+ * Lets queued macrotasks run (timers, I/O callbacks, messages): without it a synchronous loop never sees an abort
+ * scheduled from a timer in the same thread.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 }
 
 export function checkPositiveInt(name: string, v: number): void {
@@ -135,8 +152,11 @@ export interface DenoiseArgs {
   onIntermediate?: (name: string, t: tf.Tensor) => void;
 }
 
-/** The denoising loop of the CogVideoX(-Fun) pipelines (spec §4.6). Returns the final latents (caller owns). */
-export function denoise(a: DenoiseArgs): tf.Tensor5D {
+/**
+ * The denoising loop of the CogVideoX(-Fun) pipelines. Returns the final latents (caller owns). Yields to the event
+ * loop before every step and stops with the signal's reason when it has fired (latents and scheduler state freed).
+ */
+export async function denoise(a: DenoiseArgs): Promise<tf.Tensor5D> {
   const emit = a.onIntermediate ?? (() => {});
   const sched = a.scheduler;
   let latents = a.latents;
@@ -144,6 +164,8 @@ export function denoise(a: DenoiseArgs): tf.Tensor5D {
   const numSteps = a.timesteps.length;
   try {
     for (let i = 0; i < numSteps; i++) {
+      checkAbort(a.signal);
+      await yieldToEventLoop();
       checkAbort(a.signal);
       const t = a.timesteps[i]!;
       const v = tf.tidy(() => {
@@ -269,15 +291,17 @@ export function ropeTensors(transformer: CogVideoXTransformer3DModel, h: number,
  * `decode_latents` and the output conversion: latents [B, T, 16, h, w] (not taken over) → decoded with the
  * pipeline's chunking, (x/2 + 0.5).clamp(0, 1), then uint8 ('truncate': Fun, 'round': diffusers) or the float video.
  */
-export function decodeOutput(
+export async function decodeOutput(
   vae: AutoencoderKLCogVideoX,
   latents: tf.Tensor5D,
-  o: { outputType: 'frames' | 'tensor'; chunking: 'fun' | 'diffusers'; rounding: 'truncate' | 'round'; emit: (name: string, t: tf.Tensor) => void },
-): PipelineOutput {
+  o: { outputType: 'frames' | 'tensor'; chunking: 'fun' | 'diffusers'; rounding: 'truncate' | 'round'; emit: (name: string, t: tf.Tensor) => void; signal?: AbortSignal },
+): Promise<PipelineOutput> {
   const z = latentsToVae(latents, vae.scalingFactor);
   let decoded: tf.Tensor5D;
   try {
-    decoded = vae.decode(z, { chunking: o.chunking });
+    // decodeAsync (when the VAE has it) yields between chunks and honours the signal
+    const v = vae as AutoencoderKLCogVideoX & { decodeAsync?: (z: tf.Tensor5D, opts: { chunking: 'fun' | 'diffusers'; signal?: AbortSignal }) => Promise<tf.Tensor5D> };
+    decoded = typeof v.decodeAsync === 'function' ? await v.decodeAsync(z, { chunking: o.chunking, signal: o.signal }) : vae.decode(z, { chunking: o.chunking });
   } finally {
     z.dispose();
   }

@@ -8,12 +8,13 @@ import { collectGarbage } from '../nn/backend.js';
 import { T5Tokenizer } from '../models/t5_tokenizer.js';
 import { CogVideoXTransformer3DModel, type TransformerConfig } from '../models/transformer.js';
 import { AutoencoderKLCogVideoX } from '../models/vae.js';
-import { loadScheduler } from '../schedulers/index.js';
+import { folderSampler, loadScheduler } from '../schedulers/index.js';
 import type { Scheduler } from '../schedulers/scheduler.js';
 import { readConfig, WeightStore } from '../weights/checkpoint.js';
 import type { LoraSpec } from '../weights/lora.js';
 import { chooseResidency, type Residency } from '../weights/residency.js';
 import type { T5Config } from '../weights/t5_names.js';
+import { transformerFlavor, transformerKind, type TransformerFlavor } from '../weights/transformer_kind.js';
 import type { MemoryInputs } from './memory_plan.js';
 
 /** A model that is either held (given by the caller) or loaded per stage. */
@@ -50,8 +51,16 @@ export class ModelSlot<T extends { dispose(): void }> {
 }
 
 export interface LoadOptions {
-  /** Sampler name (CogVideoX-Fun's `scheduler_dict` keys); built from the folder's scheduler_config.json. */
+  /**
+   * Sampler name (CogVideoX-Fun's `scheduler_dict` keys), built from the folder's scheduler_config.json. Default:
+   * the class that file names (`_class_name`), as diffusers' `from_pretrained` builds it.
+   */
   sampler?: string;
+  /**
+   * Follow CogVideoX-Fun ('fun') or diffusers ('diffusers') where they differ (position tables, decode chunking,
+   * uint8 rounding). Default: what transformer/config.json says (weights/transformer_kind.ts).
+   */
+  flavor?: TransformerFlavor;
   /** Weight residency of the transformer ('auto' picks from sizes; see weights/residency.ts). */
   residency?: Residency | 'auto';
   /** Weight residency of the T5 encoder (default 'auto': T5-XXL is streamed from disk block by block). */
@@ -70,6 +79,7 @@ export interface FolderComponents {
   transformerConfig: TransformerConfig;
   vae: AutoencoderKLCogVideoX;
   scheduler: Scheduler;
+  flavor: TransformerFlavor;
   /** sizes and residencies for the memory plan (backend filled in at plan time) */
   memory: Omit<MemoryInputs, 'backend'>;
 }
@@ -93,22 +103,26 @@ const COMPONENTS = ['tokenizer', 'text_encoder', 'transformer', 'vae', 'schedule
  * component's config and tensor headers are checked now, so a broken folder fails before any compute; weights are
  * read when a stage needs them.
  */
-export async function openModelFolder(dir: string, defaultSampler: string, opts: LoadOptions = {}): Promise<FolderComponents> {
+export async function openModelFolder(dir: string, opts: LoadOptions = {}): Promise<FolderComponents> {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder not found: ${dir}`);
   const missing = COMPONENTS.filter((c) => !fs.existsSync(path.join(dir, c)));
   if (missing.length) {
     throw new Error(`${dir} is not a complete CogVideoX model folder: missing ${missing.map((m) => `${m}/`).join(', ')} (expected ${COMPONENTS.join(', ')})`);
   }
   const sub = (c: string) => path.join(dir, c);
-  const scheduler = loadScheduler(opts.sampler ?? defaultSampler, sub('scheduler'));
+  const scheduler = loadScheduler(opts.sampler ?? folderSampler(sub('scheduler')), sub('scheduler'));
   const tokenizer = await T5Tokenizer.fromPretrained(sub('tokenizer'));
   const residency = opts.residency ?? 'auto';
   const t5Residency = opts.textEncoderResidency ?? 'auto';
+  // the pipeline kind first: a checkpoint no pipeline runs (a CogVideoX-Fun Control model) is refused by name
+  const vaeConfig = readConfig<{ latent_channels?: number }>(sub('vae'));
+  transformerKind(readConfig<TransformerConfig>(sub('transformer')), vaeConfig.latent_channels ?? 16, `${sub('transformer')}/config.json`);
   // header / config checks now, with nothing read: 'disk' residency loads no block weights
   (await T5EncoderModel.fromPretrained(sub('text_encoder'), { residency: 'disk' })).dispose();
   const probe = await CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency: 'disk', loras: opts.loras }); // LoRA files checked too
   const transformerConfig = probe.config;
   probe.dispose();
+  const flavor = opts.flavor ?? transformerFlavor(transformerConfig);
   const vae = await AutoencoderKLCogVideoX.fromPretrained(sub('vae'), { weights: opts.vaeWeights });
   const sizes = { t5: componentBytes(sub('text_encoder')), transformer: componentBytes(sub('transformer')), vae: componentBytes(sub('vae')) };
   const pick = (s: { storedBytes: number; fp32Bytes: number }, r: Residency | 'auto'): Residency => (r === 'auto' ? chooseResidency(s.fp32Bytes, s.storedBytes) : r);
@@ -122,9 +136,10 @@ export async function openModelFolder(dir: string, defaultSampler: string, opts:
     dir,
     tokenizer,
     textEncoder: () => T5EncoderModel.fromPretrained(sub('text_encoder'), { residency: t5Residency }),
-    transformer: () => CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency, loras: opts.loras }),
+    transformer: () => CogVideoXTransformer3DModel.fromPretrained(sub('transformer'), { residency, loras: opts.loras, flavor }),
     transformerConfig,
     vae,
     scheduler,
+    flavor,
   };
 }

@@ -1,6 +1,8 @@
 export { CogVideoXFunPipeline, type FunCallOptions, type FunComponents } from './cogvideox_fun.js';
 export { CogVideoXImageToVideoPipeline, CogVideoXPipeline, type CogVideoXComponents, type ImageToVideoCallOptions } from './cogvideox.js';
-export { denoise, dynamicGuidance, toUint8Videos, type CommonCallOptions, type OutputType, type PipelineOutput, type PipelineStage, type StepInfo, type Video } from './common.js';
+export { CogVideoXVideoToVideoPipeline, type VideoToVideoCallOptions } from './video_to_video.js';
+export { PipelineBase, type PipelineComponents } from './base.js';
+export { checkAbort, denoise, dynamicGuidance, yieldToEventLoop, toUint8Videos, type CommonCallOptions, type OutputType, type PipelineOutput, type PipelineStage, type StepInfo, type Video } from './common.js';
 export { componentBytes, ModelSlot, openModelFolder, type LoadOptions } from './components.js';
 export { planMemory, WASM_HEAP_LIMIT, type MemoryInputs, type MemoryPlan, type MemoryRequest, type StagePlan } from './memory_plan.js';
 export { addNoiseToReferenceVideo, imageToVideoInputs, maskedVideo, resizeMask, videoToVideoInputs, type GrayImage, type RgbImage } from './inpaint.js';

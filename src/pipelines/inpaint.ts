@@ -1,4 +1,4 @@
-// CogVideoX-Fun's inpaint conditioning (spec §4.5).
+// CogVideoX-Fun's inpaint conditioning (cogvideox/pipeline/pipeline_cogvideox_inpaint.py, cogvideox/utils/utils.py).
 // 1. Inputs as the predict scripts build them (cogvideox/utils/utils.py): `video` [1, 3, F, H, W] in [0, 1] and
 //    `mask_video` [1, 1, F, H, W] with 0 = keep, 255 = generate — from start / end images (I2V), source frames (V2V)
 //    or nothing (T2V: zero video, all-255 mask).

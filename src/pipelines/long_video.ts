@@ -1,4 +1,4 @@
-// Long videos from CogVideoX-Fun's inpaint pipeline (spec §4.8): the "Long Video Generation" loop of
+// Long videos from CogVideoX-Fun's inpaint pipeline: the "Long Video Generation" loop of
 // cogvideox/ui/ui.py. Segments of P frames; each later segment starts from the last O frames of the video so far
 // (as uint8 images, frames 0…O−1 kept), its first O frames are cross-faded into them with weights k/O, the rest
 // appended; the end image goes on the last segment, whose length is the remainder rounded down to 4k + 1.
@@ -99,7 +99,7 @@ export interface LongVideoResult extends Video {
 const REFUSED = ['video', 'maskVideo', 'sourceVideo', 'mask', 'latents', 'outputType'] as const;
 
 /**
- * Generates a long video as CogVideoX-Fun's UI does (spec §4.8). Frames that no later segment can change (all but
+ * Generates a long video as CogVideoX-Fun's UI does (cogvideox/ui/ui.py). Frames that no later segment can change (all but
  * the last O) are converted to uint8 as soon as they are final, so only O float frames are kept between segments.
  */
 export async function generateLongVideo(pipe: Pick<CogVideoXFunPipeline, 'call' | 'transformerConfig'>, o: LongVideoOptions): Promise<LongVideoResult> {
@@ -110,6 +110,7 @@ export async function generateLongVideo(pipe: Pick<CogVideoXFunPipeline, 'call' 
   }
   if (opts.strength !== undefined && opts.strength !== 1) throw new Error(`generateLongVideo: strength must be 1 (no video-to-video), got ${String(opts.strength)}`);
   if (o.endImage && !o.image) throw new Error('generateLongVideo: endImage needs a start image (image)');
+  if (o.numVideosPerPrompt !== undefined && o.numVideosPerPrompt !== 1) throw new Error(`generateLongVideo: one video per call (numVideosPerPrompt 1), got ${o.numVideosPerPrompt}`);
   const O = o.overlap ?? 4;
   const P = o.segmentFrames ?? 25;
   const plan = planLongVideo(o.totalFrames, P, O);

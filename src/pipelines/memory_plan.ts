@@ -3,7 +3,7 @@
 // loaded and released per stage as the pipelines do. Each term follows the code that allocates it; the
 // coefficients marked "measured" come from bench/pipeline.ts runs on this project's machine (2-core x86, TF 2.21
 // via tfjs-node, tfjs-backend-wasm 4.22) and are what a different allocator or BLAS would change.
-import { needsOffload, OFFLOAD_CHUNK_BYTES } from '../models/transformer_offload.js';
+import { OFFLOAD_CHUNK_BYTES, transformerOffloaded } from '../nn/capabilities.js';
 import * as os from 'node:os';
 import type { T5Config } from '../weights/t5_names.js';
 import type { TransformerConfig } from '../weights/transformer_names.js';
@@ -116,7 +116,7 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
   // sizes whose activations would not fit (wasm heap / half the RAM) run offloaded (transformer_offload.ts): on the
   // device a row chunk, one head's q/k/v/out [S, hd] and its attention scratch; on the host the residual stream,
   // q/k/v/out of one sequence and the position table
-  const offload = needsOffload(B2, S, D, wasm ? 'wasm' : 'tensorflow', limits.ramBytes);
+  const offload = transformerOffloaded(B2, S, D, wasm ? 'wasm' : 'tensorflow', limits.ramBytes);
   const hd = tc.attention_head_dim;
   const headAttn = !wasm && inputs.fusedAttention ? 5 * S * hd * f4 : Math.min(attnBound, 2 * S * S * f4) * 1.5;
   const denoise = {

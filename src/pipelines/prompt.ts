@@ -1,5 +1,7 @@
-// Prompt encoding as the pipelines' `encode_prompt` (spec §4.3): ids padded / truncated to max_sequence_length,
-// T5 without an attention mask, negative prompt "" by default, CFG batch [negative, positive].
+// Prompt encoding as the pipelines' `encode_prompt` (diffusers/pipelines/cogvideo/pipeline_cogvideox.py
+// `_get_t5_prompt_embeds` / `encode_prompt`): ids padded / truncated to max_sequence_length, T5 without an attention
+// mask, negative prompt "" by default, each prompt's rows repeated num_videos_per_prompt times
+// (`repeat(1, n, 1).view(B·n, L, D)`), CFG batch [negative, positive].
 import * as tf from '@tensorflow/tfjs-core';
 import type { T5EncoderModel } from '../models/t5.js';
 import type { T5Tokenizer } from '../models/t5_tokenizer.js';
@@ -37,13 +39,14 @@ export function checkPromptInputs(p: PromptInputs, doCfg: boolean): number {
 }
 
 /** T5 embeddings of texts as `_get_t5_prompt_embeds`: [B, maxLength, d_model]. */
-export function t5PromptEmbeds(
+export async function t5PromptEmbeds(
   tokenizer: T5Tokenizer,
   encoder: T5EncoderModel,
   texts: string[],
   maxLength: number,
   warn: (m: string) => void,
-): tf.Tensor3D {
+  signal?: AbortSignal,
+): Promise<tf.Tensor3D> {
   const { inputIds } = tokenizer.call(texts, { maxLength, padding: 'max_length', truncation: true });
   texts.forEach((text) => {
     const full = tokenizer.encode(text, { truncation: false });
@@ -52,7 +55,16 @@ export function t5PromptEmbeds(
       warn(`The following part of your input was truncated because maxSequenceLength is set to ${maxLength} tokens: ${removed}`);
     }
   });
-  return encoder.forward(inputIds);
+  // forwardAsync (when the encoder has it) yields between blocks and honours the signal
+  const e = encoder as T5EncoderModel & { forwardAsync?: (ids: typeof inputIds, opts: { signal?: AbortSignal }) => Promise<tf.Tensor3D> };
+  return typeof e.forwardAsync === 'function' ? e.forwardAsync(inputIds, { signal }) : encoder.forward(inputIds);
+}
+
+/** [B, L, D] → [B·n, L, D] with each row repeated n times in place (torch `repeat(1, n, 1).view(B·n, L, D)`). */
+export function repeatPerPrompt(x: tf.Tensor3D, n: number): tf.Tensor3D {
+  if (n === 1) return tf.clone(x);
+  const [B, L, D] = x.shape;
+  return tf.tidy(() => tf.reshape(tf.tile(tf.expandDims(x, 1), [1, n, 1, 1]), [B * n, L, D]));
 }
 
 /**
@@ -65,7 +77,9 @@ export async function encodePrompt(
   maxLength: number,
   getEncoder: () => Promise<{ tokenizer: T5Tokenizer; encoder: T5EncoderModel }>,
   warn: (m: string) => void,
+  opts: { numVideosPerPrompt?: number; signal?: AbortSignal } = {},
 ): Promise<tf.Tensor3D> {
+  const n = opts.numVideosPerPrompt ?? 1;
   const B = checkPromptInputs(p, doCfg);
   const needPositive = !p.promptEmbeds;
   const needNegative = doCfg && !p.negativePromptEmbeds;
@@ -76,19 +90,24 @@ export async function encodePrompt(
     if (needPositive || needNegative) {
       const { tokenizer, encoder } = await getEncoder();
       if (needPositive) {
-        pos = t5PromptEmbeds(tokenizer, encoder, typeof p.prompt === 'string' ? [p.prompt] : p.prompt!, maxLength, warn);
+        pos = await t5PromptEmbeds(tokenizer, encoder, typeof p.prompt === 'string' ? [p.prompt] : p.prompt!, maxLength, warn, opts.signal);
         made.push(pos);
       }
       if (needNegative) {
-        const n = p.negativePrompt ?? '';
-        neg = t5PromptEmbeds(tokenizer, encoder, typeof n === 'string' ? Array<string>(B).fill(n) : n, maxLength, warn);
+        const np = p.negativePrompt ?? '';
+        neg = await t5PromptEmbeds(tokenizer, encoder, typeof np === 'string' ? Array<string>(B).fill(np) : np, maxLength, warn, opts.signal);
         made.push(neg);
       }
     }
     if (neg && pos && neg.shape.join() !== pos.shape.join()) {
       throw new Error(`negative prompt embeddings [${neg.shape.join(', ')}] and prompt embeddings [${pos.shape.join(', ')}] differ in shape`);
     }
-    return doCfg ? (tf.concat([neg!, pos!], 0) as tf.Tensor3D) : tf.clone(pos!);
+    const posN = repeatPerPrompt(pos!, n);
+    made.push(posN);
+    if (!doCfg) return tf.clone(posN);
+    const negN = repeatPerPrompt(neg!, n);
+    made.push(negN);
+    return tf.concat([negN, posN], 0) as tf.Tensor3D;
   } finally {
     tf.dispose(made);
   }

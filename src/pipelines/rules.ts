@@ -1,5 +1,7 @@
-// Request rules that come from the model family (spec §4.2, §4.10).
+// Request rules that come from the model family: frame limits (CogVideoX-Fun cogvideox/models/transformer3d.py's
+// position table, diffusers' embeddings.py) and the UI's size buckets (cogvideox/data/bucket_sampler.py).
 import type { TransformerConfig } from '../models/transformer.js';
+import { transformerFlavor, type TransformerFlavor } from '../weights/transformer_kind.js';
 
 /** 85: the longest any released model was trained at (V1.5); the UI slider's end. */
 export const MAX_FRAMES = 85;
@@ -9,7 +11,7 @@ export const MAX_FRAMES = 85;
  * covers only sample_frames; the rest take any count up to 85 (the learned-table 5b-I2V silently switches to a
  * recomputed sincos table at other counts — diffusers' behaviour, reproduced, not refused).
  */
-export function maxFramesFor(c: TransformerConfig, flavor: 'fun' | 'diffusers' = c.in_channels === 33 ? 'fun' : 'diffusers'): { max: number; why: string } {
+export function maxFramesFor(c: TransformerConfig, flavor: TransformerFlavor = transformerFlavor(c)): { max: number; why: string } {
   const sincos = !c.use_rotary_positional_embeddings && !c.use_learned_positional_embeddings;
   if (sincos && flavor === 'fun') return { max: c.sample_frames, why: `its position table covers ${c.sample_frames} frames` };
   return { max: MAX_FRAMES, why: 'the longest released training length' };

@@ -1,5 +1,5 @@
 // "DDIM_Origin": diffusers DDIMScheduler (scheduling_ddim.py). float32 schedule; zero-SNR rescale on the betas;
-// snr_shift_scale is not a DDIMScheduler key and is ignored (spec §4.7).
+// snr_shift_scale is not a DDIMScheduler key and is ignored (diffusers `from_config` drops unknown keys).
 import * as tf from '@tensorflow/tfjs-core';
 import {
   BaseScheduler,

@@ -1,5 +1,5 @@
 // "DDIM_Cog": diffusers CogVideoXDDIMScheduler (scheduling_ddim_cogvideox.py). float64 ᾱ with the SNR shift
-// ᾱ ← ᾱ / (s + (1 − s)·ᾱ), s = snr_shift_scale, then the zero-SNR rescale of √ᾱ (spec §4.7). The step is the η = 0
+// ᾱ ← ᾱ / (s + (1 − s)·ᾱ), s = snr_shift_scale, then the zero-SNR rescale of √ᾱ (scheduling_ddim_cogvideox.py `__init__`). The step is the η = 0
 // DDIM update written as x_prev = a·x + b·x̂0; clip_sample is a config key but the step never clips.
 import * as tf from '@tensorflow/tfjs-core';
 import {

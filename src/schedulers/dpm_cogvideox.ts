@@ -1,6 +1,6 @@
 // "DPM_Cog": diffusers CogVideoXDPMScheduler (scheduling_dpm_cogvideox.py), used by THUDM's cli_demo and accepted
 // by the Fun pipelines. Same float64 ᾱ as CogVideoXDDIMScheduler. A stochastic DPM-Solver++(2M) step: x̂0 and the
-// previous timestep are carried by the caller (spec §4.6, §4.7).
+// previous timestep are carried by the caller (the pipelines' loop, diffusers pipeline_cogvideox.py).
 //
 // Noise: the first-order result is always computed with one fresh draw; when x̂0_old exists and t − T//N ≥ 0 the
 // second-order result replaces it with a second draw. Both draws are made, so the generator stream advances by one

@@ -1,6 +1,6 @@
 // "Euler": diffusers EulerDiscreteScheduler (scheduling_euler_discrete.py), deterministic (s_churn = 0, as the
 // pipelines call it). float32 schedule; with rescale_betas_zero_snr the last ᾱ is set to 2⁻²⁴ so σ_max =
-// √((1 − 2⁻²⁴)/2⁻²⁴) ≈ 4096 is finite; σ(t) = np.interp of the σ table at t, then a final σ = 0 (spec §4.7).
+// √((1 − 2⁻²⁴)/2⁻²⁴) ≈ 4096 is finite; σ(t) = np.interp of the σ table at t, then a final σ = 0 (scheduling_euler_discrete.py `set_timesteps`).
 // The step index is found from the first timestep value the scheduler sees (scaleModelInput or step), so a
 // strength-sliced schedule starts at the right σ.
 import * as tf from '@tensorflow/tfjs-core';

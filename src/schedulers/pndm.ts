@@ -1,5 +1,5 @@
 // "PNDM": diffusers PNDMScheduler (scheduling_pndm.py). Plain scaled-linear float32 schedule: the class has no
-// zero-SNR option, so ᾱ_999 ≈ 0.00466 (spec §4.7). With skip_prk_steps = false (its default; the CogVideoX config
+// zero-SNR option, so ᾱ_999 ≈ 0.00466 (scheduling_pndm.py `__init__`). With skip_prk_steps = false (its default; the CogVideoX config
 // does not set it) the schedule starts with 12 Runge–Kutta (PRK) evaluations over the 4 highest timesteps, then
 // PLMS: N = 50 → 12 + 47 = 59 entries. The PRK midpoints are t − T//N//2 (for N = 7: 999 → 928), while the listed
 // evaluation timestep is the next lower one plus T//N//2 (927): both are kept as diffusers has them.

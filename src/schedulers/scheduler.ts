@@ -1,4 +1,4 @@
-// The sampler interface and the schedule math the samplers share (spec §4.4, §4.7).
+// The sampler interface and the schedule math the samplers share (diffusers/schedulers/scheduling_*.py).
 //
 // Precision model. Latent tensor math runs as float32 tfjs ops, one op per torch op, in the reference's order; scalar
 // coefficients are computed in JS with the reference's precision and enter the tensor ops as float32 scalars (torch
@@ -58,7 +58,7 @@ export interface StandardScheduler extends SchedulerCommon {
   step(modelOutput: tf.Tensor, timestep: number, sample: tf.Tensor, options?: StepOptions): StepOutput;
 }
 
-/** CogVideoXDPMScheduler's signature: carries x̂0 and the previous timestep between calls (spec §4.6). */
+/** CogVideoXDPMScheduler's signature: carries x̂0 and the previous timestep between calls (diffusers pipeline_cogvideox.py's loop). */
 export interface CogVideoXDPMStepper extends SchedulerCommon {
   readonly kind: 'cogvideox-dpm';
   step(
