@@ -21,6 +21,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await generate(rest);
       case 'info':
         return await info(rest);
+      case 'serve': return await (await import('./serve.js')).serve(rest); // the server loads only for this command
       case 'help':
       case '-h':
       case '--help':
