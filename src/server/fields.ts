@@ -73,7 +73,7 @@ export function jobBodySchema(): Record<string, unknown> {
 }
 
 /** camelCase → the CLI's flag name, for messages (`negativePrompt` → `negative-prompt`). */
-const FLAG_TO_FIELD = new Map(Object.entries(JOB_FIELDS).flatMap(([name, f]) => (f.flag ? [[f.flag, name] as const] : [])));
+const FLAG_TO_FIELD = new Map([...Object.entries(JOB_FIELDS).flatMap(([name, f]) => (f.flag ? [[f.flag, name] as const] : [])), ['out', 'format'] as const]);
 
 /** Rewrites the CLI's "--end-image …" into the API's "endImage …"; returns the first field named. */
 export function cliMessageToApi(message: string): { message: string; field?: string } {

@@ -9,7 +9,7 @@ import type { JobResult, JobSpec, WorkerMemory, WorkerMessage } from './types.js
 
 export type RunOutcome =
   | { ok: true; result: JobResult; memory?: WorkerMemory }
-  | { ok: false; error: string; interrupted: boolean; memory?: WorkerMemory };
+  | { ok: false; error: string; interrupted: boolean; memory?: WorkerMemory; stepsAfterCancel?: number };
 
 export interface PoolOptions {
   size?: number;
@@ -59,7 +59,7 @@ export class WorkerPool {
           if (cur?.spec.id !== m.id) return;
           slot.current = undefined;
           slot.lastMemory = m.memory;
-          cur.resolve(m.ok ? { ok: true, result: m.result, memory: m.memory } : { ok: false, error: m.error, interrupted: m.interrupted, memory: m.memory });
+          cur.resolve(m.ok ? { ok: true, result: m.result, memory: m.memory } : { ok: false, error: m.error, interrupted: m.interrupted, memory: m.memory, stepsAfterCancel: m.stepsAfterCancel });
           this.wakeIdle();
         }
       });

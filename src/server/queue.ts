@@ -203,6 +203,7 @@ export class InProcessQueue implements JobQueue {
       this.publish(e, { type: 'done', result: i.result });
     } else if (outcome.interrupted) {
       i.state = 'cancelled';
+      i.stepsAfterCancel = outcome.stepsAfterCancel;
       this.publish(e, { type: 'cancelled' });
     } else {
       i.state = 'failed';

@@ -93,6 +93,7 @@ export async function buildJobSpec(id: string, c: CollectedJob, ctx: BuildContex
   }
   for (const k of FILE_FIELDS) if (c.files[k]) argv.push(`--${JOB_FIELDS[k]!.flag}=${c.files[k]}`);
   const format = (f.format as ResultFormat | undefined) ?? (f.frames === 1 ? 'png' : 'mp4');
+  if (format === 'png' && typeof f.frames === 'number' && f.frames > 1) throw new RequestError(400, 'format', `format png holds one frame; frames is ${f.frames} (use mp4 or gif)`);
   const resultName = `sample.${format}`;
   argv.push(`--out=${path.join(workDir, resultName)}`);
 

@@ -69,8 +69,8 @@ export interface JobInfo {
   secondsPerStep?: number;
   etaSeconds?: number;
   error?: string;
-  /** the field a failure is about, when known */
-  field?: string;
+  /** cancelled while running: denoising steps the worker completed after the cancel request reached it (≤ 1) */
+  stepsAfterCancel?: number;
   submittedAt: string;
   startedAt?: string;
   finishedAt?: string;
@@ -96,7 +96,7 @@ export type WorkerMessage =
   | { type: 'ready'; backend: string; backendName: string }
   | { type: 'event'; id: string; event: JobEvent }
   | { type: 'finished'; id: string; ok: true; result: JobResult; memory: WorkerMemory }
-  | { type: 'finished'; id: string; ok: false; error: string; interrupted: boolean; memory: WorkerMemory };
+  | { type: 'finished'; id: string; ok: false; error: string; interrupted: boolean; memory: WorkerMemory; stepsAfterCancel: number };
 
 export interface WorkerMemory {
   numTensors: number;

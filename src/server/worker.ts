@@ -5,7 +5,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, setBackend } from '../nn/backend.js';
 import { oneLine, InterruptedError } from '../cli/errors.js';
-import { executeJob } from './job.js';
+import type { JobEvent } from '../cli/protocol.js';
+import { executeJob, STOP_REQUESTED } from './job.js';
 import type { JobSpec, WorkerMemory, WorkerMessage } from './types.js';
 
 const { backend } = workerData as { backend?: 'tensorflow' | 'wasm' };
@@ -26,12 +27,17 @@ post({ type: 'ready', backend: tf.getBackend(), backendName });
 port.on('message', (msg: { type: 'run'; spec: JobSpec; stop: Int32Array }) => {
   if (msg.type !== 'run') return;
   const { spec, stop } = msg;
+  let stepsAfterCancel = 0;
+  const emit = (event: JobEvent) => {
+    if (event.type === 'step' && Atomics.load(stop, 0) === STOP_REQUESTED) stepsAfterCancel++;
+    post({ type: 'event', id: spec.id, event });
+  };
   // jobs arrive one at a time (the pool waits for 'finished'), so no queue is needed here
-  executeJob(spec, { emit: (event) => post({ type: 'event', id: spec.id, event }), stop, backend: backendName }).then(
+  executeJob(spec, { emit, stop, backend: backendName }).then(
     (result) => post({ type: 'finished', id: spec.id, ok: true, result, memory: memory() }),
     (e: unknown) => {
-      const interrupted = e instanceof InterruptedError || (e instanceof Error && e.name === 'AbortError') || Atomics.load(stop, 0) === 1;
-      post({ type: 'finished', id: spec.id, ok: false, error: oneLine(e), interrupted, memory: memory() });
+      const interrupted = e instanceof InterruptedError || (e instanceof Error && e.name === 'AbortError') || Atomics.load(stop, 0) === STOP_REQUESTED;
+      post({ type: 'finished', id: spec.id, ok: false, error: oneLine(e), interrupted, memory: memory(), stepsAfterCancel });
     },
   );
 });
