@@ -111,4 +111,4 @@ console.log(`| demo job (9×96×64, 10 steps) through the library, median of ${R
 console.log(`| the same job through the server (POST → done event), median of ${RUNS} | ${(median(serverTimes) / 1000).toFixed(3)} s | ${serverLoad} |`);
 console.log(`| per-job overhead of the server (medians' difference) | ${ms(median(serverTimes) - median(lib))} | |`);
 console.log(`| 20 demo jobs submitted at once: all 202 in / all done in | ${ms(submitMs)} / ${total.toFixed(2)} s (${(20 / total).toFixed(2)} jobs/s; ${((total / 20) * 1000).toFixed(0)} ms per job) | ${thrLoad} |`);
-console.log(`| worker after all jobs: tf tensors / RSS | ${memory?.numTensors} / ${((memory?.rss ?? 0) / 2 ** 20).toFixed(0)} MiB | |`);
+console.log(`| worker after all jobs: tf tensors / RSS / process listeners | ${memory?.numTensors} / ${((memory?.rss ?? 0) / 2 ** 20).toFixed(0)} MiB / ${memory?.listeners} | |`);

@@ -201,6 +201,7 @@ describe('queue', () => {
     const started = [...finished].sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt) || 0).map((f) => f.id);
     expect(started).toEqual(byPosition);
     for (let i = 1; i < finished.length; i++) expect(Date.parse(finished[i].startedAt)).toBeGreaterThanOrEqual(Date.parse(finished[i - 1].finishedAt));
+    expect(t.server.ctx.pool.memory()[0]!.listeners).toBeLessThanOrEqual(2); // no listener (and module) kept per job
     const history = (await call(t, 'GET', '/v1/jobs')).body.jobs.map((j: { id: string }) => j.id);
     expect(history.slice(0, 20).reverse().sort()).toEqual([...byPosition].sort());
   }, 120_000);

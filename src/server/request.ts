@@ -2,13 +2,13 @@
 // through the CLI's own flag parser and resolver (so the API accepts exactly what `generate` accepts, and its
 // messages name the API's fields), uploads are decoded on the checker thread, and the memory plan is consulted.
 import * as path from 'node:path';
-import { folderInfo } from '../cli/info.js';
 import { oneLine } from '../cli/errors.js';
 import { resolveRun, type ResolvedRun } from '../cli/generate.js';
 import { DEFAULT_LORA_WEIGHT, parseGenerateArgs, parseLora, type GenerateFlags } from '../cli/options.js';
 import { sizeFromReference } from '../pipelines/rules.js';
 import { cliMessageToApi, FILE_FIELDS, JOB_FIELDS, type FieldValue, type FileField } from './fields.js';
 import { relativeName, resolveInside } from './models.js';
+import { jobMemoryPlan } from './plan.js';
 import type { UploadProbe } from './probe.js';
 import { RequestError, type JobSettings, type JobSpec, type ResultFormat } from './types.js';
 
@@ -25,6 +25,8 @@ export interface BuildContext {
   defaultModel?: string;
   /** the workers' backend, for the memory plan */
   backend: string;
+  /** the workers run the native fused attention (its memory terms differ) */
+  fusedAttention?: boolean;
   probe: UploadProbe;
 }
 
@@ -137,7 +139,15 @@ export async function buildJobSpec(id: string, c: CollectedJob, ctx: BuildContex
     const backend = ctx.backend === 'wasm' ? 'wasm' : 'tensorflow';
     let plan;
     try {
-      plan = folderInfo(job.model, { height, width, numFrames: perCall, guidanceScale: job.guidance }, job.tiling).memory.plans[backend];
+      plan = jobMemoryPlan(job.model, backend, ctx.fusedAttention ?? false, job.residency ?? 'auto', job.tiling, {
+        height,
+        width,
+        numFrames: perCall,
+        guidanceScale: job.guidance,
+        maxSequenceLength: job.maxSequenceLength,
+        image: !!(job.image || job.endImage),
+        sourceVideo: !!job.video,
+      });
     } catch (e) {
       throw apiError(e, hide);
     }

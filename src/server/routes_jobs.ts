@@ -30,6 +30,7 @@ export async function submitCollected(ctx: ServerContext, id: string, collect: (
       modelsDir: ctx.modelsDir,
       defaultModel: ctx.currentModel(),
       backend: ctx.pool.backend,
+      fusedAttention: ctx.pool.backendName.includes('fused attention'),
       probe: ctx.probe,
     });
     return ctx.queue.submit(spec);
@@ -107,7 +108,10 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     const send = (type: string, data: unknown) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
     send('state', info);
+    let ended = false;
     const end = () => {
+      if (ended) return;
+      ended = true;
       clearInterval(ping);
       unsubscribe?.();
       res.end();
@@ -123,7 +127,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
       send(e.type, e);
       if (e.type === 'done' || e.type === 'failed' || e.type === 'cancelled') end();
     });
-    req.raw.socket.on('close', end);
+    res.on('close', end); // the client went away
   });
 
   app.get('/v1/models', async () => {

@@ -102,6 +102,8 @@ export interface WorkerMemory {
   numTensors: number;
   numBytes: number;
   rss: number;
+  /** process 'uncaughtException' listeners in the worker (a leak shows as growth) */
+  listeners: number;
 }
 
 /** A request the server refuses before any compute: HTTP status, the field it is about, the message. */
