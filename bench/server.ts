@@ -52,12 +52,17 @@ const t: TestServer = await startTestServer({});
 
 // ---- 2b. the same job through the server: POST → "done" on the event stream (warm-up run first)
 const serverTimes: number[] = [];
+const outside: number[] = []; // end to end minus the job function's own time (record.json "seconds")
 for (let i = 0; i <= RUNS; i++) {
   const t0 = performance.now();
   const r = await call(t, 'POST', '/v1/jobs', { steps: 10, seed: i, sampler: 'DDIM_Origin' });
   const ev = await readEvents(t, r.body.id);
   if (ev.at(-1)!.type !== 'done') throw new Error(`job ${r.body.id}: ${JSON.stringify(ev.at(-1))}`);
-  if (i > 0) serverTimes.push(ev.at(-1)!.at - t0);
+  const inJob = JSON.parse(fs.readFileSync(path.join(t.outputDir, r.body.id, 'record.json'), 'utf8')).seconds * 1000;
+  if (i > 0) {
+    serverTimes.push(ev.at(-1)!.at - t0);
+    outside.push(ev.at(-1)!.at - t0 - inJob);
+  }
 }
 const serverLoad = load();
 console.log(`server:  ${serverTimes.map((x) => (x / 1000).toFixed(3)).join(' · ')} s (load ${serverLoad})`);
@@ -110,5 +115,6 @@ console.log(`| new /events stream, first event, p50 / p99 (${eventLat.length} st
 console.log(`| demo job (9×96×64, 10 steps) through the library, median of ${RUNS} | ${(median(lib) / 1000).toFixed(3)} s | ${libLoad} |`);
 console.log(`| the same job through the server (POST → done event), median of ${RUNS} | ${(median(serverTimes) / 1000).toFixed(3)} s | ${serverLoad} |`);
 console.log(`| per-job overhead of the server (medians' difference) | ${ms(median(serverTimes) - median(lib))} | |`);
+console.log(`| of which outside the job function (validate, queue, hand-off, events; median) | ${ms(median(outside))} | ${serverLoad} |`);
 console.log(`| 20 demo jobs submitted at once: all 202 in / all done in | ${ms(submitMs)} / ${total.toFixed(2)} s (${(20 / total).toFixed(2)} jobs/s; ${((total / 20) * 1000).toFixed(0)} ms per job) | ${thrLoad} |`);
 console.log(`| worker after all jobs: tf tensors / RSS / process listeners | ${memory?.numTensors} / ${((memory?.rss ?? 0) / 2 ** 20).toFixed(0)} MiB / ${memory?.listeners} | |`);

@@ -73,6 +73,8 @@ function fieldOfValidation(e: FastifyError): string | undefined {
 export async function createServer(o: ServerOptions): Promise<RunningServer> {
   const outputDir = path.resolve(o.outputDir);
   fs.mkdirSync(outputDir, { recursive: true });
+  // partial folders of jobs a previous process did not finish (killed, crashed): never results, so removed
+  for (const n of fs.readdirSync(outputDir)) if (/^\..+\.partial$/.test(n)) fs.rmSync(path.join(outputDir, n), { recursive: true, force: true });
   const modelsDir = o.modelsDir === undefined ? undefined : path.resolve(o.modelsDir);
   if (modelsDir !== undefined && !fs.statSync(modelsDir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--models-dir ${modelsDir}: not a folder`);
   let model = o.model === undefined ? undefined : path.resolve(o.model);
