@@ -3,7 +3,7 @@
 // CogVideoX-Fun's API routes answered in Fun's shape to the bodies Fun's client (cogvideox/api/post_infer.py) sends.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { call, readEvents, smallPng, startTestServer, waitFinished, type TestServer } from './server_helpers.js';
 
 const TOKEN = 'test-token-123';
@@ -205,6 +205,25 @@ describe('queue', () => {
     const history = (await call(t, 'GET', '/v1/jobs')).body.jobs.map((j: { id: string }) => j.id);
     expect(history.slice(0, 20).reverse().sort()).toEqual([...byPosition].sort());
   }, 120_000);
+});
+
+describe('cogvideox-fun serve (command line)', () => {
+  it('prints its help and refuses bad flags with exit code 2', async () => {
+    const { main } = await import('../src/cli/main.js');
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      expect(await main(['serve', '--help'])).toBe(0);
+      expect(String(out.mock.calls[0]![0])).toMatch(/--models-dir DIR/);
+      expect(await main(['serve', '--port', 'x'])).toBe(2);
+      expect(await main(['serve', '--bogus'])).toBe(2);
+      expect(await main(['serve', '--token', 'short'])).toBe(2);
+      expect(String(err.mock.calls.at(-1)![0])).toMatch(/--token must be at least 8 characters/);
+    } finally {
+      err.mockRestore();
+      out.mockRestore();
+    }
+  });
 });
 
 describe('CogVideoX-Fun API routes', () => {

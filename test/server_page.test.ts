@@ -134,6 +134,17 @@ describe.skipIf(!CHROMIUM && !REQUIRED)('page in Chromium', () => {
     const job = (await call(t, 'GET', '/v1/jobs')).body.jobs[0];
     expect(job.state).toBe('done');
     expect(job.settings.inputs).toEqual(['image']);
+
+    // re-run from the history: the same settings and the same uploaded image, one click
+    await page.$eval('#status', (e) => (e.textContent = ''));
+    await page.click('#history li:first-child .rerun');
+    await waitStatus(/^Success$/);
+    const again = (await call(t, 'GET', '/v1/jobs')).body.jobs[0];
+    expect(again.id).not.toBe(job.id);
+    expect(again.state).toBe('done');
+    expect(again.settings).toEqual(job.settings);
+    const [a, b] = await Promise.all([call(t, 'GET', `/v1/jobs/${job.id}/inputs/image`), call(t, 'GET', `/v1/jobs/${again.id}/inputs/image`)]);
+    expect(Buffer.compare(a.body, b.body)).toBe(0);
     await page.click('input[name="source"][value="text"]');
   }, 90_000);
 
