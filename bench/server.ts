@@ -30,32 +30,21 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 console.log(`# bench/server.ts — ${machine()}`);
 
-// ---- 2a. the library alone (warm: the first run loads the backend and is not counted)
-async function libraryRuns(): Promise<number[]> {
-  await setBackend(undefined, { quiet: true });
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-lib-'));
-  const times: number[] = [];
-  for (let i = 0; i <= RUNS; i++) {
-    const run = resolveRun(parseGenerateArgs(['--steps', '10', '--seed', String(i), '--out', path.join(tmp, `lib${i}.mp4`)]));
-    const t0 = performance.now();
-    await runJob(run.job, () => {}, () => false);
-    if (i > 0) times.push(performance.now() - t0);
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-  return times;
-}
-const lib = await libraryRuns();
-const libLoad = load();
-console.log(`library: ${lib.map((x) => (x / 1000).toFixed(3)).join(' · ')} s (load ${libLoad}); tf tensors ${tf.memory().numTensors}`);
-
+// ---- 2. the same demo job through the library (runJob: what the worker runs, called directly, warm) and through the
+// server (POST → "done" event), alternated so both see the same machine; the first of each is a warm-up
+await setBackend(undefined, { quiet: true });
 const t: TestServer = await startTestServer({});
-
-// ---- 2b. the same job through the server: POST → "done" on the event stream (warm-up run first)
+const libDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-lib-'));
+const lib: number[] = [];
 const serverTimes: number[] = [];
 const outside: number[] = []; // end to end minus the job function's own time (record.json "seconds")
 for (let i = 0; i <= RUNS; i++) {
-  const t0 = performance.now();
-  const r = await call(t, 'POST', '/v1/jobs', { steps: 10, seed: i, sampler: 'DDIM_Origin' });
+  const run = resolveRun(parseGenerateArgs(['--steps', '10', '--seed', String(i), '--out', path.join(libDir, `lib${i}.mp4`)]));
+  let t0 = performance.now();
+  await runJob(run.job, () => {}, () => false);
+  if (i > 0) lib.push(performance.now() - t0);
+  t0 = performance.now();
+  const r = await call(t, 'POST', '/v1/jobs', { steps: 10, seed: i });
   const ev = await readEvents(t, r.body.id);
   if (ev.at(-1)!.type !== 'done') throw new Error(`job ${r.body.id}: ${JSON.stringify(ev.at(-1))}`);
   const inJob = JSON.parse(fs.readFileSync(path.join(t.outputDir, r.body.id, 'record.json'), 'utf8')).seconds * 1000;
@@ -64,7 +53,10 @@ for (let i = 0; i <= RUNS; i++) {
     outside.push(ev.at(-1)!.at - t0 - inJob);
   }
 }
-const serverLoad = load();
+fs.rmSync(libDir, { recursive: true, force: true });
+const libLoad = load();
+const serverLoad = libLoad;
+console.log(`library: ${lib.map((x) => (x / 1000).toFixed(3)).join(' · ')} s; tf tensors ${tf.memory().numTensors}`);
 console.log(`server:  ${serverTimes.map((x) => (x / 1000).toFixed(3)).join(' · ')} s (load ${serverLoad})`);
 
 // ---- 1. status / events latency while a long job computes
