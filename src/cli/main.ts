@@ -16,6 +16,7 @@ function version(): string {
 const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = {
   generate,
   info,
+  serve: async (argv) => (await import('./serve.js')).serve(argv), // the server loads only for this command
 };
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -1,0 +1,175 @@
+// The page of `cogvideox-fun serve` in a real browser (Debian's chromium driven by puppeteer-core), as a person uses
+// it: type a prompt, generate with the demo model, watch the progress advance, see the video play (first frame not
+// blank); upload a start image for image-to-video; cancel a job; an error shown next to its field. In CI
+// (CI=true) a missing chromium fails this file instead of skipping it.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, smallPng, startTestServer, type TestServer } from './server_helpers.js';
+
+// browser-side code below runs in the page (no DOM types in this project's compilation)
+declare const document: any;
+declare const window: any;
+declare const MutationObserver: any;
+
+const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => p && fs.existsSync(p));
+const REQUIRED = process.env.CI === 'true';
+const SCREENSHOT = process.env.COGVIDEOX_SCREENSHOT; // e.g. docs/app.png: keep a picture of the page
+
+let t: TestServer;
+let browser: Browser;
+let page: Page;
+
+async function setValue(id: string, value: string | number): Promise<void> {
+  await page.evaluate(
+    (id, value) => {
+      const el = document.getElementById(id) as any;
+      el.value = String(value);
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+      el.dispatchEvent(new Event('change', { bubbles: true }));
+    },
+    id,
+    String(value),
+  );
+}
+
+async function status(): Promise<string> {
+  return page.$eval('#status', (e) => e.textContent ?? '');
+}
+
+async function waitStatus(re: RegExp, timeout = 60_000): Promise<string> {
+  await page.waitForFunction((src) => new RegExp(src).test(document.getElementById('status')!.textContent ?? ''), { timeout, polling: 50 }, re.source);
+  return status();
+}
+
+describe.skipIf(!CHROMIUM && !REQUIRED)('page in Chromium', () => {
+  beforeAll(async () => {
+    expect(CHROMIUM, 'chromium is not installed (apt-get install -y chromium)').toBeDefined();
+    t = await startTestServer();
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM!,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required', '--no-first-run'],
+    });
+    page = await browser.newPage();
+    await page.setViewport({ width: 1200, height: 900 });
+    await page.goto(`${t.base}/`, { waitUntil: 'load' });
+    await page.waitForFunction(() => (document.getElementById('sampler') as any).options.length > 0);
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('generates from a typed prompt: progress advances, the video plays, its first frame is not blank', async () => {
+    // record every progress line the page shows
+    await page.evaluate(() => {
+      const seen: string[] = (window.seen = []);
+      new MutationObserver(() => seen.push(document.getElementById('detail')!.textContent ?? '')).observe(document.getElementById('detail')!, { childList: true, characterData: true, subtree: true });
+    });
+    await page.click('#prompt', { count: 3 });
+    await page.$eval('#prompt', (e) => ((e as any).value = ''));
+    await page.type('#prompt', 'A red fox running through snow');
+    await setValue('steps', 25);
+    await page.click('#generate');
+    await waitStatus(/^Success$/);
+    const seen: string[] = await page.evaluate(() => window.seen as string[]);
+    const steps = seen.map((s) => /^step (\d+)\/25/.exec(s)?.[1]).filter(Boolean).map(Number);
+    expect(steps.length).toBeGreaterThan(2);
+    expect(steps.at(-1)).toBe(25);
+    expect([...steps].sort((a, b) => a - b)).toEqual(steps);
+    expect(seen.some((s) => /s\/step · ETA/.test(s))).toBe(true);
+
+    await page.waitForFunction(() => {
+      const v = document.getElementById('result-video') as any;
+      return !v.hidden && v.readyState >= 2 && !v.paused && v.currentTime > 0;
+    }, { timeout: 20_000 });
+    const frame = await page.evaluate(async () => {
+      const v = document.getElementById('result-video') as any;
+      v.pause();
+      v.currentTime = 0;
+      await new Promise((r) => v.addEventListener('seeked', r, { once: true }));
+      const c = document.createElement('canvas');
+      c.width = v.videoWidth;
+      c.height = v.videoHeight;
+      const g = c.getContext('2d')!;
+      g.drawImage(v, 0, 0);
+      const d = g.getImageData(0, 0, c.width, c.height).data;
+      let sum = 0;
+      let sq = 0;
+      const n = d.length / 4;
+      for (let i = 0; i < d.length; i += 4) {
+        const y = (d[i]! + d[i + 1]! + d[i + 2]!) / 3;
+        sum += y;
+        sq += y * y;
+      }
+      const mean = sum / n;
+      v.play();
+      return { width: c.width, height: c.height, mean, std: Math.sqrt(sq / n - mean * mean) };
+    });
+    expect(frame.width).toBe(96);
+    expect(frame.height).toBe(64);
+    expect(frame.std).toBeGreaterThan(5); // not one flat colour
+    const prompt = (await call(t, 'GET', '/v1/jobs')).body.jobs[0].settings.prompt;
+    expect(prompt).toBe('A red fox running through snow');
+    if (SCREENSHOT) {
+      fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+      await page.screenshot({ path: SCREENSHOT, type: 'png', clip: { x: 0, y: 0, width: 1200, height: 900 } });
+    }
+  }, 90_000);
+
+  it('image to video from an uploaded start image', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'page-')), 'start.png');
+    fs.writeFileSync(file, await smallPng(48, 32));
+    await page.click('input[name="source"][value="image"]');
+    const input = await page.$('#image');
+    await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(file);
+    await setValue('steps', 3);
+    await page.$eval('#status', (e) => (e.textContent = ''));
+    await page.click('#generate');
+    await waitStatus(/^Success$/);
+    const job = (await call(t, 'GET', '/v1/jobs')).body.jobs[0];
+    expect(job.state).toBe('done');
+    expect(job.settings.inputs).toEqual(['image']);
+
+    // re-run from the history: the same settings and the same uploaded image, one click
+    await page.$eval('#status', (e) => (e.textContent = ''));
+    await page.click('#history li:first-child .rerun');
+    await waitStatus(/^Success$/);
+    const again = (await call(t, 'GET', '/v1/jobs')).body.jobs[0];
+    expect(again.id).not.toBe(job.id);
+    expect(again.state).toBe('done');
+    expect(again.settings).toEqual(job.settings);
+    const [a, b] = await Promise.all([call(t, 'GET', `/v1/jobs/${job.id}/inputs/image`), call(t, 'GET', `/v1/jobs/${again.id}/inputs/image`)]);
+    expect(Buffer.compare(a.body, b.body)).toBe(0);
+    await page.click('input[name="source"][value="text"]');
+  }, 90_000);
+
+  it('cancels a running job from the Cancel button; a bad size is shown next to its field', async () => {
+    await setValue('steps', 100);
+    await setValue('frames', 9);
+    await page.evaluate(() => {
+      // a long job: more steps than the slider offers
+      (document.getElementById('steps') as any).max = '1000';
+    });
+    await setValue('steps', 1000);
+    await page.click('#generate');
+    await page.waitForFunction(() => /^step \d+\/1000/.test(document.getElementById('detail')!.textContent ?? ''), { timeout: 30_000, polling: 50 });
+    await page.click('#cancel');
+    expect(await waitStatus(/^Cancelled/, 15_000)).toMatch(/nothing was written/);
+    const job = (await call(t, 'GET', '/v1/jobs')).body.jobs[0];
+    expect(job.state).toBe('cancelled');
+    expect(fs.existsSync(path.join(t.outputDir, job.id))).toBe(false);
+
+    await setValue('steps', 3);
+    await setValue('width', 100);
+    await page.click('#generate');
+    await page.waitForFunction(() => (document.querySelector('.err[data-for="width"]')!.textContent ?? '') !== '', { timeout: 10_000 });
+    expect(await page.$eval('.err[data-for="width"]', (e) => e.textContent)).toMatch(/width must be a multiple of 16/);
+    expect(await page.$eval('#width', (e) => e.classList.contains('invalid'))).toBe(true);
+    await setValue('width', 96);
+  }, 90_000);
+});
