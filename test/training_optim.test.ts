@@ -32,7 +32,13 @@ function updateOk(ours: Float32Array, ref: Float32Array, before: Float32Array, l
 }
 
 describe('optimiser pieces vs torch / diffusers / train.py', () => {
-  it.each(meta.runs.map((r: any, i: number) => [i, r.lr_scheduler, r.adaptive_clip ? 'adaptive' : 'plain', r.use_ema ? 'EMA' : 'no EMA']))(
+  const runs: [number, string, string, string][] = meta.runs.map((r: any, i: number) => [
+    i,
+    r.lr_scheduler,
+    r.adaptive_clip ? 'adaptive' : 'plain',
+    r.use_ema ? 'EMA' : 'no EMA',
+  ]);
+  it.each(runs)(
     'run %i (%s, %s clip, %s): 3 steps',
     (run) => {
       const r = meta.runs[run];
