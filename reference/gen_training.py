@@ -642,11 +642,14 @@ def gen_step(name, lora=False):
         if ema is not None:
             ema.step(model.parameters())
             rec["ema_decay"] = float(ema.cur_decay_value)
-        if step in (0, 2):
+        # optimiser state after steps 1 and 2 (full: step 0 runs at lr 0, so its params equal the checkpoint's), every
+        # step for LoRA: a test restarts each step from the reference's state, so AdamW's ill-conditioned elements
+        # (|g| near its noise) cannot accumulate
+        if step in (1, 2) or lora:
             for k, p in named.items():
                 t[f"{prefix}.param.{k}"] = p.detach().clone()
                 st = opt.state.get(p)
-                if st and (step == 2 or lora):
+                if st:
                     t[f"{prefix}.exp_avg.{k}"] = st["exp_avg"].clone()
                     t[f"{prefix}.exp_avg_sq.{k}"] = st["exp_avg_sq"].clone()
             if ema is not None and step == 2:
