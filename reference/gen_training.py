@@ -675,6 +675,64 @@ def gen_step(name, lora=False):
 # --------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------
+# F4 geometry: frame indices, bucket sizes, resize/crop, 4k+1 rule, length_to_frame_num
+# --------------------------------------------------------------------------------------
+
+
+def gen_geometry():
+    BUCKET_PY = os.path.join(FUN, "cogvideox", "data", "bucket_sampler.py")
+    src = read(BUCKET_PY)
+    ns = {}
+    for node in ast.parse(src).body:  # ASPECT_RATIO_512 = {...} and get_closest_ratio, from the file
+        if isinstance(node, ast.Assign) and node.targets[0].id == "ASPECT_RATIO_512":
+            ns["ASPECT_RATIO_512"] = ast.literal_eval(node.value)
+    exec(cut_function(BUCKET_PY, "get_closest_ratio"), ns)
+    out = {"frames": [], "buckets": [], "rule": [], "length_to_frame_num": []}
+    # ds.py:261-271 frame indices with a stand-in reader (len) and logged random.randint
+    fsrc, _ = cut_block(DATASET_PY, "min_sample_n_frames = min(", "batch_index = np.linspace(")
+    for n, N, stride in [(100, 49, 3), (49, 49, 1), (30, 49, 3), (200, 13, 5), (7, 9, 2), (13, 13, 1)]:
+        for seed in range(2):
+            random.seed(seed)
+            log = DrawLog()
+            me = types.SimpleNamespace(video_sample_n_frames=N, video_length_drop_end=1.0, video_length_drop_start=0.0,
+                                       video_sample_stride=stride)
+            g = {"self": me, "video_reader": list(range(n)), "random": logging_random(log), "np": np, "int": int, "min": min}
+            exec(fsrc, g)
+            out["frames"].append({"n": n, "N": N, "stride": stride, "draws": log.log,
+                                  "indices": [int(x) for x in g["batch_index"]]})
+    # collate_fn geometry (train.py:1001-1003, 1079-1080, 1114-1119)
+    gsrc, _ = cut_block(TRAIN_PY, "closest_size = list(map(lambda x: int(x), closest_size))",
+                        "resize_size = int(h * closest_size[1] / w), closest_size[1]")
+    for (h, w) in [(480, 720), (720, 1280), (1080, 1920), (512, 512), (600, 400), (37, 53), (100, 1000), (1000, 100)]:
+        for S, r in [(256, 1), (512, 1), (1024, 1.25), (1024, 2)]:
+            sizes = {k: [x / 512 * S / r for x in v] for k, v in ns["ASPECT_RATIO_512"].items()}
+            closest_size, closest_ratio = ns["get_closest_ratio"](h, w, ratios=sizes)
+            closest_size = [int(x / 16) * 16 for x in closest_size]
+            g = {"closest_size": closest_size, "h": h, "w": w}
+            exec(gsrc, g)
+            th, tw = g["closest_size"]
+            rh, rw = g["resize_size"]
+            out["buckets"].append({"h": h, "w": w, "S": S, "r": r, "ratio": closest_ratio, "size": g["closest_size"],
+                                   "resize": [rh, rw], "crop": [int(round((rh - th) / 2.0)), int(round((rw - tw) / 2.0))]})
+    rsrc, _ = cut_block(TRAIN_PY, "local_latent_length = (batch_video_length - 1)", "batch_video_length = 1")
+    for L in [1, 2, 4, 5, 9, 12, 13, 17, 20, 49, 50, 53, 85]:
+        for pt in (None, 2):
+            g = {"batch_video_length": L, "sample_n_frames_bucket_interval": 4, "patch_size_t": pt}
+            exec(rsrc, g)
+            out["rule"].append({"frames": L, "patch_size_t": pt, "out": g["batch_video_length"]})
+    lsrc, _ = cut_block(TRAIN_PY, "def get_length_to_frame_num(token_length):", "return length_to_frame_num")
+    for Sv, Si, N, tok in [(256, 1024, 49, 512), (512, 512, 49, 512), (256, 1024, 85, 512), (384, 640, 13, 256)]:
+        args = types.SimpleNamespace(image_sample_size=Si, video_sample_size=Sv, video_sample_n_frames=N)
+        g = {"args": args, "sample_n_frames_bucket_interval": 4}
+        exec(lsrc, g)
+        table = g["get_length_to_frame_num"](N * tok * tok)
+        out["length_to_frame_num"].append({"Sv": Sv, "Si": Si, "N": N, "tok": tok, "table": [[k, v] for k, v in table.items()]})
+    with open(os.path.join(OUT, "geometry.json"), "w") as f:
+        json.dump(out, f)
+    print("geometry.json written")
+
+
 def save(name, tensors, meta):
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, name)
@@ -688,6 +746,7 @@ def main():
     gen_masks()
     gen_resize_and_refnoise()
     gen_optim()
+    gen_geometry()
     gen_step("2b")
     gen_step("5b", lora=True)
     MANIFEST["versions"] = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
