@@ -21,6 +21,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await generate(rest);
       case 'info':
         return await info(rest);
+      case 'train':
+        return await (await import('./train.js')).trainCommand(rest);
       case 'help':
       case '-h':
       case '--help':
