@@ -94,9 +94,20 @@ function oneOf<T extends string>(flag: string, v: string | undefined, allowed: r
 
 /** The command line → train() options (usage errors name the flag). */
 export function parseTrainArgs(argv: readonly string[]): (Partial<TrainOptions> & Pick<TrainOptions, 'model' | 'data' | 'out'>) | null {
+  // the scripts' nargs="+" lists: `--trainable-modules attn1 ff.` → one flag per value
+  const lists = new Set(['--trainable-modules', '--trainable-modules-low-learning-rate', '--validation-prompts']);
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    args.push(flag);
+    if (lists.has(flag)) {
+      args.push(argv[++i] ?? '');
+      while (i + 1 < argv.length && !argv[i + 1]!.startsWith('-')) args.push(flag, argv[++i]!);
+    }
+  }
   let v: Record<string, string | boolean | string[] | undefined>;
   try {
-    v = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: false }).values;
+    v = parseArgs({ args, options: OPTIONS, allowPositionals: false }).values;
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
