@@ -13,6 +13,7 @@ import shim  # noqa: F401,E402
 import contextlib  # noqa: E402
 import io  # noqa: E402
 import torch  # noqa: E402
+import safetensors.torch  # noqa: E402,F401  (save_pretrained uses safetensors.torch without importing it)
 from cogvideox.models.transformer3d import CogVideoXTransformer3DModel  # noqa: E402
 
 D1920 = dict(activation_fn="gelu-approximate", attention_bias=True, attention_head_dim=64, dropout=0.0,

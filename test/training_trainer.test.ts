@@ -72,6 +72,7 @@ describe('train on the demo model', () => {
     await expect(train({ model: DEMO, data: META, out, ...small, videoSampleNFrames: 200, videoSampleStride: 50 })).rejects.toThrow(/too short/);
     await expect(train({ model: path.join(FIXTURES, 'tiny-pipe-2b'), data: META, out })).rejects.toThrow(/not a CogVideoX-Fun InP checkpoint/);
     await expect(train({ model: DEMO, data: META, out, rank: 0 })).rejects.toThrow(/--rank must be a positive integer/);
+    await expect(train({ model: DEMO, data: META, out, mode: 'full', memoryLimitBytes: 2 ** 20, ...small })).rejects.toThrow(/training needs about .* but this machine has 0.0 GiB: use --mode lora/);
     expect(fs.existsSync(path.join(out, 'train_log.jsonl'))).toBe(false);
   }, 120_000);
 

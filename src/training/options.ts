@@ -55,6 +55,8 @@ export interface TrainOptions {
   loraFormat: 'fun' | 'diffusers';
   /** where T5 embeddings and VAE moments are cached (default <out>/cache) */
   cacheDir?: string;
+  /** RAM the memory check allows (default: os.totalmem()) */
+  memoryLimitBytes?: number;
   signal?: AbortSignal;
   onProgress?: (p: TrainProgress) => void;
   onMessage?: (line: string) => void;

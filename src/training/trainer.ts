@@ -16,6 +16,7 @@ import { saveSafetensors, SafetensorsFile } from '../weights/safetensors.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, writeTransformerFolder, type TrainingState } from './checkpoint.js';
 import { adaptiveMaxNorm, clipGradNorm, totalNorm } from './clip.js';
 import { readMetadata } from './data.js';
+import { checkTrainingMemory } from './memory.js';
 import { Ema } from './ema.js';
 import { loraTargets, LoraNetwork } from './lora.js';
 import { saveLora, type LoraFormat } from './lora_file.js';
@@ -87,6 +88,15 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   const dataRng = new SeededRandom(o.seed + 1);
   const pixels: { pixels: Float32Array; shape: [number, number, number] }[] = [];
   for (const s of samples) pixels.push(await loadPixels(s, sampleOpts, dataRng));
+  // refuse a run that will not fit before any model is loaded (estimate from headers and the largest bucket)
+  const sp = vcfg.block_out_channels ? 2 ** (vcfg.block_out_channels.length - 1) : 8;
+  const largest = pixels
+    .map((p) => [Math.floor((p.shape[0] - 1) / sampleOpts.temporalCompression) + 1, p.shape[1] / sp, p.shape[2] / sp] as [number, number, number])
+    .reduce((a, b) => (a[0] * a[1] * a[2] >= b[0] * b[1] * b[2] ? a : b));
+  checkTrainingMemory(
+    { modelDir: o.model, mode: o.mode, rank: o.rank, batch: o.trainBatchSize, latent: largest, useEma: o.useEma, inpaint: o.trainMode === 'inpaint' },
+    o.memoryLimitBytes,
+  );
   const cache = new DiskCache(o.cacheDir ?? path.join(o.out, 'cache'));
   const t5Id = componentId(path.join(o.model, 'text_encoder'));
   const texts = [...new Set([...samples.map((s) => s.text), ''])];
