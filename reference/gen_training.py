@@ -660,12 +660,15 @@ def gen_step(name, lora=False):
     if lora:
         # the saved LoRA (train_lora.py:1643-1651 → network.save_weights(path, weight_dtype, None)), fp32 and bf16
         for dt, suffix in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
-            network.save_weights(os.path.join(OUT, f"{tag}_saved_{suffix}.safetensors"), dt, None)
+            if name == "5b" or suffix == "fp32":  # the 1.5 file is only merged (below), not kept
+                network.save_weights(os.path.join(OUT, f"{tag}_saved_{suffix}.safetensors"), dt, None)
         # merge_lora of the trained LoRA into the base weights (what validation / predict do)
         base = load_tiny(ckpt)
         pipe = types.SimpleNamespace(transformer=base, text_encoder=None)
         with contextlib.redirect_stdout(io.StringIO()):
             merge_lora(pipe, os.path.join(OUT, f"{tag}_saved_fp32.safetensors"), 1.0, "cpu", torch.float32)
+        if name != "5b":
+            os.remove(os.path.join(OUT, f"{tag}_saved_fp32.safetensors"))
         for k, v in base.state_dict().items():
             if k.endswith(".weight") and v.dim() == 2:
                 t[f"merged.{k}"] = v.clone()
@@ -749,6 +752,7 @@ def main():
     gen_geometry()
     gen_step("2b")
     gen_step("5b", lora=True)
+    gen_step("1.5", lora=True)
     MANIFEST["versions"] = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
                             "diffusers": diffusers.__version__}
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
