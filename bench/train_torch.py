@@ -25,7 +25,7 @@ D1920 = dict(activation_fn="gelu-approximate", attention_bias=True, attention_he
 
 if "--make-d1920" in sys.argv:
     out = sys.argv[sys.argv.index("--make-d1920") + 1]
-    if not os.path.exists(os.path.join(out, "config.json")):
+    if not os.path.exists(os.path.join(out, "diffusion_pytorch_model.safetensors")):
         torch.manual_seed(0)
         CogVideoXTransformer3DModel(**D1920).save_pretrained(out, safe_serialization=True)
     print(json.dumps({"dir": out}))
