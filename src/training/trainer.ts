@@ -15,7 +15,7 @@ import { readConfig, readJson } from '../weights/checkpoint.js';
 import { saveSafetensors, SafetensorsFile } from '../weights/safetensors.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, writeTransformerFolder, type TrainingState } from './checkpoint.js';
 import { adaptiveMaxNorm, clipGradNorm, totalNorm } from './clip.js';
-import { readMetadata } from './data.js';
+import { readMetadata, tokenTiling } from './data.js';
 import { checkTrainingMemory } from './memory.js';
 import { Ema } from './ema.js';
 import { loraTargets, LoraNetwork } from './lora.js';
@@ -256,12 +256,19 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   vae.dispose();
   return { step: state.step, outputs };
 
-  function runStep(batch: PreparedSample[]): number {
-    const B = batch.length;
+  function runStep(samples: PreparedSample[]): number {
     // text dropout (ds.py:300-313: random.random() < text_drop_ratio → "") then the masks, per sample
-    const texts = batch.map((s) => (stepRng.pyRandom() < o.textDropRatio ? '' : s.text));
-    const [F, H, W] = batch[0]!.shape;
-    const masks = o.trainMode === 'inpaint' ? batch.map(() => getRandomMask([F, 3, H, W], stepRng).data) : [];
+    let texts = samples.map((s) => (stepRng.pyRandom() < o.textDropRatio ? '' : s.text));
+    const [F, H, W] = samples[0]!.shape;
+    let masks = o.trainMode === 'inpaint' ? samples.map(() => getRandomMask([F, 3, H, W], stepRng).data) : [];
+    // --training-with-video-token-length (train.py:1339-1365): a batch short in tokens is tiled ×2 / ×4 in torch.tile
+    // order; the copies share pixels, masks and captions, and get their own VAE samples, noise and timesteps
+    const k = o.trainingWithVideoTokenLength ? tokenTiling(o.videoSampleNFrames, o.tokenSampleSize, F * H * W) : 1;
+    const tile = <T,>(xs: T[]): T[] => Array.from({ length: k }, () => xs).flat();
+    const batch = tile(samples);
+    texts = tile(texts);
+    masks = tile(masks);
+    const B = batch.length;
     const ms = batch[0]!.momentsShape;
     const moments = tf.tidy(() => tf.concat(batch.map((s) => tf.tensor<tf.Rank>(s.moments, ms)), 0)) as tf.Tensor5D;
     const e = embeds.get(texts[0]!)!;
