@@ -17,6 +17,7 @@ const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = {
   generate,
   info,
   serve: async (argv) => (await import('./serve.js')).serve(argv), // the server loads only for this command
+  train: async (argv) => (await import('./train.js')).trainCommand(argv),
 };
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -6,6 +6,7 @@ export const MAIN_USAGE = `Usage: cogvideox-fun <command> [options]
 Commands:
   generate [options]   make a video (or one image); with no --model, runs the bundled tiny demo model
   info DIR             what a checkpoint folder is: variant, pipeline, weight files and dtypes, memory plan
+  train [options]      fine-tune a CogVideoX-Fun transformer (full or LoRA) on a metadata file of videos/images
   serve [options]      web page and HTTP API (job queue, CogVideoX-Fun-compatible endpoints) on 127.0.0.1:7860
 
 Run "cogvideox-fun <command> --help" for the options of a command. --version prints the version.

@@ -15,11 +15,13 @@ export interface AttentionOptions {
   bias?: tf.Tensor4D;
   /** Upper bound for one block's score scratch, in bytes. Default 256 MiB. */
   scratchBytes?: number;
+  /** Allow the native fused kernel when it is built (default true). It has no gradient: pass false under a tape. */
+  fused?: boolean;
 }
 
 /** softmax(scale·q·kᵀ + bias)·v for q [B,H,Sq,d], k/v [B,H,Sk,d] → [B,H,Sq,d]. */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, opts: AttentionOptions = {}): tf.Tensor4D {
-  const native = !opts.bias && !isWasm() && k.shape[0] === q.shape[0] && k.shape[1] === q.shape[1] ? nativeAttention() : null;
+  const native = opts.fused !== false && !opts.bias && !isWasm() && k.shape[0] === q.shape[0] && k.shape[1] === q.shape[1] ? nativeAttention() : null;
   if (native) return fusedAttention(native, q, k, v, opts.scale ?? 1);
   if (opts.scale !== undefined && opts.scale !== 1) {
     // Scale the queries once ([S, d]) rather than every score block ([S, S]): one pass less over the big tensor.

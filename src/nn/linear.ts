@@ -96,6 +96,48 @@ export function linearFromHost(weight: HostTensor, bias?: HostTensor | null, opt
   return { w, layout, b };
 }
 
+/**
+ * A Linear over caller-owned device tensors in torch's layout (w [out, in]): what a differentiable forward runs on
+ * (parameters being trained). disposeLinear() must not be called on it.
+ */
+export function linearFromTensors(w: tf.Tensor2D, b: tf.Tensor1D | null): Linear {
+  if (w.rank !== 2 || (b && (b.rank !== 1 || b.shape[0] !== w.shape[0]))) {
+    throw new Error(`linear weight [out, in] and bias [out] expected, got [${w.shape.join(', ')}] and [${b?.shape.join(', ') ?? ''}]`);
+  }
+  return { layout: 'out-in', w, b };
+}
+
+/** True when the weight lives in host memory for the native GEMM (TensorFlow cannot differentiate through it). */
+export function isHostLinear(p: Linear): boolean {
+  return p.layout === 'host';
+}
+
+/**
+ * The same layer on device tensors, as TensorFlow ops can differentiate it: a host weight is uploaded (the new
+ * tensors are pushed to `created`, for the caller to dispose), a device one is returned as is.
+ */
+export function deviceLinear(p: Linear, created: tf.Tensor[]): Linear {
+  if (p.layout !== 'host') return p;
+  const w = tf.tensor2d(p.w, [p.shape[0], p.shape[1]]);
+  const b = p.b ? tf.tensor1d(p.b) : null;
+  created.push(w, ...(b ? [b] : []));
+  return { layout: 'out-in', w, b };
+}
+
+/** The weight in torch's layout [out, in] as a new fp32 tensor (and the bias), whatever the stored layout. */
+export function linearWeights(p: Linear): { w: tf.Tensor2D; b: tf.Tensor1D | null } {
+  if (p.layout === 'host') return { w: tf.tensor2d(p.w, [p.shape[0], p.shape[1]]), b: p.b ? tf.tensor1d(p.b) : null };
+  return { w: p.layout === 'out-in' ? tf.clone(p.w) : tf.transpose(p.w), b: p.b ? tf.clone(p.b) : null };
+}
+
+/** y + b for a layer's bias (y [rows, out]); a copy of y when it has none. */
+export function addBias(y: tf.Tensor, p: Linear): tf.Tensor {
+  return tf.tidy(() => {
+    if (!p.b) return tf.clone(y);
+    return tf.add(y, p.layout === 'host' ? tf.tensor1d(p.b) : p.b);
+  });
+}
+
 export function inFeatures(p: Linear): number {
   return p.layout === 'host' ? p.shape[1] : p.layout === 'out-in' ? p.w.shape[1] : p.w.shape[0];
 }

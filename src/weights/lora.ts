@@ -1,10 +1,13 @@
-// LoRA merging as CogVideoX-Fun does it (`cogvideox/utils/lora_utils.py` merge_lora / unmerge_lora; spec §4.9).
+// LoRA merging as CogVideoX-Fun does it (`cogvideox/utils/lora_utils.py` merge_lora / unmerge_lora).
 //
 // File: safetensors, keys `<layer>.lora_down.weight` [r, in], `<layer>.lora_up.weight` [out, r], optional
 // `<layer>.alpha` (one value). Layer names are module paths with '.' → '_' behind a prefix: `lora_unet_…` for the
 // transformer (Fun's trainer writes `lora_unet__transformer_blocks_0_attn1_to_q`: an empty root name gives the double
 // underscore), `lora_te_…` for the text encoder.
 // Merge:   W ← W + m·s·(up·down),  s = alpha/r (r = up.shape[1]) if the layer has `alpha`, else 1.0 (not 1/r).
+// The diffusers / PEFT format (`transformer.<module path>.lora_A.weight` = down, `.lora_B.weight` = up, no alpha; what
+// diffusers' CogVideoX LoRA training saves and `load_lora_weights` reads) is detected from the keys: the module path
+// is given, the scale is 1 (PEFT's lora_alpha = r when the file has no alphas) and m is fuse_lora's lora_scale.
 // Unmerge: W ← W − m·s·(up·down).
 // Numerics follow what Fun's callers get (merge_lora's defaults device='cpu', dtype=float32, used by predict_*.py
 // and the UI): up/down widened to fp32, the product in fp32, the scalar m·s (a double) rounded to fp32, W + s·P in
@@ -43,6 +46,15 @@ export interface LoraLayer {
   readonly ratio: number;
   /** Shape of up·down as added to the weight: [out, in] (or [out, in, 1, 1] for 1×1 conv LoRAs). */
   readonly deltaShape: number[];
+  /** diffusers format: the module path, taken as is (Fun names are resolved by merge_lora's walk instead). */
+  readonly module?: string;
+  /** diffusers format: a `text_encoder.` layer. */
+  readonly textEncoder?: boolean;
+}
+
+/** The file's key format: Fun / kohya (`<layer>.lora_up.weight`) or diffusers / PEFT (`<prefix>.<module>.lora_B.weight`). */
+export function loraFormatOf(keys: readonly string[]): 'fun' | 'diffusers' {
+  return keys.length > 0 && keys.some((k) => /\.lora_[AB]\.weight$/.test(k)) ? 'diffusers' : 'fun';
 }
 
 const TRANSFORMER_PREFIX = 'lora_unet';
@@ -83,6 +95,7 @@ export class LoraFile {
 }
 
 function readLayers(file: SafetensorsFile): LoraLayer[] {
+  if (loraFormatOf(file.keys()) === 'diffusers') return readDiffusersLayers(file);
   const fail = (msg: string, tensor?: string) => new SafetensorsError('shape', file.path, msg, tensor);
   // merge_lora: `layer, elem = key.split('.', 1)`, grouped in load_file's order: data order with the pinned
   // safetensors 0.8 (older releases sort by name). It matters only when two layers of one file hit the same weight.
@@ -135,6 +148,39 @@ function readLayers(file: SafetensorsFile): LoraLayer[] {
       ratio: alpha === null ? 1 : alpha / rank,
       deltaShape: up.shape.length === 4 ? [out, inp, 1, 1] : [out, inp],
     });
+  }
+  return layers;
+}
+
+const DIFFUSERS_ELEMS = /^(transformer|text_encoder)\.(.+)\.lora_([AB])\.weight$/;
+
+/** diffusers / PEFT keys → layers (module path given; scale 1). */
+function readDiffusersLayers(file: SafetensorsFile): LoraLayer[] {
+  const fail = (msg: string, tensor?: string) => new SafetensorsError('shape', file.path, msg, tensor);
+  const keys = file.keys().sort((a, b) => file.entry(a).begin - file.entry(b).begin);
+  const groups = new Map<string, { a?: TensorEntry; b?: TensorEntry; te: boolean; module: string }>();
+  for (const key of keys) {
+    const m = DIFFUSERS_ELEMS.exec(key);
+    if (!m) {
+      throw fail(`key "${key}" is not <transformer|text_encoder>.<module>.lora_A.weight / .lora_B.weight (diffusers LoRA format)`, key);
+    }
+    const layer = `${m[1]}.${m[2]}`;
+    let g = groups.get(layer);
+    if (!g) groups.set(layer, (g = { te: m[1] === 'text_encoder', module: m[2]! }));
+    if (m[3] === 'A') g.a = file.entry(key);
+    else g.b = file.entry(key);
+  }
+  const layers: LoraLayer[] = [];
+  for (const [name, g] of groups) {
+    if (!g.a || !g.b) throw fail(`layer "${name}" lacks ${g.a ? 'lora_B.weight' : 'lora_A.weight'}`, name);
+    for (const e of [g.a, g.b]) {
+      if (!FLOAT_DTYPES.has(e.dtype)) throw fail(`dtype ${e.dtype}, expected a float type`, e.name);
+      if (e.shape.length !== 2) throw fail(`shape [${e.shape.join(', ')}]: expected 2-D`, e.name);
+    }
+    const [out, rank] = g.b.shape as [number, number];
+    const [rA, inp] = g.a.shape as [number, number];
+    if (rA !== rank) throw fail(`rank mismatch: lora_B [${g.b.shape.join(', ')}] vs lora_A [${g.a.shape.join(', ')}]`, g.b.name);
+    layers.push({ name, up: g.b, down: g.a, alpha: null, rank, ratio: 1, deltaShape: [out, inp], module: g.module, textEncoder: g.te });
   }
   return layers;
 }
@@ -226,14 +272,14 @@ export class LoraMerge implements WeightPatch {
     const tree = new ModuleTree(checkpoint.keys());
     const skipped: string[] = [];
     for (const layer of file.layers) {
-      if (isTextEncoderLayer(layer.name)) {
+      if (layer.textEncoder ?? isTextEncoderLayer(layer.name)) {
         skipped.push(layer.name);
         continue;
       }
       const where = `${file.path}: LoRA layer "${layer.name}"`;
       let module: string;
       try {
-        module = resolveLoraLayer(layer.name, tree);
+        module = layer.module ?? resolveLoraLayer(layer.name, tree);
       } catch (e) {
         throw new Error(`${file.path}: ${(e as Error).message}`);
       }
@@ -253,7 +299,7 @@ export class LoraMerge implements WeightPatch {
     }
     if (skipped.length && !transformerOnly) {
       throw new Error(
-        `${file.path}: has ${skipped.length} text-encoder layers (lora_te_…, e.g. "${skipped[0]}"), which Fun's ` +
+        `${file.path}: has ${skipped.length} text-encoder layers (lora_te_… / text_encoder.…, e.g. "${skipped[0]}"), which Fun's ` +
           `merge_lora merges into the T5 encoder; pass transformerOnly: true to merge only the transformer layers`,
       );
     }

@@ -1,0 +1,133 @@
+// Training checkpoints: `<out>/checkpoint-N/` written to a temporary folder and renamed into place, so a crash or
+// Ctrl-C never leaves a half-written one. Holds what a resume needs (the scripts' accelerate save_state: optimizer
+// moments, step, LR schedule position, data position, RNG position; EMA shadows) and the trained weights:
+//   LoRA  → checkpoint-N.safetensors beside it (Fun/kohya keys, or diffusers keys with --lora-format diffusers), as
+//           train_lora.py writes `output_dir/checkpoint-{step}.safetensors`;
+//   full  → checkpoint-N/transformer/ (config.json + diffusion_pytorch_model.safetensors, diffusers layout; sharded with
+//           an index above 10 GB as save_pretrained's default max_shard_size).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { saveSafetensors, SafetensorsFile, type TensorToWrite } from '../weights/safetensors.js';
+import type { AdamW } from './optimizer.js';
+import type { Ema } from './ema.js';
+
+export interface TrainingPosition {
+  /** completed optimizer steps (global_step) */
+  step: number;
+  epoch: number;
+  /** index into the epoch's permutation */
+  position: number;
+  /** the draw source's stream position */
+  rng: { normals: number; uniforms: number };
+}
+
+export interface TrainingState extends TrainingPosition {
+  /** options the run was started with (a resume checks they match) */
+  options: Record<string, unknown>;
+}
+
+const SHARD_BYTES = 10e9;
+
+export function checkpointDir(out: string, step: number): string {
+  return path.join(out, `checkpoint-${step}`);
+}
+
+/** `--resume-from-checkpoint latest`: the checkpoint-N folder with the largest N, or null. */
+export function latestCheckpoint(out: string): string | null {
+  if (!fs.existsSync(out)) return null;
+  const steps = fs
+    .readdirSync(out)
+    .map((n) => /^checkpoint-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null && fs.existsSync(path.join(out, m[0], 'state.json')))
+    .map((m) => Number(m[1]));
+  return steps.length ? checkpointDir(out, Math.max(...steps)) : null;
+}
+
+/** Writes a diffusers-layout transformer folder (config + safetensors, sharded with an index when large). */
+export function writeTransformerFolder(dir: string, config: Record<string, unknown>, tensors: [string, TensorToWrite][]): void {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  const bytes = (t: TensorToWrite) => t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'F32' ? 4 : 2);
+  const total = tensors.reduce((a, [, t]) => a + bytes(t), 0);
+  if (total <= SHARD_BYTES) {
+    saveSafetensors(path.join(dir, 'diffusion_pytorch_model.safetensors'), Object.fromEntries(tensors));
+    return;
+  }
+  const shards: [string, TensorToWrite][][] = [[]];
+  let size = 0;
+  for (const e of tensors) {
+    if (size + bytes(e[1]) > SHARD_BYTES && shards.at(-1)!.length) {
+      shards.push([]);
+      size = 0;
+    }
+    shards.at(-1)!.push(e);
+    size += bytes(e[1]);
+  }
+  const weightMap: Record<string, string> = {};
+  shards.forEach((s, i) => {
+    const name = `diffusion_pytorch_model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
+    saveSafetensors(path.join(dir, name), Object.fromEntries(s));
+    for (const [k] of s) weightMap[k] = name;
+  });
+  fs.writeFileSync(path.join(dir, 'diffusion_pytorch_model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+}
+
+/**
+ * Writes checkpoint-N atomically: `fill(tmpDir)` writes the weights; state.json, optimizer.safetensors (moments) and
+ * ema.safetensors are added here; then the folder is renamed into place (replacing an older one of the same step).
+ */
+export function saveCheckpoint(out: string, state: TrainingState, opt: AdamW, ema: Ema | null, fill: (dir: string) => void): string {
+  const final = checkpointDir(out, state.step);
+  const tmp = path.join(out, `.checkpoint-${state.step}.${process.pid}.tmp`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    fill(tmp);
+    const moments: Record<string, TensorToWrite> = {};
+    const steps: Record<string, number> = {};
+    for (const [name, st] of opt.state) {
+      moments[`exp_avg.${name}`] = { dtype: 'F32', shape: [st.expAvg.length], data: st.expAvg };
+      moments[`exp_avg_sq.${name}`] = { dtype: 'F32', shape: [st.expAvgSq.length], data: st.expAvgSq };
+      steps[name] = st.step;
+    }
+    saveSafetensors(path.join(tmp, 'optimizer.safetensors'), moments, { steps: JSON.stringify(steps) });
+    if (ema) {
+      const shadow: Record<string, TensorToWrite> = {};
+      for (const [k, v] of ema.shadow) shadow[k] = { dtype: 'F32', shape: [v.length], data: v };
+      saveSafetensors(path.join(tmp, 'ema.safetensors'), shadow, { optimization_step: String(ema.optimizationStep) });
+    }
+    fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
+    fs.rmSync(final, { recursive: true, force: true });
+    fs.renameSync(tmp, final);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return final;
+}
+
+/** Reads a checkpoint's state and restores the optimizer moments / EMA shadows in place. */
+export function loadCheckpoint(dir: string, opt: AdamW, ema: Ema | null): TrainingState {
+  const statePath = path.join(dir, 'state.json');
+  if (!fs.existsSync(statePath)) throw new Error(`--resume-from-checkpoint ${dir}: no state.json (not a training checkpoint)`);
+  const state = JSON.parse(fs.readFileSync(statePath, 'utf8')) as TrainingState;
+  const f = SafetensorsFile.open(path.join(dir, 'optimizer.safetensors'));
+  try {
+    const steps = JSON.parse(f.metadata.steps ?? '{}') as Record<string, number>;
+    for (const [name, step] of Object.entries(steps)) {
+      opt.state.set(name, { step, expAvg: f.read(`exp_avg.${name}`).toFloat32().slice(), expAvgSq: f.read(`exp_avg_sq.${name}`).toFloat32().slice() });
+    }
+  } finally {
+    f.close();
+  }
+  if (ema) {
+    const e = SafetensorsFile.open(path.join(dir, 'ema.safetensors'));
+    try {
+      for (const k of ema.shadow.keys()) ema.shadow.set(k, e.read(k).toFloat32().slice());
+      ema.optimizationStep = Number(e.metadata.optimization_step ?? 0);
+    } finally {
+      e.close();
+    }
+  }
+  return state;
+}

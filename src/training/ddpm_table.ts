@@ -1,0 +1,55 @@
+// ᾱ of the CogVideoX training schedule (num_train_timesteps 1000, scaled_linear 0.00085..0.012, zero-terminal-SNR
+// rescale) exactly as diffusers' DDPMScheduler computes it under torch 2.13 CPU (AVX-512): float32, little-endian,
+// base64. Stored, not recomputed: torch's CPU float32 sqrt (used by rescale_zero_terminal_snr, diffusers
+// schedulers/scheduling_ddpm.py:93-126) is not correctly rounded (1 ulp off on about a fifth of inputs here), which
+// moves ᾱ by up to 4e-6 relative near t = 990 against a correctly rounded computation. From reference/gen_training.py
+// (test/fixtures/training/schedule.safetensors); sha256 of the 4000 bytes: 7022ceecda2607cf5168773aeb260e1758eaedfcba396bb954987e06624259f2.
+export const COGVIDEOX_ALPHAS_CUMPROD_F32_B64 =
+  'S8h/PzuMfz/iT38/QxN/P1vWfj8umX4/u1t+P/4dfj/5330/s6F9Px9jfT9FJH0/KeV8P8ClfD8SZnw/HCZ8P+Dlez9epXs/k2R7P4Ejez8m4no/' +
+  'h6B6P59eej9vHHo/+tl5PzyXeT86VHk/7xB5P1/NeD+EiXg/ZUV4P/4AeD9SvHc/XXd3PyUydz+i7HY/2aZ2P8tgdj91GnY/2NN1P/aMdT/LRXU/' +
+  'XP50P6W2dD+pbnQ/ZyZ0P9zdcz8PlXM/+UtzP58Ccz/+uHI/Fm9yP+kkcj912nE/vI9xP75EcT98+XA/8a1wPyRicD8RFnA/uclvPxt9bz82MG8/' +
+  'D+NuP6OVbj/wR24/+PltP76rbT89XW0/eQ5tP3O/bD8ncGw/liBsP8HQaz+ogGs/TDBrP63faj/Ljmo/pD1qPzzsaT+Ommk/nkhpP2z2aD/1o2g/' +
+  'PVFoP0P+Zz8Gq2c/h1dnP8cDZz/Dr2Y/fVtmP/gGZj8vsmU/JV1lP9oHZT9OsmQ/gVxkP3EGZD8ksGM/lVljP8YCYz+3q2I/ZlRiP9j8YT8KpWE/' +
+  '+UxhP6z0YD8fnGA/VENgP0nqXz/+kF8/eDdfP7PdXj+vg14/bSleP+/OXT8xdF0/OBldPwG+XD+MYlw/2gZcP++qWz/DTls/XfJaP7eVWj/bOFo/' +
+  'wttZP21+WT/gIFk/EsNYPw5lWD/OBlg/UqhXP6BJVz+06lY/i4tWPyosVj+RzFU/vWxVP7UMVT9xrFQ/90tUP0DrUz9WilM/NClTP9rHUj9HZlI/' +
+  'gQRSP4SiUT9QQFE/591QP0Z7UD9uGFA/ZrVPPydSTz+w7k4/CYtOPywnTj8Zw00/1V5NP1z6TD+0lUw/1DBMP8XLSz+DZks/DgFLP2abSj+QNUo/' +
+  'hc9JP0xpST/hAkk/RpxIP3w1SD+Czkc/WWdHP///Rj92mEY/wDBGP9vIRT/IYEU/h/hEPxqQRD+AJ0Q/uL5DP8NVQz+j7EI/VoNCP98ZQj88sEE/' +
+  'bkZBP3TcQD9UckA/BAhAP42dPz/vMj8/Jsg+PzVdPj8a8j0/2IY9P3AbPT/erzw/J0Q8P0nYOz9EbDs/GQA7P8qTOj9RJzo/uLo5P/tNOT8U4Tg/' +
+  'DXQ4P+EGOD+QmTc/ISw3P4y+Nj/UUDY//eI1PwJ1NT/mBjU/q5g0P04qND/SuzM/NU0zP3neMj+dbzI/pAAyP4mRMT9SIjE//7IwP41DMD/+0y8/' +
+  'VWQvP470Lj+shC4/rBQuP5OkLT9gNC0/EcQsP6hTLD8o4ys/jHIrP9kBKz8MkSo/JyAqPyyvKT8ZPik/7swoP61bKD9Y6ic/7HgnP2gHJz/SlSY/' +
+  'JyQmP2eyJT+TQCU/rc4kP7NcJD+l6iM/hXgjP1UGIz8TlCI/viEiP1mvIT/mPCE/YMogP81XID8p5R8/eHIfP7b/Hj/pjB4/DRoePyOnHT8tNB0/' +
+  'KcEcPxxOHD8E2xs/32cbP6/0Gj91gRo/Mg4aP+WaGT+MJxk/LbQYP8ZAGD9XzRc/4VkXP2LmFj/echY/Uf8VP7+LFT8pGBU/jqQUP+0wFD9JvRM/' +
+  'oUkTP/TVEj9EYhI/le4RP996ET8rBxE/dJMQP7sfED8CrA8/STgPP5HEDj/aUA4/Id0NP2xpDT+49Qw/BoIMP1gODD+tmgs/AicLP16zCj++Pwo/' +
+  'I8wJP41YCT/85Ag/cnEIP+z9Bz9vigc/+RYHP4ujBj8jMAY/xbwFP3BJBT8i1gQ/4GIEP6fvAz93fAM/VgkDPzuWAj8wIwI/L7ABPzs9AT9TygA/' +
+  'eFcAP1bJ/z7b4/4+e/79PjYZ/T4RNPw+D0/7Pihq+j5jhfk+xaD4PkW89z7o1/Y+r/P1PpsP9T6uK/Q+5kfzPkRk8j7OgPE+gJ3wPl267z5j1+4+' +
+  'k/TtPu4R7T55L+w+L03rPhhr6j4qiek+cKfoPuTF5z6G5OY+YwPmPm0i5T6sQeQ+H2HjPsqA4j6qoOE+vsDgPg3h3z6TAd8+UyLePkhD3T58ZNw+' +
+  '7IXbPpin2j5/ydk+ouvYPgcO2D6nMNc+iFPWPq521T4QmtQ+t73TPpzh0j7JBdI+OirRPu5O0D7oc88+KZnOPrC+zT5+5Mw+lwrMPvYwyz6hV8o+' +
+  'lH7JPtmlyD5kzcc+PfXGPmIdxj7WRcU+l27EPqqXwz4LwcI+vurBPsIUwT4aP8A+wmm/Pr6Uvj4RwL0+tOu8Pq8XvD7/Q7s+p3C6PqeduT79yrg+' +
+  'qvi3PrImtz4XVbY+0YO1PuuytD5e4rM+MBKzPl1Csj7mcrE+zqOwPhbVrz6+Bq8+xTiuPi1rrT72naw+INGrPq8Eqz6hOKo+9GypPq6hqD7K1qc+' +
+  'SwynPjRCpj6EeKU+O6+kPlXmoz7eHaM+y1WiPiSOoT7mxqA+EQCgPqg5nz6oc54+GK6dPvPonD45JJw+8F+bPhOcmj6l2Jk+phWZPhVTmD72kJc+' +
+  'R8+WPgoOlj4+TZU+5IyUPv3Mkz6HDZM+hU6SPvmPkT7f0ZA+PRSQPg1Xjz5Umo4+Ed6NPkQijT7xZow+E6yLPq3xij7AN4o+S36JPlHFiD7QDIg+' +
+  'yVSHPjydhj4r5oU+lC+FPnl5hD7cw4M+uQ6DPhRagj7tpYE+QvKAPhY/gD7QGH8+dbR9PhdRfD627no+UY15PvUseD6XzXY+Nm91PtcRdD6DtXI+' +
+  'LFpxPtr/bz6Ppm4+S05tPgz3az7SoGo+oEtpPnf3Zz5WpGY+P1JlPi8BZD4ssWI+N2JhPkYUYD5kx14+k3tdPsowXD4T51o+aZ5ZPspWWD48EFc+' +
+  'uspVPk6GVD7uQlM+nwBSPmW/UD45f08+IkBOPhwCTT4nxUs+SYlKPn1OST7DFEg+ItxGPpOkRT4XbkQ+sThDPmcEQj4t0UA+DZ8/PgJuPj4PPj0+' +
+  'NA88Pm3hOj7CtDk+Lok4PrReNz5QNTY+Bg01PtXlMz7AvzI+xJoxPuF2MD4YVC8+ZzIuPtQRLT5a8is++9MqPri2KT6Nmig+f38nPoxlJj64TCU+' +
+  '/jQkPl4eIz7cCCI+dfQgPinhHz78zh4+6L0dPvGtHD4Vnxs+WpEaPriEGT4weRg+y24XPnxlFj5OXRU+OVYUPkNQEz5pSxI+q0cRPglFED6DQw8+' +
+  'HEMOPstDDT6bRQw+h0gLPoxMCj6xUQk+7lcIPkpfBz69ZwY+UXEFPv17BD7EhwM+p5QCPqeiAT69sQA+4YP/PXym/T1Gy/s9S/L5PX0b+D3rRvY9' +
+  'g3T0PU+k8j1T1vA9ggrvPd5A7T10ees9NrTpPSrx5z1JMOY9lnHkPRG14j28+uA9kkLfPZGM3T3B2Ns9FSfaPZZ32D1CytY9Fh/VPRJ20z0wz9E9' +
+  'eirQPemHzj1958w9N0nLPRCtyT0PE8g9MnvGPXTlxD3VUcM9VsDBPfkwwD21o749jRi9PYePuz2bCLo9woO4PQoBtz1ngLU93wG0PWuFsj0MC7E9' +
+  'wZKvPYwcrj1qqKw9VjarPVTGqT1hWKg9guymPauCpT3gGqQ9JLWiPW9RoT3C7589IJCePYMynT3w1ps9W32aPcwlmT1E0Jc9t3yWPTArlT2h25M9' +
+  'Eo6SPYFCkT3q+I89T7GOPaxrjT3/J4w9SeaKPYmmiT27aIg93yyHPffyhT38uoQ974SDPdFQgj2fHoE9rNx/PfJ/fT0CJ3s949F4PY6Adj39MnQ9' +
+  'NelxPSyjbz3hYG09VSJrPYHnaD1osGY9/3xkPUlNYj07IWA93vhdPSfUWz0Ys1k9qJVXPdp7VT2pZVM9DVNRPQxETz2cOE09wjBLPXAsST2rK0c9' +
+  'bC5FPbI0Qz17PkE9wUs/PYJcPT2+cDs9bIg5PYmjNz0YwjU9EOQzPXQJMj04MjA9YV4uPe6NLD3NwCo9C/coPZ4wJz2CbSU9sq0jPTPxIT31NyA9' +
+  'BYIePU/PHD3eHxs9pHMZPaPKFz3XJBY9O4IUPc/iEj2NRhE9cq0PPXwXDj2lhAw97vQKPVFoCT3K3gc9VFgGPfPUBD2aVAM9TNcBPQZdAD2Cy/08' +
+  '8uL6PGMA+DzAI/U8CE3yPDB87zw1sew8EezpPL0s5zw1c+Q8Z7/hPFYR3zz3aNw8R8bZPEEp1zzVkdQ8BQDSPL9zzzwJ7cw81mvKPB3wxzzfecU8' +
+  'EAnDPKadwDyfN7488ta7PJp7uTyOJbc8xtS0PDyJsjzvQrA80AGuPNzFqzwNj6k8W12nPL0wpTwvCaM8quagPCbJnjycsJw8Bp2aPF6OmDyahJY8' +
+  'tX+UPKt/kjxvhJA8Ao6OPFWcjDxor4o8MceIPKfjhjzHBIU8iyqDPOlUgTyyB388sm57PLzedzzJV3Q8zdlwPK9kbTxw+Gk8+JRmPDs6Yzw06F88' +
+  'y55cPPpdWTywJVY84PVSPIDOTzx/r0w8zJhJPGeKRjw0hEM8MIZAPEmQPTxzojo8oLw3PMbeNDzXCDI8xjovPIB0LDwDtik8OP8mPBhQJDyWqCE8' +
+  'oggfPDFwHDw33xk8pVUXPHLTFDyNWBI87eQPPIR4DTxGEws8IrUIPBReBjwHDgQ89MQBPJYF/zsKj/o7HCb2O8LK8TvbfO07UTzpOwsJ5Tvv4uA7' +
+  '6cncO9692Du5vtQ7WczQO63mzDufDck7FkHFO/2AwTswzb07oiW6Oz6Ktjvg+rI7fXevO///qzs9lKg7MTSlO8HfoTvPlp47UVmbOyQnmDsvAJU7' +
+  'aeSRO7XTjjv8zYs7JtOIOyLjhTvU/YI7KiOAOw+meju+GnU7LaRvOytCajuf9GQ7RrtfOwmWWjuwhFU7HIdQOxWdSzt6xkY7IANCO+BSPTuFtTg7' +
+  '8io0O/iyLztrTSs7K/omOwm5IjvdiR47fmwaO8RgFjuGZhI7pH0OO+qlCjs13wY7YCkDO5II/zqD3/c6RtfwOpXv6ToaKOM6l4DcOrD41TolkM86' +
+  'qEbJOuwbwzqnD706kSG3OmJRsTrHnqs6hAmmOkaRoDrSNZs60PaVOgfUkDoqzYs68eGGOhcSgjq2uno62YZxOi2IaDoKvl86/CdXOm7FTjrnlUY6' +
+  '1Jg+OrnNNjoRNC86S8snOvySIDqNihk6iLESOmcHDDqriwU6s3v+Od868jnlU+Y5u8XaOYaPzzk0sMQ54Sa6OZPyrzlgEqY5UoWcOXtKkznuYIo5' +
+  'u8eBOQv8cjmdBWM5mKpTOf7oRDkovzY5MyspOYwrHDlFvg85ueEDOVAo8TjIp9s4fj7HOPjoszjio6E4+muQOOY9gDizLGI4OeRFONmbKzhWTRM4' +
+  '6eP5N6oH0Te4+Ks3vKqKN94iWjcxQSY3bC/zNhQdqDacNVY2t+PvNfhEVDX3TlM0AAAAAA==';

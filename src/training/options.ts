@@ -1,0 +1,99 @@
+// Options of `train()` / `cogvideox-fun train`, named after CogVideoX-Fun's train.py / train_lora.py arguments
+// (camelCase here, kebab-case on the CLI), with the scripts' argparse defaults (train.py:280-690).
+import type { LrSchedulerName } from './lr_schedule.js';
+
+export interface TrainProgress {
+  step: number;
+  maxSteps: number;
+  loss: number;
+  smoothedLoss: number;
+  lr: number;
+  secPerStep: number;
+  etaSec: number;
+}
+
+export interface TrainOptions {
+  model: string;
+  data: string;
+  /** --train-data-dir: base folder of relative file paths (default: the metadata file's folder) */
+  dataDir?: string;
+  out: string;
+  mode: 'full' | 'lora';
+  trainMode: 'inpaint' | 'normal';
+  rank: number;
+  networkAlpha: number;
+  learningRate: number;
+  lrScheduler: LrSchedulerName;
+  lrWarmupSteps: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  adamWeightDecay: number;
+  adamEpsilon: number;
+  maxGradNorm: number;
+  initialGradNormRatio: number;
+  abnormalNormClipStart: number;
+  useEma: boolean;
+  trainableModules: string[];
+  trainableModulesLowLearningRate: string[];
+  trainBatchSize: number;
+  maxTrainSteps: number;
+  checkpointingSteps: number;
+  resumeFromCheckpoint?: string;
+  videoSampleSize: number;
+  imageSampleSize: number;
+  videoSampleNFrames: number;
+  videoSampleStride: number;
+  tokenSampleSize: number;
+  trainingWithVideoTokenLength: boolean;
+  randomHwAdapt: boolean;
+  textDropRatio: number;
+  motionSubLoss: boolean;
+  motionSubLossRatio: number;
+  validationPrompts?: string[];
+  validationSteps: number;
+  seed: number;
+  loraFormat: 'fun' | 'diffusers';
+  /** where T5 embeddings and VAE moments are cached (default <out>/cache) */
+  cacheDir?: string;
+  /** RAM the memory check allows (default: os.totalmem()) */
+  memoryLimitBytes?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: TrainProgress) => void;
+  onMessage?: (line: string) => void;
+}
+
+export const TRAIN_DEFAULTS: Omit<TrainOptions, 'model' | 'data' | 'out'> = {
+  mode: 'lora',
+  trainMode: 'inpaint',
+  rank: 128,
+  networkAlpha: 64,
+  learningRate: 1e-4,
+  lrScheduler: 'constant',
+  lrWarmupSteps: 500,
+  adamBeta1: 0.9,
+  adamBeta2: 0.999,
+  adamWeightDecay: 1e-2,
+  adamEpsilon: 1e-8,
+  maxGradNorm: 1.0,
+  initialGradNormRatio: 5,
+  abnormalNormClipStart: 1000,
+  useEma: false,
+  trainableModules: ['.'],
+  trainableModulesLowLearningRate: [],
+  trainBatchSize: 1,
+  maxTrainSteps: 1000,
+  checkpointingSteps: 500,
+  videoSampleSize: 512,
+  imageSampleSize: 512,
+  videoSampleNFrames: 17,
+  videoSampleStride: 4,
+  tokenSampleSize: 512,
+  trainingWithVideoTokenLength: false,
+  randomHwAdapt: false,
+  textDropRatio: 0.1,
+  motionSubLoss: false,
+  motionSubLossRatio: 0.25,
+  validationSteps: 2000,
+  seed: 42,
+  loraFormat: 'fun',
+};

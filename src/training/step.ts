@@ -1,0 +1,190 @@
+// One training step's math, in CogVideoX-Fun's order (scripts/train.py:1438-1611, ≡ train_lora.py:1385-1558):
+//   t2v flags (np.rand per fully-masked sample) → latents = VAE posterior sample · sf → inpaint: keep-mask = 1 − mask,
+//   resize_mask; reference noise on the masked video (if the checkpoint says add_noise_in_inpaint_model); its VAE
+//   posterior sample (not scaled); cat, · t2v flag, · sf → noise ~ N(0, 1) of the latents' shape → timesteps ~ U{0..N−1}
+//   → noisy = add_noise, target = v (or ε) → prediction = transformer(noisy, text, t, inpaint) → MSE in float32.
+// The draws go through `TrainingRandom` in exactly that order. Gradients come from the tape over the tensors given as
+// trainables (full fine-tune: the transformer's own weights; LoRA: the factors, applied as W + s·up·down).
+import * as tf from '@tensorflow/tfjs-core';
+import { addNoiseToReferenceVideo, inpaintLatents, samplePosterior, t2vFlags } from './inpaint.js';
+import { resizeMask } from './masks.js';
+import { trainingLoss, type LossOptions } from './objective.js';
+import type { TrainingRandom } from './random.js';
+import type { LoraNetwork } from './lora.js';
+import type { NoiseSchedule } from './schedule.js';
+
+/** What the step needs of the transformer (src/models/transformer.ts). */
+export interface TrainableTransformer {
+  forward(
+    inputs: {
+      hiddenStates: tf.Tensor5D;
+      encoderHiddenStates: tf.Tensor3D;
+      timestep: tf.Tensor | number[];
+      inpaintLatents?: tf.Tensor5D;
+    },
+    opts?: { params?: (name: string) => tf.Tensor | undefined; differentiable?: boolean },
+  ): tf.Tensor5D;
+}
+
+export interface InpaintBatch {
+  /** Per sample, the [F, 1, H, W] mask (1 = generate) after frame truncation. */
+  masks: Uint8Array[];
+  /** [B, F, 3, H, W] pixels with the masked area at −1 (collate_fn's mask_pixel_values), host float32. */
+  maskPixelValues: Float32Array;
+  /** F, H, W of the pixels. */
+  pixelShape: [number, number, number];
+  /** VAE encoder: [B, F, 3, H, W] pixels → posterior moments [B, 2C, f, h, w] (caller's VAE; cached or live). */
+  encode(pixels: Float32Array, shape: readonly number[]): tf.Tensor5D;
+}
+
+export interface StepBatch {
+  /** VAE posterior moments of the pixels, [B, 2C, f, h, w] (b c f h w, as the encoder returns them). */
+  moments: tf.Tensor5D;
+  /** T5 output [B, L, D]. */
+  promptEmbeds: tf.Tensor3D;
+  inpaint?: InpaintBatch;
+}
+
+export interface StepContext {
+  schedule: NoiseSchedule;
+  scalingFactor: number;
+  /** transformer config.add_noise_in_inpaint_model */
+  addNoiseInInpaintModel: boolean;
+  rng: TrainingRandom;
+  loss?: LossOptions;
+}
+
+/** The step's inputs to the transformer; all tensors owned by the caller (dispose with `disposePrepared`). */
+export interface PreparedStep {
+  latents: tf.Tensor5D; // [B, f, C, h, w], scaled
+  inpaintLatents: tf.Tensor5D | null; // [B, f, 1 + C, h, w]
+  noise: tf.Tensor5D;
+  noisyLatents: tf.Tensor5D;
+  target: tf.Tensor5D;
+  timesteps: number[];
+  t2vFlags: number[] | null;
+}
+
+/** Everything before the forward (no gradients needed). */
+export function prepareStep(batch: StepBatch, ctx: StepContext): PreparedStep {
+  const { rng, schedule } = ctx;
+  const [B, C2, f, h, w] = batch.moments.shape;
+  const C = C2 / 2;
+  const flags = batch.inpaint ? t2vFlags(batch.inpaint.masks, rng) : null;
+  const latentsBcfhw = tf.tidy(() => tf.mul(samplePosterior(batch.moments, tf.tensor(rng.randn([B, C, f, h, w]), [B, C, f, h, w])), ctx.scalingFactor));
+  let inpaint: tf.Tensor5D | null = null;
+  if (batch.inpaint) {
+    const ib = batch.inpaint;
+    const [F, H, W] = ib.pixelShape;
+    const keep = new Float32Array(B * F * H * W);
+    ib.masks.forEach((m, b) => {
+      if (m.length !== F * H * W) throw new Error(`inpaint mask ${b}: ${m.length} values, expected ${F}×${H}×${W}`);
+      for (let i = 0; i < m.length; i++) keep[b * F * H * W + i] = 1 - m[i]!;
+    });
+    const resized = resizeMask(keep, [B, 1, F, H, W], [f, h, w]);
+    const shape = [B, F, 3, H, W];
+    const pixels = ctx.addNoiseInInpaintModel ? addNoiseToReferenceVideo(ib.maskPixelValues, shape, rng) : ib.maskPixelValues;
+    const maskMoments = ib.encode(pixels, shape);
+    try {
+      inpaint = tf.tidy(() => {
+        const maskLatents = samplePosterior(maskMoments, tf.tensor(rng.randn([B, C, f, h, w]), [B, C, f, h, w]));
+        return inpaintLatents(tf.tensor(resized, [B, 1, f, h, w]), maskLatents, flags!, ctx.scalingFactor);
+      });
+    } finally {
+      if (maskMoments !== batch.moments) maskMoments.dispose();
+    }
+  }
+  const latents = tf.transpose(latentsBcfhw, [0, 2, 1, 3, 4]) as tf.Tensor5D;
+  latentsBcfhw.dispose();
+  const noise = tf.tensor(rng.randn(latents.shape), latents.shape) as tf.Tensor5D;
+  const timesteps = schedule.sampleTimesteps(rng, B);
+  const noisyLatents = schedule.addNoise(latents, noise, timesteps) as tf.Tensor5D;
+  const target = schedule.target(latents, noise, timesteps) as tf.Tensor5D;
+  return { latents, inpaintLatents: inpaint, noise, noisyLatents, target, timesteps, t2vFlags: flags };
+}
+
+export function disposePrepared(p: PreparedStep): void {
+  tf.dispose([p.latents, p.noise, p.noisyLatents, p.target]);
+  p.inpaintLatents?.dispose();
+}
+
+/**
+ * How the trainables enter the forward: `lookup(name, xs)` gives the tensor for a checkpoint name (or undefined for
+ * the stored weight), built from the tape's inputs `xs` (in `names` order).
+ */
+export interface Trainables {
+  names: readonly string[];
+  values(): tf.Tensor[];
+  lookup(name: string, xs: readonly tf.Tensor[]): tf.Tensor | undefined;
+}
+
+export interface StepResult {
+  loss: number;
+  /** d loss / d trainable, host float32, by trainable name. */
+  grads: Map<string, Float32Array>;
+  /** The prediction (only if asked: tests). */
+  prediction?: tf.Tensor5D;
+}
+
+/** Forward, loss and gradients for prepared inputs. */
+export function lossAndGrads(
+  model: TrainableTransformer,
+  p: PreparedStep,
+  promptEmbeds: tf.Tensor3D,
+  trainables: Trainables,
+  opts: { loss?: LossOptions; keepPrediction?: boolean } = {},
+): StepResult {
+  const xs = trainables.values();
+  let prediction: tf.Tensor5D | undefined;
+  try {
+    const f = (...args: tf.Tensor[]): tf.Scalar => {
+      const pred = model.forward(
+        { hiddenStates: p.noisyLatents, encoderHiddenStates: promptEmbeds, timestep: p.timesteps, inpaintLatents: p.inpaintLatents ?? undefined },
+        { params: (name) => trainables.lookup(name, args), differentiable: true },
+      );
+      if (opts.keepPrediction) prediction = tf.keep(pred.clone());
+      return trainingLoss(pred, p.target, opts.loss);
+    };
+    const { value, grads } = tf.valueAndGrads(f)(xs);
+    const loss = value.dataSync()[0]!;
+    const out = new Map<string, Float32Array>();
+    grads.forEach((g, i) => out.set(trainables.names[i]!, Float32Array.from(g.dataSync() as Float32Array)));
+    tf.dispose([value, ...grads]);
+    return { loss, grads: out, prediction };
+  } finally {
+    tf.dispose(xs);
+  }
+}
+
+/** Full / partial fine-tune: the named weights themselves, from host float32 values (torch layout). */
+export function fullTrainables(names: readonly string[], values: ReadonlyMap<string, Float32Array>, shapes: ReadonlyMap<string, readonly number[]>): Trainables {
+  const index = new Map(names.map((n, i) => [n, i]));
+  return {
+    names,
+    values: () => names.map((n) => tf.tensor(values.get(n)!, shapes.get(n)!.slice())),
+    lookup: (name, xs) => {
+      const i = index.get(name);
+      return i === undefined ? undefined : xs[i];
+    },
+  };
+}
+
+/**
+ * LoRA: the factors are the tape's inputs; a wrapped Linear's weight is W + multiplier·(alpha/r)·up·down with W read
+ * from the model (`readWeight` returns a new tensor; it is created inside the tape's scope and freed with it).
+ */
+export function loraTrainables(net: LoraNetwork, readWeight: (name: string) => tf.Tensor): Trainables {
+  const names = net.parameterNames();
+  const index = new Map(names.map((n, i) => [n, i]));
+  return {
+    names,
+    values: () => names.map((n) => tf.tensor(net.params.get(n)!, net.shapeOf(n))),
+    lookup: (name, xs) => {
+      const t = net.targetOf(name);
+      if (!t) return undefined;
+      const down = xs[index.get(`${t.name}.lora_down.weight`)!]!;
+      const up = xs[index.get(`${t.name}.lora_up.weight`)!]!;
+      return net.effectiveWeight(readWeight(name) as tf.Tensor2D, down, up);
+    },
+  };
+}

@@ -1,0 +1,320 @@
+// `train(options)`: CogVideoX-Fun's scripts/train.py (full / partial fine-tune) and train_lora.py (LoRA) loop on our
+// building blocks. Order: check everything (options, metadata, every sample decodable and long enough, the checkpoint
+// fits the mode) → cache T5 embeddings and VAE moments (T5 released before the transformer loads) → steps:
+// text dropout and inpaint masks per sample, prepareStep, forward/backward, clip, AdamW + LR schedule, EMA,
+// checkpoint every --checkpointing-steps (and on abort), JSONL log line per step.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { CogVideoXTransformer3DModel } from '../models/transformer.js';
+import { T5EncoderModel } from '../models/t5.js';
+import { T5Tokenizer } from '../models/t5_tokenizer.js';
+import { AutoencoderKLCogVideoX } from '../models/vae.js';
+import { readConfig, readJson } from '../weights/checkpoint.js';
+import { saveSafetensors, SafetensorsFile } from '../weights/safetensors.js';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint, writeTransformerFolder, type TrainingState } from './checkpoint.js';
+import { adaptiveMaxNorm, clipGradNorm, totalNorm } from './clip.js';
+import { readMetadata, tokenTiling } from './data.js';
+import { checkTrainingMemory } from './memory.js';
+import { Ema } from './ema.js';
+import { loraTargets, LoraNetwork } from './lora.js';
+import { saveLora, type LoraFormat } from './lora_file.js';
+import { groupLrs, LR_SCHEDULERS, type LrSchedulerName } from './lr_schedule.js';
+import { getRandomMask, maskPixelValues } from './masks.js';
+import { AdamW, type ParamGroup } from './optimizer.js';
+import { SeededRandom } from './random.js';
+import { cacheKey, componentId, DiskCache, encodeMoments, loadPixels, type PreparedSample } from './samples.js';
+import { NoiseSchedule } from './schedule.js';
+import { disposePrepared, fullTrainables, lossAndGrads, loraTrainables, prepareStep, type Trainables } from './step.js';
+import { TRAIN_DEFAULTS, type TrainOptions, type TrainProgress } from './options.js';
+
+export { TRAIN_DEFAULTS, type TrainOptions, type TrainProgress };
+
+function check(o: TrainOptions): void {
+  const pos = (k: keyof TrainOptions, v: number, int = true) => {
+    if (!Number.isFinite(v) || v <= 0 || (int && !Number.isInteger(v))) throw new Error(`--${kebab(k)} must be a positive ${int ? 'integer' : 'number'}, got ${v}`);
+  };
+  if (o.mode !== 'full' && o.mode !== 'lora') throw new Error(`--mode must be full or lora, got ${o.mode}`);
+  if (o.trainMode !== 'inpaint' && o.trainMode !== 'normal') throw new Error(`--train-mode must be inpaint or normal, got ${o.trainMode}`);
+  if (o.mode === 'lora') pos('rank', o.rank);
+  if (!LR_SCHEDULERS.includes(o.lrScheduler)) throw new Error(`--lr-scheduler must be one of ${LR_SCHEDULERS.join(', ')}, got ${o.lrScheduler}`);
+  pos('learningRate', o.learningRate, false);
+  pos('trainBatchSize', o.trainBatchSize);
+  pos('maxTrainSteps', o.maxTrainSteps);
+  pos('checkpointingSteps', o.checkpointingSteps);
+  pos('videoSampleNFrames', o.videoSampleNFrames);
+  pos('videoSampleStride', o.videoSampleStride);
+  if (o.lrWarmupSteps < 0 || !Number.isInteger(o.lrWarmupSteps)) throw new Error(`--lr-warmup-steps must be ≥ 0, got ${o.lrWarmupSteps}`);
+  if (!(o.textDropRatio >= 0 && o.textDropRatio <= 1)) throw new Error(`--text-drop-ratio must be in [0, 1], got ${o.textDropRatio}`);
+  if (o.randomHwAdapt) throw new Error('--random-hw-adapt is not implemented in this port (samples keep their bucket size)');
+  if (o.validationPrompts?.length) throw new Error('--validation-prompts is not implemented in this port yet (generate from a checkpoint instead)');
+  for (const c of ['transformer', 'vae', 'text_encoder', 'tokenizer', 'scheduler']) {
+    if (!fs.existsSync(path.join(o.model, c))) throw new Error(`--model ${o.model}: missing ${c}/ (a diffusers-layout CogVideoX(-Fun) folder)`);
+  }
+}
+
+const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'model' | 'data' | 'out'>): Promise<{ step: number; outputs: string[] }> {
+  const o: TrainOptions = { ...TRAIN_DEFAULTS, ...opts };
+  check(o);
+  const tcfg = readConfig<Record<string, any>>(path.join(o.model, 'transformer'));
+  const vcfg = readConfig<Record<string, any>>(path.join(o.model, 'vae'));
+  const C = vcfg.latent_channels ?? 16;
+  if (o.trainMode === 'inpaint' && tcfg.in_channels !== 2 * C + 1) {
+    throw new Error(`--model ${o.model}: transformer in_channels ${tcfg.in_channels} is not a CogVideoX-Fun InP checkpoint (${2 * C + 1}); use --train-mode normal`);
+  }
+  if (o.trainMode === 'normal' && tcfg.in_channels !== C) throw new Error(`--train-mode normal needs in_channels ${C}, the transformer has ${tcfg.in_channels}`);
+  const samples = readMetadata(o.data, o.dataDir);
+  const schedule = new NoiseSchedule(readJson(path.join(o.model, 'scheduler', 'scheduler_config.json')) as Record<string, unknown>);
+  fs.mkdirSync(o.out, { recursive: true });
+  const resumeDir = o.resumeFromCheckpoint === 'latest' ? latestCheckpoint(o.out) : (o.resumeFromCheckpoint ?? null);
+  if (o.resumeFromCheckpoint && o.resumeFromCheckpoint !== 'latest' && !fs.existsSync(path.join(o.resumeFromCheckpoint, 'state.json'))) {
+    throw new Error(`--resume-from-checkpoint ${o.resumeFromCheckpoint}: not a training checkpoint (no state.json)`);
+  }
+  const log = (line: Record<string, unknown>) => fs.appendFileSync(path.join(o.out, 'train_log.jsonl'), JSON.stringify(line) + '\n');
+  const say = o.onMessage ?? (() => {});
+
+  // ---- cache: pixels (all decoded and checked before any model runs), T5, VAE
+  const sampleOpts = {
+    videoSampleSize: o.videoSampleSize,
+    imageSampleSize: o.imageSampleSize,
+    videoSampleNFrames: o.videoSampleNFrames,
+    videoSampleStride: o.videoSampleStride,
+    temporalCompression: vcfg.temporal_compression_ratio ?? 4,
+    patchSizeT: tcfg.patch_size_t ?? null,
+  };
+  const dataRng = new SeededRandom(o.seed + 1);
+  const pixels: { pixels: Float32Array; shape: [number, number, number] }[] = [];
+  for (const s of samples) pixels.push(await loadPixels(s, sampleOpts, dataRng));
+  // refuse a run that will not fit before any model is loaded (estimate from headers and the largest bucket)
+  const sp = vcfg.block_out_channels ? 2 ** (vcfg.block_out_channels.length - 1) : 8;
+  const largest = pixels
+    .map((p) => [Math.floor((p.shape[0] - 1) / sampleOpts.temporalCompression) + 1, p.shape[1] / sp, p.shape[2] / sp] as [number, number, number])
+    .reduce((a, b) => (a[0] * a[1] * a[2] >= b[0] * b[1] * b[2] ? a : b));
+  checkTrainingMemory(
+    { modelDir: o.model, mode: o.mode, rank: o.rank, batch: o.trainBatchSize, latent: largest, useEma: o.useEma, inpaint: o.trainMode === 'inpaint' },
+    o.memoryLimitBytes,
+  );
+  const cache = new DiskCache(o.cacheDir ?? path.join(o.out, 'cache'));
+  const t5Id = componentId(path.join(o.model, 'text_encoder'));
+  const texts = [...new Set([...samples.map((s) => s.text), ''])];
+  const embeds = new Map<string, { data: Float32Array; shape: number[] }>();
+  const missing = texts.filter((t) => {
+    const hit = cache.get('t5', cacheKey(t5Id, t));
+    if (hit) embeds.set(t, hit.get('embeds')!);
+    return !hit;
+  });
+  if (missing.length) {
+    say(`encoding ${missing.length} caption(s) with T5`);
+    const tok = await T5Tokenizer.fromPretrained(path.join(o.model, 'tokenizer'));
+    const enc = await T5EncoderModel.fromPretrained(path.join(o.model, 'text_encoder'));
+    for (const t of missing) {
+      const e = enc.forward(tok.call([t]).inputIds);
+      const v = { data: Float32Array.from(e.dataSync() as Float32Array), shape: e.shape.slice(1) };
+      e.dispose();
+      cache.put('t5', cacheKey(t5Id, t), { embeds: v });
+      embeds.set(t, v);
+    }
+    enc.dispose();
+  }
+  const vae = await AutoencoderKLCogVideoX.fromPretrained(path.join(o.model, 'vae'));
+  const vaeId = componentId(path.join(o.model, 'vae'));
+  const prepared: PreparedSample[] = samples.map((s, i) => {
+    const p = pixels[i]!;
+    // keyed by the VAE and the exact pixels it encodes (so the clip drawn, the bucket and the file's content all count)
+    const key = cacheKey(vaeId, createHash('sha256').update(new Uint8Array(p.pixels.buffer, p.pixels.byteOffset, p.pixels.byteLength)).digest('hex'), p.shape.join('x'));
+    let m = cache.get('vae', key)?.get('moments') ?? null;
+    if (!m) {
+      m = encodeMoments(vae, p.pixels, p.shape);
+      cache.put('vae', key, { moments: m });
+    }
+    return { index: i, text: s.text, type: s.type, shape: p.shape, pixels: p.pixels, moments: m.data, momentsShape: m.shape };
+  });
+  if (o.trainMode !== 'inpaint') vae.release('both');
+
+  // ---- model, trainables, optimiser
+  const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(o.model, 'transformer'), { residency: 'resident' });
+  const shapes = new Map<string, number[]>();
+  for (const n of model.parameterNames()) {
+    const p = model.readParameter(n);
+    shapes.set(n, p.shape);
+    p.dispose();
+  }
+  let trainables: Trainables;
+  let host: Map<string, Float32Array>;
+  let groups: ParamGroup[];
+  let net: LoraNetwork | null = null;
+  const rng = new SeededRandom(o.seed);
+  if (o.mode === 'lora') {
+    net = new LoraNetwork(loraTargets(shapes), { rank: o.rank, alpha: o.networkAlpha });
+    net.initialize(rng);
+    trainables = loraTrainables(net, (n) => model.readParameter(n));
+    host = net.params;
+    groups = [{ names: trainables.names, lr: o.learningRate }];
+  } else {
+    // train.py:840-971: substring match; group 0 at lr, group 1 (low-lr modules) at lr/2
+    const main = [...shapes.keys()].filter((n) => o.trainableModules.some((m) => n.includes(m)));
+    const low = [...shapes.keys()].filter((n) => !main.includes(n) && o.trainableModulesLowLearningRate.some((m) => n.includes(m)));
+    if (main.length + low.length === 0) throw new Error(`--trainable-modules ${o.trainableModules.join(' ')} matches no parameter`);
+    host = new Map();
+    for (const n of [...main, ...low]) {
+      const p = model.readParameter(n);
+      host.set(n, Float32Array.from(p.dataSync() as Float32Array));
+      p.dispose();
+    }
+    trainables = fullTrainables([...main, ...low], host, shapes);
+    groups = [{ names: main, lr: o.learningRate }, { names: low, lr: o.learningRate / 2 }];
+  }
+  const opt = new AdamW(groups, { beta1: o.adamBeta1, beta2: o.adamBeta2, eps: o.adamEpsilon, weightDecay: o.adamWeightDecay });
+  const ema = o.useEma && o.mode === 'full' ? new Ema(host) : null;
+  let state: TrainingState = { step: 0, epoch: 0, position: 0, rng: rng.position, options: { mode: o.mode, rank: o.rank, seed: o.seed } };
+  if (resumeDir) {
+    state = loadCheckpoint(resumeDir, opt, ema);
+    const w = path.join(resumeDir, 'trainables.safetensors');
+    const f = SafetensorsFile.open(w);
+    for (const [k, v] of host) v.set(f.read(k).toFloat32());
+    f.close();
+    say(`resumed from ${resumeDir} at step ${state.step}`);
+  }
+  const stepRng = new SeededRandom(o.seed, state.rng);
+
+  // ---- outputs
+  const outputs: string[] = [];
+  const writeOutputs = (): string => {
+    state.rng = stepRng.position;
+    return saveCheckpoint(o.out, state, opt, ema, (dir) => {
+      saveSafetensors(path.join(dir, 'trainables.safetensors'), Object.fromEntries([...host].map(([k, v]) => [k, { dtype: 'F32' as const, shape: shapes.get(k) ?? net!.shapeOf(k), data: v }])));
+      if (net) {
+        const file = path.join(o.out, `checkpoint-${state.step}.safetensors`);
+        saveLora(file, net, o.loraFormat as LoraFormat, 'F32');
+        outputs.push(file);
+      } else {
+        const weights = ema ? ema.shadow : host;
+        const tensors = model.parameterNames().map((n): [string, { dtype: 'F32'; shape: number[]; data: Float32Array }] => {
+          const own = weights.get(n);
+          if (own) return [n, { dtype: 'F32', shape: shapes.get(n)!, data: own }];
+          const p = model.readParameter(n);
+          const data = Float32Array.from(p.dataSync() as Float32Array);
+          p.dispose();
+          return [n, { dtype: 'F32', shape: shapes.get(n)!, data }];
+        });
+        writeTransformerFolder(path.join(dir, 'transformer'), tcfg, tensors);
+        outputs.push(path.join(o.out, `checkpoint-${state.step}`, 'transformer'));
+      }
+    });
+  };
+
+  // ---- the loop: batches of one bucket (same F, H, W), a permutation per epoch
+  const buckets = new Map<string, number[]>();
+  for (const p of prepared) {
+    const k = `${p.type}:${p.shape.join('x')}`;
+    if (!buckets.has(k)) buckets.set(k, []);
+    buckets.get(k)!.push(p.index);
+  }
+  if (![...buckets.values()].some((b) => b.length >= o.trainBatchSize)) {
+    throw new Error(`--train-batch-size ${o.trainBatchSize}: no bucket holds that many samples (buckets: ${[...buckets].map(([k, v]) => `${k}×${v.length}`).join(', ')})`);
+  }
+  const sf = vcfg.scaling_factor ?? 1.15258426;
+  let smoothed: number | null = null;
+  const t0 = Date.now();
+  const startStep = state.step;
+  const pending = new Map<string, number[]>();
+  while (state.step < o.maxTrainSteps) {
+    const perm = new SeededRandom(o.seed + 1000 + state.epoch).pySample(prepared.length, prepared.length);
+    while (state.position < perm.length && state.step < o.maxTrainSteps) {
+      if (o.signal?.aborted) {
+        const dir = writeOutputs();
+        say(`stopped: checkpoint written to ${dir}`);
+        return { step: state.step, outputs };
+      }
+      // the position saved in a checkpoint is the next sample to read (a partial batch in progress is not kept)
+      const p = prepared[perm[state.position++]!]!;
+      const k = `${p.type}:${p.shape.join('x')}`;
+      if (!pending.has(k)) pending.set(k, []);
+      const b = pending.get(k)!;
+      b.push(p.index);
+      if (b.length < o.trainBatchSize) continue;
+      pending.set(k, []);
+      const started = Date.now();
+      const loss = runStep(b.map((i) => prepared[i]!));
+      state.step += 1;
+      const lr = groupLrs(o.lrScheduler, state.step - 1, o.lrWarmupSteps, [o.learningRate])[0]!;
+      smoothed = smoothed === null ? loss : 0.9 * smoothed + 0.1 * loss;
+      const secPerStep = (Date.now() - t0) / 1000 / (state.step - startStep);
+      const progress: TrainProgress = { step: state.step, maxSteps: o.maxTrainSteps, loss, smoothedLoss: smoothed, lr, secPerStep, etaSec: secPerStep * (o.maxTrainSteps - state.step) };
+      log({ ...progress, stepSec: (Date.now() - started) / 1000, samples: b });
+      o.onProgress?.(progress);
+      if (state.step % o.checkpointingSteps === 0 || state.step === o.maxTrainSteps) say(`checkpoint: ${writeOutputs()}`);
+    }
+    if (state.position >= perm.length) {
+      state.epoch += 1;
+      state.position = 0;
+    }
+  }
+  vae.dispose();
+  return { step: state.step, outputs };
+
+  function runStep(samples: PreparedSample[]): number {
+    // text dropout (ds.py:300-313: random.random() < text_drop_ratio → "") then the masks, per sample
+    let texts = samples.map((s) => (stepRng.pyRandom() < o.textDropRatio ? '' : s.text));
+    const [F, H, W] = samples[0]!.shape;
+    let masks = o.trainMode === 'inpaint' ? samples.map(() => getRandomMask([F, 3, H, W], stepRng).data) : [];
+    // --training-with-video-token-length (train.py:1339-1365): a batch short in tokens is tiled ×2 / ×4 in torch.tile
+    // order; the copies share pixels, masks and captions, and get their own VAE samples, noise and timesteps
+    const k = o.trainingWithVideoTokenLength ? tokenTiling(o.videoSampleNFrames, o.tokenSampleSize, F * H * W) : 1;
+    const tile = <T,>(xs: T[]): T[] => Array.from({ length: k }, () => xs).flat();
+    const batch = tile(samples);
+    texts = tile(texts);
+    masks = tile(masks);
+    const B = batch.length;
+    const ms = batch[0]!.momentsShape;
+    const moments = tf.tidy(() => tf.concat(batch.map((s) => tf.tensor<tf.Rank>(s.moments, ms)), 0)) as tf.Tensor5D;
+    const e = embeds.get(texts[0]!)!;
+    const prompt = tf.tensor(Float32Array.from(texts.flatMap((t) => Array.from(embeds.get(t)!.data))), [B, e.shape[0]!, e.shape[1]!]) as tf.Tensor3D;
+    const per = 3 * F * H * W;
+    const mpv = new Float32Array(B * per);
+    masks.forEach((m, b) => mpv.set(maskPixelValues(batch[b]!.pixels, m, F, H, W), b * per));
+    const p = prepareStep(
+      {
+        moments,
+        promptEmbeds: prompt,
+        inpaint:
+          o.trainMode === 'inpaint'
+            ? {
+                masks,
+                maskPixelValues: mpv,
+                pixelShape: [F, H, W],
+                encode: (px, shape) => {
+                  const x = tf.tidy(() => tf.transpose(tf.tensor<tf.Rank>(px, Array.from(shape)), [0, 2, 1, 3, 4]) as tf.Tensor5D);
+                  const d = vae.encode(x);
+                  x.dispose();
+                  const m = d.moments.clone();
+                  d.dispose();
+                  return m;
+                },
+              }
+            : undefined,
+      },
+      { schedule, scalingFactor: sf, addNoiseInInpaintModel: !!tcfg.add_noise_in_inpaint_model, rng: stepRng },
+    );
+    const r = lossAndGrads(model, p, prompt, trainables, { loss: { motionSubLoss: o.motionSubLoss, motionSubLossRatio: o.motionSubLossRatio } });
+    disposePrepared(p);
+    tf.dispose([moments, prompt]);
+    let maxNorm = o.maxGradNorm;
+    if (o.mode === 'full') {
+      maxNorm = adaptiveMaxNorm(totalNorm(r.grads), state.step, {
+        maxGradNorm: o.maxGradNorm,
+        initialGradNormRatio: o.initialGradNormRatio,
+        abnormalNormClipStart: o.abnormalNormClipStart,
+      }).actual;
+    }
+    clipGradNorm(r.grads, maxNorm);
+    opt.step(host, r.grads, groupLrs(o.lrScheduler, state.step, o.lrWarmupSteps, groups.map((g) => g.lr)));
+    ema?.step(host);
+    return r.loss;
+  }
+}
+
+export type { LrSchedulerName };
