@@ -2,7 +2,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attention } from '../src/nn/attention.js';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { NATIVE_ADDON_PATH, nativeAddon, nativeAttention, nativeInfo, nativeLinear, type NativeAddon, type NativeIsa } from '../src/nn/native.js';
 import { geluTanh } from '../src/nn/activations.js';
 import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows } from '../src/nn/linear.js';
@@ -181,6 +183,39 @@ describe('native addon presence (CI: COGVIDEOX_EXPECT_NATIVE=1)', () => {
     if (!process.env.COGVIDEOX_NATIVE_ISA) expect(info.isa).toBe(EXPECTED_ISAS[0]);
     expect(info.kernels.linear).toBe(info.isa === 'portable' ? 'none' : info.isa);
     if (info.isa !== 'portable' && process.env.COGVIDEOX_NATIVE_GEMM !== '0') expect(nativeLinear(), 'the GEMM on an AVX2 / AVX-512 CPU').not.toBeNull();
+  });
+});
+
+const HAS_OBJDUMP = spawnSync('objdump', ['--version']).status === 0;
+
+describe('native addon build: runs on any x86-64', () => {
+  // A copy built elsewhere must not SIGILL: AVX / AVX-512 instructions only inside the dispatched kernels (run only
+  // when the CPU has them, cpu.h), never in the code every CPU runs — what -march=native produced.
+  it.runIf(ADDON !== null && HAS_OBJDUMP && process.arch === 'x64')('AVX2 / AVX-512 instructions appear only in the avx2:: / avx512:: kernels', () => {
+    const asm = spawnSync('objdump', ['-d', '--no-show-raw-insn', '-C', NATIVE_ADDON_PATH], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout;
+    const offenders = new Map<string, string>();
+    let fn = '';
+    let vex = 0;
+    for (const line of asm.split('\n')) {
+      const head = /^[0-9a-f]+ <(.*)>:$/.exec(line);
+      if (head) fn = head[1]!;
+      else if (/\tv[a-z0-9]+\s/.test(line) || /[yz]mm/.test(line)) {
+        vex++;
+        const ok = fn.includes('avx512::') || (fn.includes('avx2::') && !/zmm|%k[0-7]|mm(1[6-9]|2\d|3[01])\b/.test(line));
+        if (!ok && !offenders.has(fn)) offenders.set(fn, line.trim());
+      }
+    }
+    expect(vex, 'the kernels were found in the disassembly').toBeGreaterThan(1000);
+    expect([...offenders].map(([f, l]) => `${f}: ${l}`)).toEqual([]);
+  });
+
+  it('the build refuses -march / -mavx flags (they would put those instructions everywhere)', () => {
+    const r = spawnSync(process.execPath, [path.join(path.dirname(NATIVE_ADDON_PATH), '..', '..', 'scripts', 'build-native.mjs')], {
+      encoding: 'utf8',
+      env: { ...process.env, COGVIDEOX_NATIVE_CFLAGS: '-O3 -march=native' },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/-march=native refused/);
   });
 });
 
