@@ -1,5 +1,10 @@
 // Shared bench utilities: peak memory readings and child-process orchestration (each measured run in its own
-// process so peak RSS belongs to one configuration).
+// process so peak RSS belongs to one configuration), and the one setting for the PyTorch side of every bench:
+//   COGVIDEOX_PYTHON      the interpreter (default /usr/bin/python3)
+//   COGVIDEOX_PYTHONPATH  where torch, diffusers, … are (default the reference environment of reference/README.md:
+//                         /work/pyref/site:/work/pyref/site-tf:/work/pyref/src/diffusers-0.32.2/src)
+// With COGVIDEOX_NATIVE_ISA=avx2 (our kernels forced to AVX2 on an AVX-512 CPU) PyTorch is held to AVX2 as well
+// (torchIsaEnv), so the comparison is the one an AVX2-only CPU would see.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -27,6 +32,25 @@ export function runJson(cmd: string, args: string[], env: Record<string, string>
 }
 
 export const PYTHON = process.env.COGVIDEOX_PYTHON ?? '/usr/bin/python3';
+export const PYTHONPATH = process.env.COGVIDEOX_PYTHONPATH ?? '/work/pyref/site:/work/pyref/site-tf:/work/pyref/src/diffusers-0.32.2/src';
+
+/**
+ * Environment for a PyTorch child: PYTHONPATH, and when our kernels are forced to AVX2 (COGVIDEOX_NATIVE_ISA=avx2),
+ * ATen's, MKL's and oneDNN's dispatch held to AVX2 too.
+ */
+export function torchEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const isa: Record<string, string> = process.env.COGVIDEOX_NATIVE_ISA === 'avx2' ? { ATEN_CPU_CAPABILITY: 'avx2', MKL_ENABLE_INSTRUCTIONS: 'AVX2', ONEDNN_MAX_CPU_ISA: 'AVX2' } : {};
+  return { PYTHONPATH, ...isa, ...extra };
+}
+
+/** "load 1.23 0.98 0.75" from /proc/loadavg (the 1, 5, 15-minute load averages), for every timing printed. */
+export function loadavg(): string {
+  try {
+    return `load ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`;
+  } catch {
+    return `load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+  }
+}
 
 export function machine(): string {
   const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?';

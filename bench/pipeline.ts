@@ -11,17 +11,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableBackends } from '../src/nn/backend.js';
+import { PYTHON, PYTHONPATH, torchEnv } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
-const PY = process.env.PYTHON ?? '/usr/bin/python3';
-const PYPATH = [
-  path.join(ROOT, 'reference'),
-  '/work/pyref/site',
-  '/work/pyref/site-tf',
-  '/work/pyref/src/diffusers-0.32.2/src',
-  '/work/pyref/src/CogVideoX-Fun',
-].join(':');
+// PyTorch: COGVIDEOX_PYTHON and COGVIDEOX_PYTHONPATH (bench/common.ts), plus reference/ and CogVideoX-Fun's source
+// (COGVIDEOX_FUN_SRC, default /work/pyref/src/CogVideoX-Fun, as in reference/README.md).
+const PY = PYTHON;
+const PYPATH = [path.join(ROOT, 'reference'), PYTHONPATH, process.env.COGVIDEOX_FUN_SRC ?? '/work/pyref/src/CogVideoX-Fun'].join(':');
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);
@@ -58,7 +55,7 @@ function tiny(): void {
   console.log(`|---|${STAGES.map(() => '---').join('|')}|---|---|---|`);
   const rows: [string, Run][] = [];
   if (!process.argv.includes('--no-torch')) {
-    rows.push([`PyTorch ${'fp32'} (CogVideoX-Fun pipeline)`, run(PY, [path.join(HERE, 'pipeline_torch.py'), dir, String(H), String(W), String(F), String(steps), 'i2v', String(os.cpus().length)], { ...process.env, PYTHONPATH: PYPATH })]);
+    rows.push([`PyTorch ${'fp32'} (CogVideoX-Fun pipeline)`, run(PY, [path.join(HERE, 'pipeline_torch.py'), dir, String(H), String(W), String(F), String(steps), 'i2v', String(os.cpus().length)], { ...process.env, ...torchEnv({ PYTHONPATH: PYPATH }) })]);
   }
   for (const b of backends) rows.push([`ours ${b}`, child(b, dir, H, W, F, steps, 'i2v')]);
   const ref = rows[0]?.[1].totalMs;

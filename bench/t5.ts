@@ -3,13 +3,13 @@
 // each in its own process, one after the other.
 //   npx tsx bench/t5.ts [--weights DIR] [--backends tensorflow,wasm] [--no-torch]
 // The weights are generated on first use by bench/gen_t5_xxl.py into bench/.weights (git-ignored, 9.5 GB).
-// PyTorch runs with COGVIDEOX_PYTHON (default /usr/bin/python3) and COGVIDEOX_PYTHONPATH on its path.
+// PyTorch runs with COGVIDEOX_PYTHON and COGVIDEOX_PYTHONPATH (bench/common.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setBackend, shutdownBackend, describeBackend, availableBackends } from '../src/nn/backend.js';
 import { T5EncoderModel } from '../src/models/t5.js';
-import { machine, peakRssGiB, PYTHON, runJson, wasmHeapGiB } from './common.js';
+import { machine, peakRssGiB, PYTHON, runJson, torchEnv, wasmHeapGiB } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const arg = (name: string) => {
@@ -51,7 +51,7 @@ async function child(backend: string, dir: string): Promise<void> {
 
 async function main(): Promise<void> {
   const dir = arg('--weights') ?? path.join(HERE, '.weights', 't5-xxl', 'text_encoder');
-  const pyEnv = { PYTHONPATH: process.env.COGVIDEOX_PYTHONPATH ?? '/work/pyref/site:/work/pyref/site-tf' };
+  const pyEnv = torchEnv();
   if (!fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
     console.log(`generating random T5-XXL weights (bf16, 9.5 GB) in ${dir} …`);
     runJson(PYTHON, [path.join(HERE, 'gen_t5_xxl.py'), dir], pyEnv);

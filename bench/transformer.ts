@@ -2,11 +2,12 @@
 // bench/gen_transformer_weights.py into bench/.weights, git-ignored), ours on tensorflow and wasm beside PyTorch CPU
 // fp32 (diffusers CogVideoXBlock on the same weights), each run in its own process, one after the other:
 //   (a) one block at D = 1920 with 226 + 768 and 226 + 4032 tokens, CFG batch 2
-//   (b) one block of Fun-2b and of Fun-5b at 384×672×49 (13 104 + 226 tokens), CFG batch 2
+//   (b) one block of Fun-2b and of Fun-5b at 384×672×49 (13 104 + 226 tokens), CFG batch 2: cold (the first
+//       forward, weights read from disk) and warm (a second forward after one untimed, weights resident), each side
 //   plus the cost of streaming every block's weights once (read, bf16 → fp32, upload) and the derived whole forward.
 // Usage: npx tsx bench/transformer.ts [--backends tensorflow,wasm] [--cases a,b] [--models 2b,5b] [--no-torch]
 //        [--repeats N]: (a) is the best of N timed runs after a warm-up, for PyTorch and ours alike (default 3; this
-//        VM's speed drifts by ±20 % between runs). (b) is one run (minutes each).
+//        VM's speed drifts by ±20 % between runs). (b) is one cold and one warm run (minutes each).
 //   --cases full: one whole forward (all blocks, the residency 'auto' picks) at 384×672×49 per model and backend,
 //        ours only (PyTorch's is its block time × layers); tens of minutes.
 import * as fs from 'node:fs';
@@ -20,7 +21,7 @@ import { needsOffload } from '../src/models/transformer_offload.js';
 import { linearFromHost, disposeLinear } from '../src/nn/linear.js';
 import { WeightStore } from '../src/weights/checkpoint.js';
 import { blockNames } from '../src/weights/transformer_names.js';
-import { machine, peakRssGiB, PYTHON, runJson, wasmHeapGiB } from './common.js';
+import { loadavg, machine, peakRssGiB, PYTHON, runJson, torchEnv, wasmHeapGiB } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WEIGHTS = path.join(HERE, '.weights');
@@ -131,7 +132,7 @@ function blockGflop(D: number, S: number, B = 2): number {
 }
 
 async function main(): Promise<void> {
-  const pyEnv = { PYTHONPATH: process.env.COGVIDEOX_PYTHONPATH ?? `/work/pyref/site:/work/pyref/site-tf:/work/pyref/src/diffusers-0.32.2/src` };
+  const pyEnv = torchEnv();
   for (const v of ['2b', '5b']) {
     if (!fs.existsSync(path.join(WEIGHTS, `fun-${v}`, 'transformer', 'config.json'))) {
       console.log(`generating random Fun-${v} weights (bf16) …`);
@@ -144,16 +145,19 @@ async function main(): Promise<void> {
   const models = (arg('--models') ?? '2b,5b').split(',');
   const repeats = Number(arg('--repeats') ?? 3);
   console.log(`CogVideoX-Fun transformer blocks, CFG batch 2 — ${machine()}`);
-  const plan: { label: string; v: string; T: number; lh: number; lw: number; warm: boolean }[] = [];
+  const plan: { label: string; v: string; T: number; lh: number; lw: number; warm: boolean; repeats: number }[] = [];
   if (cases.includes('a')) {
-    plan.push({ label: '(a) D=1920, 226+768', v: '2b', T: 4, lh: 24, lw: 32, warm: true });
-    plan.push({ label: '(a) D=1920, 226+4032', v: '2b', T: 12, lh: 28, lw: 48, warm: true });
+    plan.push({ label: '(a) D=1920, 226+768', v: '2b', T: 4, lh: 24, lw: 32, warm: true, repeats });
+    plan.push({ label: '(a) D=1920, 226+4032', v: '2b', T: 12, lh: 28, lw: 48, warm: true, repeats });
   }
   if (cases.includes('b')) {
-    for (const v of models) plan.push({ label: `(b) Fun-${v} 384×672×49`, v, T: 13, lh: 48, lw: 84, warm: false });
+    for (const v of models) {
+      plan.push({ label: `(b) Fun-${v} 384×672×49, cold`, v, T: 13, lh: 48, lw: 84, warm: false, repeats: 1 });
+      plan.push({ label: `(b) Fun-${v} 384×672×49, warm`, v, T: 13, lh: 48, lw: 84, warm: true, repeats: 1 });
+    }
   }
-  console.log('\n| case | run | block s | GFLOP/s | vs PyTorch fp32 | peak RSS GiB | wasm heap GiB |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('\n| case | run | block s | GFLOP/s | vs PyTorch fp32 | peak RSS GiB | wasm heap GiB | load after |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const c of plan) {
     const dir = path.join(WEIGHTS, `fun-${c.v}`, 'transformer');
     const D = c.v === '2b' ? 1920 : 3072;
@@ -161,14 +165,14 @@ async function main(): Promise<void> {
     const gf = blockGflop(D, S);
     let ref: number | undefined;
     if (torch) {
-      const r = runJson(PYTHON, [path.join(HERE, 'transformer_torch.py'), dir, String(c.T), String(c.lh), String(c.lw), c.warm ? 'warmup' : '', String(c.warm ? repeats : 1)], pyEnv);
+      const r = runJson(PYTHON, [path.join(HERE, 'transformer_torch.py'), dir, String(c.T), String(c.lh), String(c.lw), c.warm ? 'warmup' : '', String(c.repeats)], pyEnv);
       ref = r.block_s as number;
-      console.log(`| ${c.label} | pytorch fp32 | ${ref.toFixed(2)} | ${(gf / ref).toFixed(0)} | 1.00× | ${(r.peak_rss_gib as number).toFixed(2)} | — |`);
+      console.log(`| ${c.label} | pytorch fp32 | ${ref.toFixed(2)} | ${(gf / ref).toFixed(0)} | 1.00× | ${(r.peak_rss_gib as number).toFixed(2)} | — | ${loadavg()} |`);
     }
     for (const b of backends) {
-      const r = runJson(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', 'block', b, dir, String(c.T), String(c.lh), String(c.lw), c.warm ? 'warm' : '', String(c.warm ? repeats : 1)]);
+      const r = runJson(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', 'block', b, dir, String(c.T), String(c.lh), String(c.lw), c.warm ? 'warm' : '', String(c.repeats)]);
       const s = r.block_s as number;
-      console.log(`| ${c.label} | ours ${r.backend} | ${s.toFixed(2)} | ${(gf / s).toFixed(0)} | ${ref ? (s / ref).toFixed(2) + '×' : '—'} | ${(r.peak_rss_gib as number).toFixed(2)} | ${r.wasm_heap_gib === null ? '—' : (r.wasm_heap_gib as number).toFixed(2)} |`);
+      console.log(`| ${c.label} | ours ${r.backend} | ${s.toFixed(2)} | ${(gf / s).toFixed(0)} | ${ref ? (s / ref).toFixed(2) + '×' : '—'} | ${(r.peak_rss_gib as number).toFixed(2)} | ${r.wasm_heap_gib === null ? '—' : (r.wasm_heap_gib as number).toFixed(2)} | ${loadavg()} |`);
     }
   }
   if (cases.includes('full')) {

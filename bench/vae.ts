@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { availableBackends, describeBackend, setBackend, shutdownBackend } from '../src/nn/backend.js';
 import { AutoencoderKLCogVideoX } from '../src/models/vae.js';
-import { machine, peakRssGiB, PYTHON, runJson, wasmHeapGiB } from './common.js';
+import { machine, peakRssGiB, PYTHON, runJson, torchEnv, wasmHeapGiB } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const arg = (name: string) => {
@@ -88,8 +88,7 @@ async function child(backend: string, caseName: string, dir: string, chunking: '
 
 async function main(): Promise<void> {
   const dir = arg('--weights') ?? path.join(HERE, '.weights', 'vae-2b', 'vae');
-  const pyPath = process.env.COGVIDEOX_PYTHONPATH ?? '/work/pyref/site:/work/pyref/site-tf:/work/pyref/src/diffusers-0.32.2/src';
-  const pyEnv = { PYTHONPATH: pyPath };
+  const pyEnv = torchEnv();
   if (!fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors'))) {
     console.log(`generating random VAE weights (bf16, 431 MB) in ${dir} …`);
     runJson(PYTHON, [path.join(HERE, 'gen_vae_weights.py'), dir], pyEnv);

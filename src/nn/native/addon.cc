@@ -5,19 +5,27 @@
 //   attention(q, k, v, BH, Sq, Sk, d, scale, out, threads)    Float32Arrays [BH, S, d]; fills out [BH, Sq, d]
 //   linear(x, M, K, w, ldw, N, bias | null, out, threads, gelu = false)
 //                                                             out[M, N] = x[M, K] · w[N, K (row stride ldw)]ᵀ + bias,
-//                                                             then GELU (tanh form) if asked; AVX-512 builds only
+//                                                             then GELU (tanh form) if asked; avx2/avx512 only
 //   adaLayerNorm(x, B, R, D, eps, w | null, b | null, scale, shift, out, outRows, outOffset, threads)
 //                                                             modulated LayerNorm of x [B, R, D] into rows
-//                                                             outOffset… of out [B, outRows, D]; AVX-512 builds only
+//                                                             outOffset… of out [B, outRows, D]; avx2/avx512 only
 //   splitHeads(src, B, S, H, hd, norm, w | null, b | null, eps, Lt, cos | null, sin | null, dst, threads)
 //                                                             [B·S, H·hd] rows → [B, H, S, hd], per-head LayerNorm
 //                                                             if norm, rotary on rows ≥ Lt if cos (heads.h)
 //   mergeHeads(src, B, S, H, hd, dst, threads)                [B, H, S, hd] → [B·S, H·hd] rows
-//   simd: "avx512" | "portable"
+//   simd                                                      the ISA in use: "avx512" | "avx2" | "portable"
+//   isas                                                      what this CPU can execute, best first
+//   cpuFeatures                                               e.g. "avx512f avx2 fma" (what the stamp records)
+//   setIsa(name)                                              use that ISA's kernels (RangeError if the CPU lacks it)
+//   info()                                                    { isa, cpuFeatures, kernels: { attention: isa, … } }
+//
+// One build runs on any x86-64 (cpu.h): the ISA is chosen at load, the best this CPU has.
 #include <node_api.h>
 
 #include <string>
+#include <utility>
 
+#include "cpu.h"
 #include "flash_attention.h"
 #include "gemm.h"
 #include "heads.h"
@@ -165,7 +173,13 @@ napi_value MergeHeads(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-#ifdef __AVX512F__
+// linear / adaLayerNorm need the AVX2 or AVX-512 kernels; with the portable ISA they refuse (TensorFlow ops instead).
+bool need_linear(napi_env env, const char* fn) {
+  if (has_linear(g_isa)) return true;
+  napi_throw_error(env, nullptr, (std::string(fn) + ": no portable kernel (the ISA in use is portable); use TensorFlow's ops").c_str());
+  return false;
+}
+
 napi_value Linear(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value argv[10];
@@ -174,6 +188,7 @@ napi_value Linear(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "linear: expected (x, M, K, w, ldw, N, bias | null, out, threads, gelu?)");
     return nullptr;
   }
+  if (!need_linear(env, "linear")) return nullptr;
   bool gelu = false;
   if (argc == 10) CHECK(napi_get_value_bool(env, argv[9], &gelu));
   int64_t M, K, ldw, N;
@@ -214,6 +229,7 @@ napi_value AdaLayerNorm(napi_env env, napi_callback_info info) {
                           "adaLayerNorm: expected (x, B, R, D, eps, w, b, scale, shift, out, outRows, outOffset, threads)");
     return nullptr;
   }
+  if (!need_linear(env, "adaLayerNorm")) return nullptr;
   int64_t B, R, outRows, outOffset;
   int32_t D, threads;
   double eps;
@@ -242,26 +258,87 @@ napi_value AdaLayerNorm(napi_env env, napi_callback_info info) {
   ada_layer_norm(x, B, R, D, (float)eps, w, b, scale, shift, out, outRows, outOffset, threads);
   return nullptr;
 }
-#endif
+
+napi_value Str(napi_env env, const std::string& v) {
+  napi_value out;
+  napi_create_string_utf8(env, v.c_str(), NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+napi_value GetSimd(napi_env env, napi_callback_info) { return Str(env, isa_name(g_isa)); }
+
+napi_value SetIsa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  char name[32] = {0};
+  size_t len = 0;
+  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "setIsa: expected one of \"avx512\", \"avx2\", \"portable\"");
+    return nullptr;
+  }
+  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::portable}) {
+    if (std::string(name) != isa_name(isa)) continue;
+    if (!cpu_has(isa)) {
+      const std::string f = cpu_features();
+      const std::string msg = std::string("setIsa: this CPU cannot execute the ") + name + " kernels (its features: " +
+                              (f.empty() ? "none of avx512f, avx2, fma" : f) + ")";
+      napi_throw_range_error(env, nullptr, msg.c_str());
+      return nullptr;
+    }
+    g_isa = isa;
+    return nullptr;
+  }
+  napi_throw_range_error(env, nullptr, (std::string("setIsa: unknown ISA \"") + name + "\" (expected avx512, avx2 or portable)").c_str());
+  return nullptr;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value out, kernels;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_object(env, &kernels));
+  const char* isa = isa_name(g_isa);
+  napi_set_named_property(env, kernels, "attention", Str(env, isa));
+  napi_set_named_property(env, kernels, "linear", Str(env, has_linear(g_isa) ? isa : "none"));
+  napi_set_named_property(env, kernels, "adaLayerNorm", Str(env, has_linear(g_isa) ? isa : "none"));
+  napi_set_named_property(env, kernels, "splitHeads", Str(env, "portable"));
+  napi_set_named_property(env, kernels, "mergeHeads", Str(env, "portable"));
+  napi_set_named_property(env, out, "isa", Str(env, isa));
+  napi_set_named_property(env, out, "cpuFeatures", Str(env, cpu_features()));
+  napi_set_named_property(env, out, "kernels", kernels);
+  return out;
+}
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_value fn, simd;
-  napi_create_function(env, "attention", NAPI_AUTO_LENGTH, Attention, nullptr, &fn);
-  napi_set_named_property(env, exports, "attention", fn);
-  napi_create_function(env, "splitHeads", NAPI_AUTO_LENGTH, SplitHeads, nullptr, &fn);
-  napi_set_named_property(env, exports, "splitHeads", fn);
-  napi_create_function(env, "mergeHeads", NAPI_AUTO_LENGTH, MergeHeads, nullptr, &fn);
-  napi_set_named_property(env, exports, "mergeHeads", fn);
+#if defined(__AVX2__) || defined(__FMA__) || defined(__AVX512F__)
+  // Built with -march / -mavx2 by hand (scripts/build-native.mjs refuses those flags): all of it may need them.
 #ifdef __AVX512F__
-  napi_create_function(env, "linear", NAPI_AUTO_LENGTH, Linear, nullptr, &fn);
-  napi_set_named_property(env, exports, "linear", fn);
-  napi_create_function(env, "adaLayerNorm", NAPI_AUTO_LENGTH, AdaLayerNorm, nullptr, &fn);
-  napi_set_named_property(env, exports, "adaLayerNorm", fn);
-  napi_create_string_utf8(env, "avx512", NAPI_AUTO_LENGTH, &simd);
+  const bool ok = cpu_has(Isa::avx512);
 #else
-  napi_create_string_utf8(env, "portable", NAPI_AUTO_LENGTH, &simd);
+  const bool ok = cpu_has(Isa::avx2);
 #endif
-  napi_set_named_property(env, exports, "simd", simd);
+  if (!ok) {
+    napi_throw_error(env, nullptr, ("compiled for AVX2/AVX-512 (-march?) but this CPU has: " + cpu_features()).c_str());
+    return nullptr;
+  }
+#endif
+  g_isa = best_isa();
+  const std::pair<const char*, napi_callback> fns[] = {
+      {"attention", Attention}, {"splitHeads", SplitHeads}, {"mergeHeads", MergeHeads}, {"linear", Linear},
+      {"adaLayerNorm", AdaLayerNorm}, {"setIsa", SetIsa}, {"info", Info}};
+  napi_value fn, isas;
+  for (const auto& [name, cb] : fns) {
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &fn);
+    napi_set_named_property(env, exports, name, fn);
+  }
+  napi_property_descriptor simd = {"simd", nullptr, nullptr, GetSimd, nullptr, nullptr, napi_enumerable, nullptr};
+  napi_define_properties(env, exports, 1, &simd);
+  napi_create_array(env, &isas);
+  uint32_t n = 0;
+  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::portable})
+    if (cpu_has(isa)) napi_set_element(env, isas, n++, Str(env, isa_name(isa)));
+  napi_set_named_property(env, exports, "isas", isas);
+  napi_set_named_property(env, exports, "cpuFeatures", Str(env, cpu_features()));
   return exports;
 }
 
