@@ -14,6 +14,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "reference"))
 import shim  # noqa: E402,F401
+import safetensors.torch  # noqa: E402,F401  (diffusers reads safetensors.torch without importing it)
 import torch  # noqa: E402
 from cogvideox.models.autoencoder_magvit import AutoencoderKLCogVideoX  # noqa: E402
 
