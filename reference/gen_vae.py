@@ -352,9 +352,11 @@ def main():
     assert sd0.keys() == sd1.keys() and all(torch.equal(sd0[k], sd1[k]) for k in sd0)
     assert fun.auto_split_process is False  # Fun's default: frame 0 alone, then pairs
 
-    if os.path.isdir(OUT):
-        shutil.rmtree(OUT)
-    os.makedirs(OUT)
+    # this generator's files only: OUT/grad/ belongs to reference/gen_vae_grad.py
+    os.makedirs(OUT, exist_ok=True)
+    for n in os.listdir(OUT):
+        if n.endswith(".safetensors") or n == "cases.json":
+            os.remove(os.path.join(OUT, n))
     cases = []
     encode_cases(fun, cases)
     decode_cases(fun, dif, cases)
@@ -363,7 +365,7 @@ def main():
     resize_cases(cases)
     with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8", newline="\n") as f:
         f.write("[\n" + ",\n".join("  " + json.dumps(c) for c in cases) + "\n]\n")
-    total = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT))
+    total = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT) if os.path.isfile(os.path.join(OUT, n)))
     ck = sum(os.path.getsize(os.path.join(VAE_DIR, n)) for n in os.listdir(VAE_DIR))
     print(f"fixtures {total / 2**20:.2f} MiB, checkpoint {ck / 2**20:.2f} MiB (x2 copies)")
 

@@ -11,8 +11,12 @@ import { saveSafetensors, SafetensorsFile, type TensorToWrite } from '../src/wei
 import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, TINY_MODEL, useBackend, type Fixture } from './helpers.js';
 
 const VAE_DIR = path.join(FIXTURES, 'tiny-vae', 'vae');
+// Tolerances from the worst rel-L2 measured on both backends (wasm, tensorflow; see the log lines), streaming and
+// tensor-ops paths: per block 2.4e-6 (4×); whole decodes (Fun, diffusers, tiled, batch) 1.0e-6 (8×); whole encodes
+// (moments, tiled, batch) 2.6e-6 (10×).
 const BLOCK_TOL = { relL2: 1e-5 };
-const END_TOL = { relL2: 1e-4 };
+const DECODE_TOL = { relL2: 8e-6 };
+const ENCODE_TOL = { relL2: 2.5e-5 };
 
 interface Case {
   kind: string;
@@ -74,10 +78,10 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
     });
     expect(seen.filter((k) => k.startsWith('chunk1.')).length).toBe(7);
     expect(seen.length).toBe(fx.names().filter((n) => n.startsWith('chunk')).length);
-    expectClose(`${backend} encode moments`, post.moments, fx.f32('moments'), fx.shape('moments'), END_TOL);
+    expectClose(`${backend} encode moments`, post.moments, fx.f32('moments'), fx.shape('moments'), ENCODE_TOL);
     const noise = tensor5d(fx, 'noise');
     const sample = post.sample({ noise });
-    expectClose(`${backend} encode sample`, sample, fx.f32('sample'), fx.shape('sample'), END_TOL);
+    expectClose(`${backend} encode sample`, sample, fx.f32('sample'), fx.shape('sample'), ENCODE_TOL);
     const mode = post.mode();
     expect(Array.from(mode.dataSync())).toEqual(Array.from(post.mean.dataSync()));
     // randn callback: receives the latent shape
@@ -95,7 +99,7 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
       const fx = fixture(c);
       const x = tensor5d(fx, 'x');
       const post = vae.encode(x);
-      expectClose(`${backend} encode ${c.file}`, post.moments, fx.f32('moments'), fx.shape('moments'), END_TOL);
+      expectClose(`${backend} encode ${c.file}`, post.moments, fx.f32('moments'), fx.shape('moments'), ENCODE_TOL);
       x.dispose();
       post.dispose();
     },
@@ -115,7 +119,7 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
       },
     });
     expect(n).toBe(fx.names().filter((k) => k.startsWith('fun.call')).length);
-    expectClose(`${backend} decode fun T=4`, out, fx.f32('fun'), fx.shape('fun'), END_TOL);
+    expectClose(`${backend} decode fun T=4`, out, fx.f32('fun'), fx.shape('fun'), DECODE_TOL);
     z.dispose();
     out.dispose();
   });
@@ -135,7 +139,7 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
       },
     });
     expect(n).toBe(fx.names().filter((k) => k.startsWith('diffusers.call')).length);
-    expectClose(`${backend} decode diffusers T=5`, out, fx.f32('diffusers'), fx.shape('diffusers'), END_TOL);
+    expectClose(`${backend} decode diffusers T=5`, out, fx.f32('diffusers'), fx.shape('diffusers'), DECODE_TOL);
     z.dispose();
     out.dispose();
   });
@@ -145,7 +149,7 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
     const z = tensor5d(fx, 'z');
     for (const chunking of ['fun', 'diffusers'] as const) {
       const out = vae.decode(z, { chunking });
-      expectClose(`${backend} decode ${chunking} ${c.file}`, out, fx.f32(chunking), fx.shape(chunking), END_TOL);
+      expectClose(`${backend} decode ${chunking} ${c.file}`, out, fx.f32(chunking), fx.shape(chunking), DECODE_TOL);
       out.dispose();
     }
     z.dispose();
@@ -160,7 +164,7 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
       expect([vae.tileLatentMinHeight, vae.tileLatentMinWidth]).toEqual([6, 5]);
       for (const chunking of ['fun', 'diffusers'] as const) {
         const out = vae.decode(z, { chunking });
-        expectClose(`${backend} tiled decode ${chunking}`, out, fx.f32(chunking), fx.shape(chunking), END_TOL);
+        expectClose(`${backend} tiled decode ${chunking}`, out, fx.f32(chunking), fx.shape(chunking), DECODE_TOL);
         out.dispose();
       }
       const e = byKind('encode_tiled')[0]!;
@@ -173,11 +177,11 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
         tileOverlapFactorWidth: e.tile_overlap_factor_width,
       });
       const post = vae.encode(x);
-      expectClose(`${backend} tiled encode`, post.moments, ex.f32('moments'), ex.shape('moments'), END_TOL);
+      expectClose(`${backend} tiled encode`, post.moments, ex.f32('moments'), ex.shape('moments'), ENCODE_TOL);
       post.dispose();
       vae.disableTiling();
       const plain = vae.encode(x);
-      expectClose(`${backend} untiled encode`, plain.moments, ex.f32('moments_untiled'), ex.shape('moments_untiled'), END_TOL);
+      expectClose(`${backend} untiled encode`, plain.moments, ex.f32('moments_untiled'), ex.shape('moments_untiled'), ENCODE_TOL);
       plain.dispose();
       x.dispose();
     } finally {
@@ -193,17 +197,23 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
     const x = tensor5d(fx, 'x');
     const z = tensor5d(fx, 'z');
     const post = vae.encode(x);
-    expectClose(`${backend} batch encode`, post.moments, fx.f32('moments'), fx.shape('moments'), END_TOL);
+    expectClose(`${backend} batch encode`, post.moments, fx.f32('moments'), fx.shape('moments'), ENCODE_TOL);
     vae.enableSlicing();
     const out = vae.decode(z);
     vae.disableSlicing();
-    expectClose(`${backend} batch decode`, out, fx.f32('fun'), fx.shape('fun'), END_TOL);
-    [x, z, out].forEach((t) => t.dispose());
+    expectClose(`${backend} batch decode`, out, fx.f32('fun'), fx.shape('fun'), DECODE_TOL);
+    // the tensor-ops path runs the batch as one tensor (GroupNorm statistics per element)
+    const postOps = vae.encode(x, { differentiable: true });
+    expectClose(`${backend} ops batch encode`, postOps.moments, fx.f32('moments'), fx.shape('moments'), ENCODE_TOL);
+    const outOps = vae.decode(z, { differentiable: true });
+    expectClose(`${backend} ops batch decode`, outOps, fx.f32('fun'), fx.shape('fun'), DECODE_TOL);
+    [x, z, out, outOps].forEach((t) => t.dispose());
     post.dispose();
+    postOps.dispose();
   });
 
-  it('streams frame by frame with the numbers of whole-chunk computation, frames in host memory, and leaks nothing', async () => {
-    // 32×48 pixels, 17 frames (chunks 9 + 8) / 5 latent frames: bigger than the fixtures
+  it('streams frame by frame with the numbers of whole-call tensor ops, frames in host memory, and leaks nothing', async () => {
+    // 16×24 pixels, 17 frames (chunks 9 + 8) / 5 latent frames
     const values = (n: number, seed: number) => {
       const out = new Float32Array(n);
       let s = seed >>> 0;
@@ -213,18 +223,19 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
       }
       return out;
     };
-    const x = tf.tensor5d(values(3 * 17 * 32 * 48, 7), [1, 3, 17, 32, 48]);
-    const z = tf.tensor5d(values(16 * 5 * 4 * 6, 8), [1, 16, 5, 4, 6]);
+    const x = tf.tensor5d(values(3 * 17 * 16 * 24, 7), [1, 3, 17, 16, 24]);
+    const z = tf.tensor5d(values(16 * 5 * 2 * 3, 8), [1, 16, 5, 2, 3]);
     const before = tf.memory().numTensors;
-    const runs = (['chunk', 'frame'] as const).map((mode) => {
-      const budget = mode === 'frame' ? 0 : undefined; // every kept frame goes to host memory
-      const post = vae.encode(x, { mode, deviceFrameBudget: budget });
+    const runs = (['ops', 'frame'] as const).map((path) => {
+      // streaming: every kept frame goes to host memory; ops: whole calls as differentiable tensor ops
+      const run = path === 'frame' ? { deviceFrameBudget: 0 } : { differentiable: true };
+      const post = vae.encode(x, run);
       const m = post.moments.dataSync().slice();
       post.dispose();
-      const d = vae.decode(z, { mode, deviceFrameBudget: budget });
+      const d = vae.decode(z, run);
       const dd = d.dataSync().slice();
       d.dispose();
-      if (mode === 'frame') {
+      if (path === 'frame') {
         expect(vae.lastRunStats.peakDeviceFrameBytes).toBe(0);
         expect(vae.lastRunStats.peakHostFrameBytes).toBeGreaterThan(0);
       }
@@ -232,7 +243,7 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
     });
     const dm = diff(runs[1]!.m, runs[0]!.m);
     const dd = diff(runs[1]!.dd, runs[0]!.dd);
-    console.log(`${backend} frame vs chunk: encode max-abs ${dm.maxAbs.toExponential(2)} rel-L2 ${dm.relL2.toExponential(2)}; decode max-abs ${dd.maxAbs.toExponential(2)} rel-L2 ${dd.relL2.toExponential(2)}`);
+    console.log(`${backend} frame vs tensor ops: encode max-abs ${dm.maxAbs.toExponential(2)} rel-L2 ${dm.relL2.toExponential(2)}; decode max-abs ${dd.maxAbs.toExponential(2)} rel-L2 ${dd.relL2.toExponential(2)}`);
     expect(dm.relL2).toBeLessThanOrEqual(1e-5);
     expect(dd.relL2).toBeLessThanOrEqual(1e-5);
     expect(tf.memory().numTensors).toBe(before);
@@ -245,6 +256,77 @@ describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
     expect(tf.memory().numTensors).toBe(before);
     x.dispose();
     z.dispose();
+  });
+
+  it('runs the tensor-ops (differentiable) path with the reference numbers per block: encode, Fun and diffusers decode', () => {
+    const e = fixture(byKind('encode').find((k) => k.detailed)!);
+    const x = tensor5d(e, 'x');
+    let n = 0;
+    const post = vae.encode(x, {
+      differentiable: true,
+      onOutput: (name, call, t) => {
+        const key = `chunk${call}.${name}`;
+        expectClose(`${backend} ops encode ${key}`, t, e.f32(key), e.shape(key), BLOCK_TOL);
+        n++;
+      },
+    });
+    expect(n).toBe(e.names().filter((k) => k.startsWith('chunk')).length);
+    expectClose(`${backend} ops encode moments`, post.moments, e.f32('moments'), e.shape('moments'), ENCODE_TOL);
+    post.dispose();
+    x.dispose();
+    for (const chunking of ['fun', 'diffusers'] as const) {
+      const d = fixture(byKind('decode').find((k) => (k.detailed as string[]).includes(chunking))!);
+      const z = tensor5d(d, 'z');
+      let m = 0;
+      const out = vae.decode(z, {
+        chunking,
+        differentiable: true,
+        onOutput: (name, call, t) => {
+          const key = `${chunking}.call${call}.${name}`;
+          if (!d.names().includes(key)) return;
+          expectClose(`${backend} ops decode ${key}`, t, d.f32(key), d.shape(key), BLOCK_TOL);
+          m++;
+        },
+      });
+      expect(m).toBe(d.names().filter((k) => k.startsWith(`${chunking}.call`)).length);
+      expectClose(`${backend} ops decode ${chunking}`, out, d.f32(chunking), d.shape(chunking), DECODE_TOL);
+      [z, out].forEach((t) => t.dispose());
+    }
+  });
+
+  it('decodeAsync / encodeAsync give the same numbers; an abort from a timer stops between blocks and leaks nothing', async () => {
+    const d = fixture(byKind('decode').find((k) => k.latent_frames === 5 && k.height === 24)!);
+    const e = fixture(byKind('encode').find((k) => k.detailed)!);
+    const z = tensor5d(d, 'z');
+    const x = tensor5d(e, 'x');
+    const before = tf.memory().numTensors;
+    const out = await vae.decodeAsync(z, { chunking: 'diffusers' });
+    expectClose(`${backend} decodeAsync`, out, d.f32('diffusers'), d.shape('diffusers'), DECODE_TOL);
+    out.dispose();
+    const post = await vae.encodeAsync(x);
+    expectClose(`${backend} encodeAsync`, post.moments, e.f32('moments'), e.shape('moments'), ENCODE_TOL);
+    post.dispose();
+    const blocksPerCall = { decode: 6, encode: 7 }; // onOutput points of one call
+    for (const what of ['decode', 'encode'] as const) {
+      const ac = new AbortController();
+      const reason = new Error(`stopped ${what}`);
+      let seen = 0;
+      const onOutput = () => void seen++;
+      const timer = setTimeout(() => ac.abort(reason), 1); // fires while the run is under way
+      const run = what === 'decode' ? vae.decodeAsync(z, { signal: ac.signal, onOutput }) : vae.encodeAsync(x, { signal: ac.signal, onOutput });
+      await expect(run).rejects.toBe(reason);
+      clearTimeout(timer);
+      console.log(`${backend} ${what}Async aborted after ${seen} of ${2 * blocksPerCall[what]} block outputs`);
+      expect(seen).toBeGreaterThan(0); // it had started
+      expect(seen).toBeLessThan(2 * blocksPerCall[what]); // and stopped before the end
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    // a signal aborted before the call: nothing runs
+    const ac = new AbortController();
+    ac.abort(new Error('already'));
+    await expect(vae.decodeAsync(z, { signal: ac.signal })).rejects.toThrow('already');
+    expect(tf.memory().numTensors).toBe(before);
+    [z, x].forEach((t) => t.dispose());
   });
 
   it('rejects bad input before computing', async () => {

@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { HostTensor } from '../weights/host_tensor.js';
 import { isWasm } from './backend.js';
-import { disposeLinear, linear, linearBytes, linearFromHost, type Linear } from './linear.js';
+import { disposeLinear, linear, linearFromHost, type Linear } from './linear.js';
 
 export interface Conv2d {
   /** [kh, kw, Cin, Cout] */
@@ -112,10 +112,97 @@ export function disposeCausalConv3d(p: CausalConv3d): void {
   if (p.pointwise) disposeLinear(p.pointwise);
 }
 
-/** Bytes the uploaded weights take (fp32). */
-export function causalConv3dBytes(p: CausalConv3d): number {
-  if (p.pointwise) return linearBytes(p.pointwise);
-  return p.taps.reduce((s, t) => s + 4 * (t.w.size + (t.b?.size ?? 0)), 0);
+/**
+ * A convolution on channels-last video [B, T, H, W, Cin] with a torch-layout weight — [Cout, Cin, kt, kh, kw], or
+ * [Cout, Cin, kh, kw] for a Conv2d applied to every frame — as differentiable tensor ops: no padding in time (the
+ * caller pads), zero padding `pad` [[top, bottom], [left, right]] in H and W, `stride` in H and W. tf.conv3d is used
+ * because its input and filter gradients exist on every backend (wasm has no Conv2DBackpropFilter); a stride is
+ * taken by subsampling the stride-1 output; a 1×1×1 kernel is a matMul over channels. For training and gradient
+ * checks; inference runs causalConvStep / conv2d.
+ */
+export function conv3dOps(
+  x: tf.Tensor5D,
+  weight: tf.Tensor,
+  bias: tf.Tensor | null,
+  opts: { stride?: number; pad?: [[number, number], [number, number]] } = {},
+): tf.Tensor5D {
+  return tf.tidy(() => {
+    const w5 = (weight.rank === 4 ? tf.expandDims(weight, 2) : weight) as tf.Tensor5D;
+    if (w5.rank !== 5) throw new Error(`conv weight must be 4-D or 5-D, got [${weight.shape.join(', ')}]`);
+    const [cout, cin, kt, kh, kw] = w5.shape;
+    const [B, T, H, W, C] = x.shape;
+    if (C !== cin) throw new Error(`conv: input has ${C} channels, the weight [${w5.shape.join(', ')}] takes ${cin}`);
+    const stride = opts.stride ?? 1;
+    const pad = opts.pad ?? [[0, 0], [0, 0]];
+    let y: tf.Tensor5D;
+    if (kt === 1 && kh === 1 && kw === 1 && stride === 1 && pad.flat().every((v) => v === 0)) {
+      const m = tf.matMul(tf.reshape(x, [B * T * H * W, cin]), tf.reshape(w5, [cout, cin]), false, true);
+      y = tf.reshape(m, [B, T, H, W, cout]);
+    } else {
+      const padded = pad.flat().some((v) => v !== 0) ? tf.pad(x, [[0, 0], [0, 0], pad[0], pad[1], [0, 0]]) : x;
+      y = conv3dValid(padded as tf.Tensor5D, tf.transpose(w5, [2, 3, 4, 1, 0]) as tf.Tensor5D);
+      if (stride > 1) y = subsample(y, stride);
+    }
+    return (bias ? tf.add(y, bias) : y) as tf.Tensor5D;
+  });
+}
+
+/**
+ * A conv3d, stride 1, 'valid' (x [B, T, H, W, Cin], filter [kt, kh, kw, Cin, Cout]). On wasm, tf.conv3d is a
+ * single-threaded scalar loop and its input gradient (Conv3DBackpropInputV2, tfjs-backend-wasm 4.22) is wrong
+ * whenever the output has more than one frame (measured: only the first output frame contributes). There the forward
+ * is a sum over temporal taps of conv2d on frames folded into the batch (XNNPACK), the input gradient the same conv of
+ * the padded output gradient with the flipped, transposed filter, and the filter gradient wasm's
+ * Conv3DBackpropFilterV2 (right, and the only kernel for it: wasm has no Conv2DBackpropFilter).
+ */
+function conv3dValid(x: tf.Tensor5D, filter: tf.Tensor5D): tf.Tensor5D {
+  if (!isWasm()) return tf.conv3d(x, filter, 1, 'valid');
+  return wasmConv3d(x, filter);
+}
+
+/** Σ_k conv2d(x[:, k : k+To], filter[k]), frames folded into the batch: conv3d 'valid' with stride 1. */
+function conv3dByTaps(x: tf.Tensor5D, filter: tf.Tensor5D): tf.Tensor5D {
+  return tf.tidy(() => {
+    const [B, T, H, W, C] = x.shape;
+    const [kt, kh, kw, , cout] = filter.shape;
+    const To = T - kt + 1;
+    let acc: tf.Tensor4D | null = null;
+    for (let k = 0; k < kt; k++) {
+      const xs = tf.reshape(tf.slice(x, [0, k], [-1, To]), [B * To, H, W, C]) as tf.Tensor4D;
+      const fk = tf.reshape(tf.slice(filter, [k], [1]), [kh, kw, C, cout]) as tf.Tensor4D;
+      const y = tf.conv2d(xs, fk, 1, 'valid');
+      acc = acc ? (tf.add(acc, y) as tf.Tensor4D) : y;
+    }
+    return tf.reshape(acc!, [B, To, H - kh + 1, W - kw + 1, cout]) as tf.Tensor5D;
+  });
+}
+
+const wasmConv3d = tf.customGrad(((x: tf.Tensor, filter: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x, filter]);
+  return {
+    value: conv3dByTaps(x as tf.Tensor5D, filter as tf.Tensor5D),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const [xs, f] = saved as [tf.Tensor5D, tf.Tensor5D];
+      const g = dy as tf.Tensor5D;
+      const [kt, kh, kw] = f.shape;
+      const full = tf.pad(g, [[0, 0], [kt - 1, kt - 1], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]) as tf.Tensor5D;
+      const flipped = tf.transpose(tf.reverse(f, [0, 1, 2]), [0, 1, 2, 4, 3]) as tf.Tensor5D;
+      const dx = conv3dByTaps(full, flipped);
+      const df = tf.engine().runKernel('Conv3DBackpropFilterV2', { x: xs, dy: g }, { strides: [1, 1, 1], pad: 'valid', filterShape: f.shape }) as tf.Tensor;
+      return [dx, df];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor5D, filter: tf.Tensor5D) => tf.Tensor5D;
+
+/** Every s-th row and column of [B, T, H, W, C], starting at 0, by reshapes and slices (differentiable everywhere). */
+function subsample(y: tf.Tensor5D, s: number): tf.Tensor5D {
+  const [B, T, H, W, C] = y.shape;
+  const Ho = Math.ceil(H / s);
+  const Wo = Math.ceil(W / s);
+  const p = tf.pad(y, [[0, 0], [0, 0], [0, Ho * s - H], [0, Wo * s - W], [0, 0]]);
+  const rows = tf.slice(tf.reshape(p, [B * T * Ho, s, Wo * s * C]), [0, 0, 0], [-1, 1, -1]);
+  const cols = tf.slice(tf.reshape(rows, [B * T * Ho, Wo, s, C]), [0, 0, 0, 0], [-1, -1, 1, -1]);
+  return tf.reshape(cols, [B, T, Ho, Wo, C]);
 }
 
 /**

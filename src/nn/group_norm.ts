@@ -153,3 +153,18 @@ export function groupNorm(
     if (N > 1) parts.forEach((p) => p.dispose());
   }
 }
+
+/**
+ * torch.nn.GroupNorm of a channels-last tensor [B, ..., C] as differentiable tensor ops (statistics per batch element
+ * and group, biased variance, (x − mean)·rsqrt(var + eps)·γ + β). γ and β are tensors, e.g. trainable variables.
+ */
+export function groupNormOps(x: tf.Tensor, groups: number, eps: number, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
+  const C = x.shape[x.rank - 1]!;
+  if (C % groups !== 0) throw new Error(`GroupNorm: ${C} channels are not divisible into ${groups} groups`);
+  return tf.tidy(() => {
+    const g = tf.reshape(x, [x.shape[0]!, -1, groups, C / groups]);
+    const { mean, variance } = tf.moments(g, [1, 3], true);
+    const y = tf.reshape(tf.mul(tf.sub(g, mean), tf.rsqrt(tf.add(variance, eps))), x.shape);
+    return tf.add(tf.mul(y, gamma), beta);
+  });
+}

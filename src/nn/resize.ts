@@ -82,25 +82,49 @@ function repeatFactor(idx: Int32Array, inSize: number): number {
 
 /**
  * PyTorch "nearest" resize of the spatial axes of a channels-last tensor [N, ...spatial, C] to `size`
- * (`scaleFactors` as passed to F.interpolate(scale_factor=…), when the reference passes one).
+ * (`scaleFactors` as passed to F.interpolate(scale_factor=…), when the reference passes one). The last two axes,
+ * when both are scaled by the same integer factor, go through resizeNearestNeighbor; other axes are gathered.
+ * Differentiable on every backend: under a gradient tape the gathers become slices (wasm has no gather gradient).
  */
 export function resizeNearest(x: tf.Tensor, size: readonly number[], scaleFactors?: readonly number[]): tf.Tensor {
   const nsp = x.rank - 2;
   if (size.length !== nsp) throw new Error(`resizeNearest: ${nsp} spatial axes but ${size.length} sizes`);
   const idx = size.map((s, a) => nearestIndices(x.shape[a + 1]!, s, scaleFactors?.[a]));
-  if (nsp === 2) {
-    const fh = repeatFactor(idx[0]!, x.shape[1]!);
-    const fw = repeatFactor(idx[1]!, x.shape[2]!);
-    if (fh > 0 && fh === fw) return upsampleNearest2d(x as tf.Tensor4D, fh);
-  }
   return tf.tidy(() => {
     let y = x;
-    for (let a = nsp - 1; a >= 0; a--) {
+    let outer = nsp; // axes [1, outer] are gathered
+    if (nsp >= 2) {
+      const fh = repeatFactor(idx[nsp - 2]!, x.shape[nsp - 1]!);
+      const fw = repeatFactor(idx[nsp - 1]!, x.shape[nsp]!);
+      if (fh > 1 && fh === fw) {
+        const [h, w, c] = x.shape.slice(nsp - 1);
+        const lead = x.shape.slice(0, nsp - 1);
+        const up = upsampleNearest2d(tf.reshape(x, [-1, h!, w!, c!]) as tf.Tensor4D, fh);
+        y = tf.reshape(up, [...lead, h! * fh, w! * fh, c!]);
+        outer = nsp - 2;
+      }
+    }
+    for (let a = outer - 1; a >= 0; a--) {
       if (isIdentity(idx[a]!, y.shape[a + 1]!)) continue;
-      y = tf.gather(y, tf.tensor1d(idx[a]!, 'int32'), a + 1);
+      y = gatherAxis(y, idx[a]!, a + 1);
     }
     return y === x ? tf.clone(x) : y;
   });
+}
+
+/** tf.gather along one axis; under a gradient tape, concatenated slices (their gradient exists on every backend). */
+function gatherAxis(x: tf.Tensor, idx: Int32Array, axis: number): tf.Tensor {
+  if (!tf.engine().isTapeOn()) return tf.gather(x, tf.tensor1d(idx, 'int32'), axis);
+  const parts: tf.Tensor[] = [];
+  for (let i = 0; i < idx.length; ) {
+    let n = 1;
+    while (i + n < idx.length && idx[i + n] === idx[i]! + n) n++; // a run of consecutive sources: one slice
+    const begin = x.shape.map((_, k) => (k === axis ? idx[i]! : 0));
+    const sz = x.shape.map((d, k) => (k === axis ? n : d!));
+    parts.push(tf.slice(x, begin, sz));
+    i += n;
+  }
+  return parts.length === 1 ? parts[0]! : tf.concat(parts, axis);
 }
 
 /**

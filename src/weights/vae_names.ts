@@ -1,5 +1,6 @@
-// Checkpoint knowledge of AutoencoderKLCogVideoX (diffusers layout, spec §1.5): the module tree implied by the
-// config, with the tensor names and shapes of every parameter. Model code reads names from here only.
+// Checkpoint knowledge of AutoencoderKLCogVideoX (diffusers/.../autoencoder_kl_cogvideox.py module tree): the
+// config's checks and defaults, and the module tree it implies with the tensor names and shapes of every parameter.
+// Model code reads names from here only.
 //   causal convs are wrapped: `<p>.conv.weight` [Cout, Cin, kt, kh, kw]; the 1×1×1 shortcut is a plain Conv3d
 //   (`<p>.conv_shortcut.weight` [Cout, Cin, 1, 1, 1]); resamplers are Conv2d (`<p>.conv.weight` [C, C, 3, 3]);
 //   decoder norms are SpatialNorm3D (`norm_layer` GroupNorm + `conv_y` / `conv_b` 1×1×1 causal convs from the latent).
@@ -214,4 +215,38 @@ export function vaeExpectedShapes(c: VaeConfig, part: 'encoder' | 'decoder' | 'b
     addConv(m, d.convOut);
   }
   return m;
+}
+
+/** Checks a VAE config.json (named `file` in errors) and fills the class defaults of the original. */
+export function validateVaeConfig(c: VaeConfig, file: string): void {
+  const posInt = (k: keyof VaeConfig) => {
+    const v = c[k];
+    if (!Number.isInteger(v) || (v as number) <= 0) throw new Error(`${file}: "${k}" must be a positive integer, got ${JSON.stringify(v)}`);
+  };
+  (['in_channels', 'out_channels', 'latent_channels', 'layers_per_block', 'norm_num_groups', 'sample_height', 'sample_width'] as const).forEach(posInt);
+  if (!Array.isArray(c.block_out_channels) || c.block_out_channels.length < 1 || c.block_out_channels.some((v) => !Number.isInteger(v) || v <= 0)) {
+    throw new Error(`${file}: "block_out_channels" must be a non-empty list of positive integers`);
+  }
+  const n = c.block_out_channels.length;
+  for (const ch of c.block_out_channels) {
+    if (ch % c.norm_num_groups !== 0) throw new Error(`${file}: block_out_channels ${ch} is not divisible by norm_num_groups ${c.norm_num_groups}`);
+  }
+  c.norm_eps ??= 1e-6;
+  c.act_fn ??= 'silu';
+  c.temporal_compression_ratio ??= 4;
+  c.scaling_factor ??= 1.15258426;
+  c.down_block_types ??= new Array<string>(n).fill('CogVideoXDownBlock3D');
+  c.up_block_types ??= new Array<string>(n).fill('CogVideoXUpBlock3D');
+  if (c.act_fn !== 'silu' && c.act_fn !== 'swish') throw new Error(`${file}: act_fn "${c.act_fn}" is not supported (only silu, as CogVideoX)`);
+  if (c.down_block_types.length !== n || c.down_block_types.some((t) => t !== 'CogVideoXDownBlock3D')) {
+    throw new Error(`${file}: down_block_types must be ${n} × "CogVideoXDownBlock3D"`);
+  }
+  if (c.up_block_types.length !== n || c.up_block_types.some((t) => t !== 'CogVideoXUpBlock3D')) {
+    throw new Error(`${file}: up_block_types must be ${n} × "CogVideoXUpBlock3D"`);
+  }
+  const tl = Math.log2(c.temporal_compression_ratio);
+  if (!Number.isInteger(tl) || tl < 0 || tl > n - 1) {
+    throw new Error(`${file}: temporal_compression_ratio ${c.temporal_compression_ratio} must be a power of 2 up to 2^${n - 1}`);
+  }
+  if (c.use_quant_conv || c.use_post_quant_conv) throw new Error(`${file}: use_quant_conv / use_post_quant_conv are not supported (CogVideoX has neither)`);
 }
