@@ -211,6 +211,8 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   let lastSave = Date.now();
   while (state.step < o.steps && !stop && Date.now() - t0 < maxMs) {
+    await new Promise<void>((resolve) => setImmediate(resolve)); // lets a SIGINT / SIGTERM handler run between steps
+    if (stop) break;
     const ts = Date.now();
     const x = batchFor(specs, o, state.step);
     const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1);
