@@ -200,7 +200,14 @@ async function main(): Promise<void> {
   state.options = { ...o };
   const nParams = [...params.values()].reduce((s, p) => s + p.size, 0);
   console.log(`VAE ${nParams} parameters; batch ${o.batch}×3×${o.frames}×${o.cropH}×${o.cropW}; lr ${o.lr}; kl ${o.klWeight}; ${backend}; ${os.cpus()[0]?.model ?? '?'}`);
-  const log = fs.openSync(path.join(runDir, 'log.jsonl'), 'a');
+  const logFile = path.join(runDir, 'log.jsonl');
+  if (fs.existsSync(logFile)) {
+    // Steps after the checkpoint were lost with the process that made them: drop their lines (rewritten atomically).
+    const kept = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= state.step);
+    fs.writeFileSync(`${logFile}.tmp`, kept.map((l) => l + '\n').join(''));
+    fs.renameSync(`${logFile}.tmp`, logFile);
+  }
+  const log = fs.openSync(logFile, 'a');
   let stop = false;
   const onSignal = () => {
     console.log('\nsignal: saving a checkpoint and stopping');
