@@ -1,5 +1,6 @@
 // src/data: the procedural demo world (determinism, held-out combinations, captions, Fun metadata) and the analyzer
 // (right on every world clip after an MP4 round trip; wrong clips are caught).
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -162,5 +163,31 @@ describe('writeWorld + analyzer on MP4 clips', () => {
     expect(() => analyzeVideo({ frames: [], width: 4, height: 4 })).toThrow(/no frames/);
     expect(() => analyzeVideo({ frames: [new Uint8Array(10)], width: 4, height: 4 })).toThrow(/frame 0 has 10 bytes/);
     await expect(writeWorld({ out: path.join(tmp, 'bad'), count: -1, seed: 0 })).rejects.toThrow(/count/);
+  });
+});
+
+describe('scripts/demo/make-world.ts', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'scripts/demo/make-world.ts', ...args], { encoding: 'utf8' });
+
+  it('writes the world the options describe', () => {
+    const out = path.join(tmp, 'cli');
+    const r = run('--out', out, '--count', '3', '--seed', '4', '--frames', '9', '--width', '64', '--height', '48');
+    expect(r.status, r.stderr).toBe(0);
+    const meta = JSON.parse(fs.readFileSync(path.join(out, 'metadata.json'), 'utf8')) as { file_path: string; width: number; height: number }[];
+    expect(meta.map((m) => [m.file_path, m.width, m.height])).toEqual([
+      ['videos/000000.mp4', 64, 48],
+      ['videos/000001.mp4', 64, 48],
+      ['videos/000002.mp4', 64, 48],
+    ]);
+  });
+
+  it('names a bad option', () => {
+    const bad = run('--out', path.join(tmp, 'cli-bad'), '--count', '-2', '--seed', '1');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('--count must be a non-negative integer');
+    const missing = run('--count', '2', '--seed', '1');
+    expect(missing.stderr).toContain('--out is required');
+    const unknown = run('--out', 'x', '--count', '1', '--seed', '1', '--colour', 'red');
+    expect(unknown.stderr).toContain('unknown option --colour');
   });
 });
