@@ -5,6 +5,7 @@
 //       [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--weight-decay 1e-2] [--save-minutes 5]
 //       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --export DEST [--bf16]
+//   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --eval N     (reconstruction PSNR, analyzer)
 // DIR holds the initial vae/ (scripts/demo/init_model.py); WORLD is a make-world folder (its world.json: clips are
 // rendered from their specs, the frames the MP4s hold before H.264). Batches are drawn from (seed, step), so a resumed
 // run sees the batches it would have seen. RUN gets checkpoint-N folders (atomic), `latest`, and log.jsonl (one line
@@ -16,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, centerAt, renderClip, type ClipSpec } from '../../src/data/index.js';
+import { Rng, analyzeVideo, centerAt, psnr, renderClip, type ClipSpec } from '../../src/data/index.js';
 import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
 import { setBackend } from '../../src/nn/backend.js';
 import { saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
@@ -41,6 +42,7 @@ const { values: a } = parseArgs({
     seed: { type: 'string', default: '0' },
     backend: { type: 'string' },
     export: { type: 'string' },
+    eval: { type: 'string' },
     bf16: { type: 'boolean', default: false },
   },
 });
@@ -136,6 +138,39 @@ function batchFor(specs: ClipSpec[], o: Options, step: number): tf.Tensor5D {
 const rssGiB = () => process.memoryUsage().rss / 2 ** 30;
 const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
+/**
+ * Reconstruction quality on the last `n` world clips (whole frames, the first 4k+1, posterior mean): mean PSNR and
+ * how often the analyzer reads the same colour, shape, direction and background from the reconstruction as from
+ * the clip — what the demo model's quality bar needs from its VAE.
+ */
+function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>, specs: ClipSpec[], n: number): void {
+  const lookup = (k: string) => params.get(k);
+  let psnrSum = 0;
+  let same = 0;
+  const picked = specs.slice(-n);
+  for (const spec of picked) {
+    const F = Math.floor((spec.frames - 1) / 4) * 4 + 1;
+    const frames = renderClip(spec).slice(0, F);
+    const recon = tf.tidy(() => {
+      const x = batchFor([spec], { batch: 1, frames: F, cropH: spec.height, cropW: spec.width, seed: 0 } as Options, 0);
+      const post = vae.encode(x, { params: lookup });
+      const y = vae.decode(post.mode(), { params: lookup });
+      post.dispose();
+      // [1, 3, F, H, W] in [−1, 1] → F frames RGB HWC uint8
+      return tf.cast(tf.clipByValue(tf.round(tf.mul(tf.add(tf.transpose(tf.squeeze(y, [0]), [1, 2, 3, 0]), 1), 127.5)), 0, 255), 'int32');
+    });
+    const data = recon.dataSync();
+    recon.dispose();
+    const size = spec.width * spec.height * 3;
+    const out = frames.map((_, t) => Uint8Array.from(data.subarray(t * size, (t + 1) * size)));
+    psnrSum += frames.reduce((acc, f, t) => acc + Math.min(psnr(f, out[t]!), 60), 0) / F;
+    const want = analyzeVideo({ frames, width: spec.width, height: spec.height });
+    const got = analyzeVideo({ frames: out, width: spec.width, height: spec.height });
+    if (want.color === got.color && want.shape === got.shape && want.direction === got.direction && want.background === got.background) same++;
+  }
+  console.log(`eval over ${picked.length} clips: mean PSNR ${(psnrSum / picked.length).toFixed(2)} dB; analyzer agrees on ${same}/${picked.length}`);
+}
+
 async function exportVae(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>, specs: ClipSpec[], modelDir: string, dest: string): Promise<void> {
   // scaling_factor = 1 / std of posterior samples of 32 whole world clips (frames 4k+1 ≤ clip length)
   const n = Math.min(32, specs.length);
@@ -179,7 +214,7 @@ async function main(): Promise<void> {
   if (!fs.existsSync(path.join(modelDir, 'vae', 'config.json'))) throw new Error(`--model ${modelDir}: no vae/config.json`);
   fs.mkdirSync(runDir, { recursive: true });
   const latest = latestCheckpoint(runDir);
-  if (latest && !a.resume && !a.export) throw new Error(`${runDir} already has ${path.basename(latest)}; pass --resume to continue it or choose another --out`);
+  if (latest && !a.resume && !a.export && !a.eval) throw new Error(`${runDir} already has ${path.basename(latest)}; pass --resume to continue it or choose another --out`);
   if (a.resume && !latest) console.warn(`--resume: no checkpoint in ${runDir} yet, starting from ${modelDir}/vae`);
 
   const backend = await setBackend(a.backend, { quiet: true });
@@ -192,6 +227,10 @@ async function main(): Promise<void> {
   if (latest) {
     state = loadCheckpoint(latest, opt);
     console.log(`resumed ${latest} at step ${state.step}`);
+  }
+  if (a.eval) {
+    evaluate(vae, params, specs, posInt('eval', a.eval));
+    return;
   }
   if (a.export) {
     await exportVae(vae, params, specs, modelDir, a.export);
