@@ -1,8 +1,9 @@
 // Trains the demo model's 3D causal VAE (CogVideoX's AutoencoderKLCogVideoX) on demo-world clips.
-// Objective: L1 reconstruction + small KL, loss = mean|x − x̂| + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²), pixels in
+// Objective: reconstruction + small KL, loss = rec + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²), rec = --loss l1 (mean|x − x̂|,
+// default), mse or l1+mse (from scratch, L1 alone settles on background-only reconstructions: see README), pixels in
 // [−1, 1], x̂ decoded from a posterior sample; AdamW (decoupled weight decay), constant learning rate.
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN [--resume] [--steps N] [--batch 4]
-//       [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--weight-decay 1e-2] [--save-minutes 5]
+//       [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--loss l1|mse|l1+mse] [--weight-decay 1e-2] [--save-minutes 5]
 //       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --export DEST [--bf16]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --eval N     (reconstruction PSNR, analyzer)
@@ -22,7 +23,7 @@ import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
 import { setBackend } from '../../src/nn/backend.js';
 import { saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
 import { AdamW, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from './vae_state.js';
-import { trainStep } from './vae_step.js';
+import { trainStep, type RecLoss } from './vae_step.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -36,6 +37,7 @@ const { values: a } = parseArgs({
     crop: { type: 'string', default: '32x32' },
     lr: { type: 'string', default: '5e-4' },
     'kl-weight': { type: 'string', default: '1e-3' },
+    loss: { type: 'string', default: 'l1' },
     'weight-decay': { type: 'string', default: '1e-2' },
     'save-minutes': { type: 'string', default: '5' },
     'max-minutes': { type: 'string' },
@@ -68,6 +70,7 @@ interface Options {
   cropW: number;
   lr: number;
   klWeight: number;
+  recLoss: RecLoss;
   weightDecay: number;
   seed: number;
 }
@@ -87,6 +90,10 @@ function readOptions(): Options {
     cropW,
     lr: num('lr', a.lr, (n) => n > 0 && n < 1, 'in (0, 1)'),
     klWeight: nonNeg('kl-weight', a['kl-weight']),
+    recLoss: ((v) => {
+      if (v !== 'l1' && v !== 'mse' && v !== 'l1+mse') throw new Error(`--loss must be l1, mse or l1+mse, got '${v}'`);
+      return v;
+    })(a.loss),
     weightDecay: nonNeg('weight-decay', a['weight-decay']),
     seed: num('seed', a.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
   };
@@ -238,7 +245,7 @@ async function main(): Promise<void> {
   }
   state.options = { ...o };
   const nParams = [...params.values()].reduce((s, p) => s + p.size, 0);
-  console.log(`VAE ${nParams} parameters; batch ${o.batch}×3×${o.frames}×${o.cropH}×${o.cropW}; lr ${o.lr}; kl ${o.klWeight}; ${backend}; ${os.cpus()[0]?.model ?? '?'}`);
+  console.log(`VAE ${nParams} parameters; batch ${o.batch}×3×${o.frames}×${o.cropH}×${o.cropW}; lr ${o.lr}; ${o.recLoss} + ${o.klWeight}·KL; ${backend}; ${os.cpus()[0]?.model ?? '?'}`);
   const logFile = path.join(runDir, 'log.jsonl');
   if (fs.existsSync(logFile)) {
     // Steps after the checkpoint were lost with the process that made them: drop their lines (rewritten atomically).
@@ -261,7 +268,7 @@ async function main(): Promise<void> {
     if (stop) break;
     const ts = Date.now();
     const x = batchFor(specs, o, state.step);
-    const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1);
+    const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1, o.recLoss);
     const { loss: total, rec, kl, gradNorm } = r;
     x.dispose();
     state.step++;

@@ -1,4 +1,5 @@
-// One training step of the demo VAE: loss = mean|x − x̂| + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²) with x̂ decoded
+// One training step of the demo VAE: loss = rec + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²), rec = mean|x − x̂|
+// (l1), mean (x − x̂)² (mse) or their sum (l1+mse), with x̂ decoded
 // from a posterior sample (pixels in [−1, 1]), gradients of every parameter by tf.variableGrads through the VAE's
 // tensor-op path (parameters given as overrides by checkpoint name), then one AdamW update.
 import * as tf from '@tensorflow/tfjs-core';
@@ -14,7 +15,9 @@ export interface StepResult {
 }
 
 /** x [B, 3, F, H, W] in [−1, 1]; `noiseSeed` seeds the posterior sample; `step` counts from 1 (AdamW's bias correction). */
-export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5D, klWeight: number, noiseSeed: number, step: number): StepResult {
+export type RecLoss = 'l1' | 'mse' | 'l1+mse';
+
+export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5D, klWeight: number, noiseSeed: number, step: number, recLoss: RecLoss = 'l1'): StepResult {
   const params = opt.params;
   const lookup = (n: string) => params.get(n);
   let rec = 0;
@@ -23,7 +26,10 @@ export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5
     const post = vae.encode(x, { params: lookup });
     const z = post.sample({ seed: noiseSeed });
     const xHat = vae.decode(z, { params: lookup });
-    const r = tf.mean(tf.abs(tf.sub(xHat, x)));
+    const d = tf.sub(xHat, x);
+    const l1 = () => tf.mean(tf.abs(d));
+    const mse = () => tf.mean(tf.square(d));
+    const r = recLoss === 'l1' ? l1() : recLoss === 'mse' ? mse() : tf.add(l1(), mse());
     const k = tf.mul(tf.mean(tf.sub(tf.sub(tf.add(tf.square(post.mean), tf.exp(post.logvar)), 1), post.logvar)), 0.5);
     post.dispose();
     rec = r.dataSync()[0]!;
