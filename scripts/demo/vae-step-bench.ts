@@ -1,7 +1,8 @@
 // Demo-VAE training step time, ours (scripts/demo/vae_step.ts on the chosen backend) beside PyTorch CPU fp32
 // (scripts/demo/vae_step_torch.py: CogVideoX-Fun's AutoencoderKLCogVideoX, same loss, torch.optim.AdamW), same
 // config and batch, one after the other in one run; random weights from VAE_DIR, random pixels.
-//   npx tsx scripts/demo/vae-step-bench.ts --vae DIR [--shapes 4,9,32,32;4,17,64,96] [--steps 3] [--backend tensorflow]
+//   npx tsx scripts/demo/vae-step-bench.ts --vae DIR [--shapes 4,9,32,32;1,17,64,96] [--steps 3] [--backend tensorflow]
+//                                         [--torch-threads N]
 // Prints per shape: median s/step of each (after one warm-up step) and the ratio, with the load average.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -18,7 +19,7 @@ import { trainStep } from './vae_step.js';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..', '..');
 const { values: a } = parseArgs({
-  options: { vae: { type: 'string' }, shapes: { type: 'string', default: '4,9,32,32' }, steps: { type: 'string', default: '3' }, backend: { type: 'string' } },
+  options: { vae: { type: 'string' }, shapes: { type: 'string', default: '4,9,32,32' }, steps: { type: 'string', default: '3' }, backend: { type: 'string' }, 'torch-threads': { type: 'string' } },
 });
 if (!a.vae || !fs.existsSync(path.join(a.vae, 'config.json'))) throw new Error(`--vae must be a folder with config.json, got '${a.vae}'`);
 const steps = Number(a.steps);
@@ -55,7 +56,9 @@ function torch(B: number, F: number, H: number, W: number): number[] {
   const py = ['reference', '/work/pyref/site', '/work/pyref/site-tf', '/work/pyref/src/diffusers-0.32.2/src', '/work/pyref/src/CogVideoX-Fun'];
   const out = execFileSync('/usr/bin/python3', [path.join(HERE, 'vae_step_torch.py'), a.vae!, `${B},${F},${H},${W}`, '--steps', String(steps)], {
     cwd: REPO,
-    env: { ...process.env, PYTHONPATH: py.join(':') },
+    // --torch-threads: torch's intra-op threads (OMP_NUM_THREADS); on a loaded machine 2 OpenMP threads spin-wait
+    // on each other and run many times slower than 1.
+    env: { ...process.env, PYTHONPATH: py.join(':'), ...(a['torch-threads'] ? { OMP_NUM_THREADS: a['torch-threads'] } : {}) },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'ignore'],
   });
