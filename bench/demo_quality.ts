@@ -1,0 +1,149 @@
+// Quality of a model trained on the demo world (src/data): generates videos for world prompts, measures each with
+// the analyzer (colour, shape, direction, background; PSNR of conditioned frames) and prints pass rates per mode,
+// seen and held-out combinations apart, beside the targets.
+//   npx tsx bench/demo_quality.ts [--model assets/demo-model] [--modes t2v,i2v,start-end,v2v] [--seeds 2]
+//       [--seen 24] [--steps 10] [--guidance 6] [--frames 17] [--height 64] [--width 96] [--backend tensorflow|wasm]
+//       [--strip DIR] [--json FILE]
+// Prompts: the 12 held-out combinations plus --seen trainable ones (spread evenly over all combinations), each with
+// --seeds seeds per mode, canonical captions. I2V starts from the world's own frame 0 (prompt naming the motion);
+// start + end adds the world's last frame; V2V (strength 0.7) re-prompts a world clip with another colour.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEMO_DEFAULTS } from '../src/cli/demo.js';
+import {
+  COLORS,
+  HELD_OUT,
+  allCombos,
+  canonicalCaption,
+  clipRng,
+  formatTable,
+  isHeldOut,
+  placeClip,
+  renderClip,
+  scoreI2V,
+  scoreStartEnd,
+  scoreT2V,
+  scoreV2V,
+  summarize,
+  type Combo,
+  type Mode,
+  type Scored,
+} from '../src/data/index.js';
+import { writePng } from '../src/media/index.js';
+import { describeBackend, setBackend, shutdownBackend } from '../src/nn/backend.js';
+import { CogVideoXFunPipeline, type Video } from '../src/pipelines/index.js';
+import { PhiloxGenerator } from '../src/schedulers/index.js';
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'assets/demo-model' },
+    modes: { type: 'string', default: 't2v,i2v,start-end,v2v' },
+    seeds: { type: 'string', default: '2' },
+    seen: { type: 'string', default: '24' },
+    steps: { type: 'string', default: String(DEMO_DEFAULTS.steps) },
+    guidance: { type: 'string', default: '6' },
+    frames: { type: 'string', default: '17' },
+    height: { type: 'string', default: '64' },
+    width: { type: 'string', default: '96' },
+    backend: { type: 'string' },
+    strip: { type: 'string' },
+    json: { type: 'string' },
+  },
+});
+
+function posInt(name: string, v: string | undefined): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${v}'`);
+  return n;
+}
+
+const MODES: Mode[] = ['t2v', 'i2v', 'start-end', 'v2v'];
+const modes = args.modes!.split(',') as Mode[];
+for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes: unknown mode '${m}' (known: ${MODES.join(', ')})`);
+const seeds = posInt('seeds', args.seeds);
+const nSeen = Number(args.seen);
+const steps = posInt('steps', args.steps);
+const guidance = Number(args.guidance);
+const size = { width: posInt('width', args.width), height: posInt('height', args.height), frames: posInt('frames', args.frames) };
+if (!fs.existsSync(path.join(args.model!, 'model_index.json'))) throw new Error(`--model ${args.model}: no model_index.json there`);
+
+/** Held-out combinations first, then `nSeen` trainable ones spread evenly over the fixed order. */
+function prompts(): Combo[] {
+  const trainable = allCombos().filter((c) => !isHeldOut(c));
+  const stride = trainable.length / Math.max(nSeen, 1);
+  const seen = Array.from({ length: nSeen }, (_, i) => trainable[Math.floor(i * stride)]!);
+  return [...HELD_OUT, ...seen];
+}
+
+function strip(video: Video, every = 2): { width: number; height: number; channels: 3; data: Uint8Array } {
+  const picked = video.frames.filter((_, i) => i % every === 0);
+  const W = video.width * picked.length;
+  const data = new Uint8Array(W * video.height * 3);
+  picked.forEach((f, k) => {
+    for (let y = 0; y < video.height; y++) data.set(f.subarray(y * video.width * 3, (y + 1) * video.width * 3), (y * W + k * video.width) * 3);
+  });
+  return { width: W, height: video.height, channels: 3, data };
+}
+
+async function main(): Promise<void> {
+  const backend = await setBackend(args.backend);
+  console.log(`backend: ${describeBackend()}; model ${args.model}; ${os.cpus()[0]?.model ?? '?'}; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  const pipe = await CogVideoXFunPipeline.fromPretrained(args.model!);
+  const results: Scored[] = [];
+  const t0 = Date.now();
+  const base = { height: size.height, width: size.width, numFrames: size.frames, numInferenceSteps: steps, guidanceScale: guidance, onWarning: () => {} };
+  let k = 0;
+  for (const combo of prompts()) {
+    const held = isHeldOut(combo);
+    for (let s = 0; s < seeds; s++) {
+      const seed = 1000 + s;
+      const clip = placeClip(combo, clipRng(seed, k++), size);
+      const frames = renderClip(clip);
+      const img = (f: Uint8Array) => ({ width: size.width, height: size.height, data: f });
+      for (const mode of modes) {
+        let video: Video;
+        let scored: Scored;
+        if (mode === 't2v') {
+          video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), generator: new PhiloxGenerator(seed) })).videos![0]!;
+          scored = scoreT2V(video, combo, held);
+        } else if (mode === 'i2v') {
+          video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), image: img(frames[0]!), generator: new PhiloxGenerator(seed) })).videos![0]!;
+          scored = scoreI2V(video, frames[0]!, combo, held);
+        } else if (mode === 'start-end') {
+          const last = frames[frames.length - 1]!;
+          video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), image: img(frames[0]!), endImage: img(last), generator: new PhiloxGenerator(seed) }))
+            .videos![0]!;
+          scored = scoreStartEnd(video, frames[0]!, last, combo, held);
+        } else {
+          // The source shows another colour; the prompt asks for `combo`'s.
+          const other = COLORS[(COLORS.indexOf(combo.color) + 3) % COLORS.length]!;
+          const src = renderClip({ ...clip, color: other });
+          video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), sourceVideo: src.map(img), strength: 0.7, generator: new PhiloxGenerator(seed) }))
+            .videos![0]!;
+          scored = scoreV2V(video, { frames: src, width: size.width, height: size.height }, combo, held);
+        }
+        results.push(scored);
+        if (args.strip && s === 0 && results.length <= 8 * modes.length) {
+          fs.mkdirSync(args.strip, { recursive: true });
+          await writePng(strip(video), path.join(args.strip, `${mode}_${canonicalCaption(combo).replaceAll(' ', '_')}.png`));
+        }
+        process.stderr.write(`\r${results.length} generations, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      }
+    }
+  }
+  process.stderr.write('\n');
+  const rows = summarize(results);
+  console.log(`\n${results.length} generations, ${steps} steps, guidance ${guidance}, ${size.frames}×${size.height}×${size.width}, ` +
+    `${((Date.now() - t0) / 1000 / results.length).toFixed(1)} s each on ${backend}; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}\n`);
+  console.log(formatTable(rows));
+  if (args.json) fs.writeFileSync(args.json, JSON.stringify({ args, rows, results: results.map(({ analysis, ...r }) => ({ ...r, analysis: { ...analysis, objects: undefined } })) }, null, 1));
+  pipe.dispose();
+  shutdownBackend();
+}
+
+main().catch((e: unknown) => {
+  console.error(`demo_quality: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});

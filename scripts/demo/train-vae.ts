@@ -1,0 +1,294 @@
+// Trains the demo model's 3D causal VAE (CogVideoX's AutoencoderKLCogVideoX) on demo-world clips.
+// Objective: reconstruction + small KL, loss = rec + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²), rec = --loss l1 (mean|x − x̂|,
+// default), mse or l1+mse (from scratch, L1 alone settles on background-only reconstructions: see README), pixels in
+// [−1, 1], x̂ decoded from a posterior sample; AdamW (decoupled weight decay), constant learning rate.
+//   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN [--resume] [--steps N] [--batch 4]
+//       [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--loss l1|mse|l1+mse] [--weight-decay 1e-2] [--save-minutes 5]
+//       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm]
+//   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --export DEST [--bf16]
+//   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --eval N     (reconstruction PSNR, analyzer)
+// DIR holds the initial vae/ (scripts/demo/init_model.py); WORLD is a make-world folder (its world.json: clips are
+// rendered from their specs, the frames the MP4s hold before H.264). Batches are drawn from (seed, step), so a resumed
+// run sees the batches it would have seen. RUN gets checkpoint-N folders (atomic), `latest`, and log.jsonl (one line
+// per step). --resume continues from `latest` (options may change between runs, e.g. larger crops later).
+// --export writes DEST/config.json + diffusion_pytorch_model.safetensors from `latest`, with scaling_factor set to
+// 1 / std of posterior samples over 32 world clips (the convention of the released VAEs).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng, analyzeVideo, centerAt, psnr, renderClip, type ClipSpec } from '../../src/data/index.js';
+import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
+import { setBackend } from '../../src/nn/backend.js';
+import { saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
+import { AdamW, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from './vae_state.js';
+import { trainStep, type RecLoss } from './vae_step.js';
+
+const { values: a } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    data: { type: 'string' },
+    out: { type: 'string' },
+    resume: { type: 'boolean', default: false },
+    steps: { type: 'string', default: '100000' },
+    batch: { type: 'string', default: '4' },
+    frames: { type: 'string', default: '9' },
+    crop: { type: 'string', default: '32x32' },
+    lr: { type: 'string', default: '5e-4' },
+    'kl-weight': { type: 'string', default: '1e-3' },
+    loss: { type: 'string', default: 'l1' },
+    'weight-decay': { type: 'string', default: '1e-2' },
+    'save-minutes': { type: 'string', default: '5' },
+    'max-minutes': { type: 'string' },
+    seed: { type: 'string', default: '0' },
+    backend: { type: 'string' },
+    export: { type: 'string' },
+    eval: { type: 'string' },
+    bf16: { type: 'boolean', default: false },
+  },
+});
+
+function need(name: 'model' | 'data' | 'out'): string {
+  const v = a[name];
+  if (!v) throw new Error(`--${name} is required`);
+  return v;
+}
+function num(name: string, v: string | undefined, check: (n: number) => boolean, what: string): number {
+  const n = Number(v);
+  if (!check(n)) throw new Error(`--${name} must be ${what}, got '${v}'`);
+  return n;
+}
+const posInt = (name: string, v: string | undefined) => num(name, v, (n) => Number.isInteger(n) && n >= 1, 'a positive integer');
+const nonNeg = (name: string, v: string | undefined) => num(name, v, (n) => Number.isFinite(n) && n >= 0, 'a number ≥ 0');
+
+interface Options {
+  steps: number;
+  batch: number;
+  frames: number;
+  cropH: number;
+  cropW: number;
+  lr: number;
+  klWeight: number;
+  recLoss: RecLoss;
+  weightDecay: number;
+  seed: number;
+}
+
+function readOptions(): Options {
+  const frames = posInt('frames', a.frames);
+  if ((frames - 1) % 4 !== 0) throw new Error(`--frames must be 1 or 4k + 1 (the VAE compresses time 4×), got ${frames}`);
+  const m = /^(\d+)x(\d+)$/.exec(a.crop!);
+  if (!m) throw new Error(`--crop must be HxW (e.g. 32x32), got '${a.crop}'`);
+  const [cropH, cropW] = [Number(m[1]), Number(m[2])];
+  if (cropH % 8 !== 0 || cropW % 8 !== 0 || cropH < 8 || cropW < 8) throw new Error(`--crop sides must be positive multiples of 8, got ${a.crop}`);
+  return {
+    steps: posInt('steps', a.steps),
+    batch: posInt('batch', a.batch),
+    frames,
+    cropH,
+    cropW,
+    lr: num('lr', a.lr, (n) => n > 0 && n < 1, 'in (0, 1)'),
+    klWeight: nonNeg('kl-weight', a['kl-weight']),
+    recLoss: ((v) => {
+      if (v !== 'l1' && v !== 'mse' && v !== 'l1+mse') throw new Error(`--loss must be l1, mse or l1+mse, got '${v}'`);
+      return v;
+    })(a.loss),
+    weightDecay: nonNeg('weight-decay', a['weight-decay']),
+    seed: num('seed', a.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
+  };
+}
+
+function loadWorld(dir: string): ClipSpec[] {
+  const file = path.join(dir, 'world.json');
+  if (!fs.existsSync(file)) throw new Error(`--data ${dir}: no world.json (make one with scripts/demo/make-world.ts)`);
+  const world = JSON.parse(fs.readFileSync(file, 'utf8')) as { clips: { type: string; spec: ClipSpec }[] };
+  const specs = world.clips.filter((c) => c.type === 'video').map((c) => c.spec);
+  if (specs.length === 0) throw new Error(`${file}: no video clips`);
+  return specs;
+}
+
+/** Batch `step`: clips, a window of `frames` frames and a crop, all drawn from (seed, step). Pixels in [−1, 1]. */
+function batchFor(specs: ClipSpec[], o: Options, step: number): tf.Tensor5D {
+  const rng = new Rng((Math.imul(o.seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca77)) >>> 0);
+  const { cropH: H, cropW: W, frames: F } = o;
+  const data = new Float32Array(o.batch * 3 * F * H * W);
+  for (let b = 0; b < o.batch; b++) {
+    const spec = specs[rng.int(specs.length)]!;
+    if (spec.frames < F || spec.height < H || spec.width < W) {
+      throw new Error(`world clip ${spec.width}x${spec.height}x${spec.frames} is smaller than the batch's ${W}x${H}x${F}`);
+    }
+    const clip = renderClip(spec);
+    const t0 = rng.int(spec.frames - F + 1);
+    // Most crops are centred near the object (jittered): a crop of bare background teaches little.
+    let y0 = rng.int(spec.height - H + 1);
+    let x0 = rng.int(spec.width - W + 1);
+    if (rng.next() < 0.8) {
+      const [cx, cy] = centerAt(spec, t0 + (F - 1) / 2);
+      const clamp = (v: number, hi: number) => Math.max(0, Math.min(hi, Math.round(v)));
+      x0 = clamp(cx - W / 2 + rng.uniform(-W / 4, W / 4), spec.width - W);
+      y0 = clamp(cy - H / 2 + rng.uniform(-H / 4, H / 4), spec.height - H);
+    }
+    for (let t = 0; t < F; t++) {
+      const f = clip[t0 + t]!;
+      for (let y = 0; y < H; y++) {
+        for (let x = 0; x < W; x++) {
+          const p = 3 * ((y0 + y) * spec.width + x0 + x);
+          for (let c = 0; c < 3; c++) data[(((b * 3 + c) * F + t) * H + y) * W + x] = f[p + c]! / 127.5 - 1;
+        }
+      }
+    }
+  }
+  return tf.tensor5d(data, [o.batch, 3, F, H, W]);
+}
+
+const rssGiB = () => process.memoryUsage().rss / 2 ** 30;
+const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/**
+ * Reconstruction quality on the last `n` world clips (whole frames, the first 4k+1, posterior mean): mean PSNR and
+ * how often the analyzer reads the same colour, shape, direction and background from the reconstruction as from
+ * the clip — what the demo model's quality bar needs from its VAE.
+ */
+function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>, specs: ClipSpec[], n: number): void {
+  const lookup = (k: string) => params.get(k);
+  let psnrSum = 0;
+  let same = 0;
+  const picked = specs.slice(-n);
+  for (const spec of picked) {
+    const F = Math.floor((spec.frames - 1) / 4) * 4 + 1;
+    const frames = renderClip(spec).slice(0, F);
+    const recon = tf.tidy(() => {
+      const x = batchFor([spec], { batch: 1, frames: F, cropH: spec.height, cropW: spec.width, seed: 0 } as Options, 0);
+      const post = vae.encode(x, { params: lookup });
+      const y = vae.decode(post.mode(), { params: lookup });
+      post.dispose();
+      // [1, 3, F, H, W] in [−1, 1] → F frames RGB HWC uint8
+      return tf.cast(tf.clipByValue(tf.round(tf.mul(tf.add(tf.transpose(tf.squeeze(y, [0]), [1, 2, 3, 0]), 1), 127.5)), 0, 255), 'int32');
+    });
+    const data = recon.dataSync();
+    recon.dispose();
+    const size = spec.width * spec.height * 3;
+    const out = frames.map((_, t) => Uint8Array.from(data.subarray(t * size, (t + 1) * size)));
+    psnrSum += frames.reduce((acc, f, t) => acc + Math.min(psnr(f, out[t]!), 60), 0) / F;
+    const want = analyzeVideo({ frames, width: spec.width, height: spec.height });
+    const got = analyzeVideo({ frames: out, width: spec.width, height: spec.height });
+    if (want.color === got.color && want.shape === got.shape && want.direction === got.direction && want.background === got.background) same++;
+  }
+  console.log(`eval over ${picked.length} clips: mean PSNR ${(psnrSum / picked.length).toFixed(2)} dB; analyzer agrees on ${same}/${picked.length}`);
+}
+
+async function exportVae(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>, specs: ClipSpec[], modelDir: string, dest: string): Promise<void> {
+  // scaling_factor = 1 / std of posterior samples of 32 whole world clips (frames 4k+1 ≤ clip length)
+  const n = Math.min(32, specs.length);
+  const F = Math.floor((specs[0]!.frames - 1) / 4) * 4 + 1;
+  let s = 0, s2 = 0, count = 0;
+  for (let i = 0; i < n; i++) {
+    const spec = specs[i]!;
+    tf.tidy(() => {
+      const x = batchFor([spec], { batch: 1, frames: F, cropH: spec.height, cropW: spec.width, seed: i } as Options, 0);
+      const post = vae.encode(x, { params: (k) => params.get(k) });
+      const z = post.sample({ seed: i });
+      const v = z.dataSync();
+      for (const e of v) {
+        s += e;
+        s2 += e * e;
+      }
+      count += v.length;
+      post.dispose();
+    });
+  }
+  const std = Math.sqrt(s2 / count - (s / count) ** 2);
+  const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'vae', 'config.json'), 'utf8')) as Record<string, unknown>;
+  config.scaling_factor = Number((1 / std).toPrecision(8));
+  const tensors: Record<string, TensorToWrite> = {};
+  for (const [name, p] of params) tensors[name] = { dtype: a.bf16 ? 'BF16' : 'F32', shape: p.shape, data: p.dataSync() as Float32Array };
+  fs.mkdirSync(dest, { recursive: true });
+  saveSafetensors(path.join(dest, 'diffusion_pytorch_model.safetensors'), tensors);
+  const tmp = path.join(dest, `.config.json.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, JSON.stringify(config, null, 2) + '\n');
+  fs.renameSync(tmp, path.join(dest, 'config.json'));
+  console.log(`exported ${dest}: latent std ${std.toFixed(4)} over ${n} clips → scaling_factor ${config.scaling_factor}`);
+}
+
+async function main(): Promise<void> {
+  const modelDir = need('model');
+  const runDir = need('out');
+  const specs = loadWorld(need('data'));
+  const o = readOptions();
+  const saveMs = nonNeg('save-minutes', a['save-minutes']) * 60_000;
+  const maxMs = a['max-minutes'] !== undefined ? nonNeg('max-minutes', a['max-minutes']) * 60_000 : Infinity;
+  if (!fs.existsSync(path.join(modelDir, 'vae', 'config.json'))) throw new Error(`--model ${modelDir}: no vae/config.json`);
+  fs.mkdirSync(runDir, { recursive: true });
+  const latest = latestCheckpoint(runDir);
+  if (latest && !a.resume && !a.export && !a.eval) throw new Error(`${runDir} already has ${path.basename(latest)}; pass --resume to continue it or choose another --out`);
+  if (a.resume && !latest) console.warn(`--resume: no checkpoint in ${runDir} yet, starting from ${modelDir}/vae`);
+
+  const backend = await setBackend(a.backend, { quiet: true });
+  const vae = await AutoencoderKLCogVideoX.fromPretrained(path.join(modelDir, 'vae'), { weights: 'resident' });
+  vae.disableTiling();
+  const params = new Map<string, tf.Variable>();
+  for (const name of vae.parameterNames()) params.set(name, tf.variable(vae.readParameter(name), true, `vae/${name}`));
+  const opt = new AdamW(params, o.lr, 0.9, 0.999, 1e-8, o.weightDecay);
+  let state: TrainState = { step: 0, lossEma: null, seconds: 0, options: { ...o } };
+  if (latest) {
+    state = loadCheckpoint(latest, opt);
+    console.log(`resumed ${latest} at step ${state.step}`);
+  }
+  if (a.eval) {
+    evaluate(vae, params, specs, posInt('eval', a.eval));
+    return;
+  }
+  if (a.export) {
+    await exportVae(vae, params, specs, modelDir, a.export);
+    return;
+  }
+  state.options = { ...o };
+  const nParams = [...params.values()].reduce((s, p) => s + p.size, 0);
+  console.log(`VAE ${nParams} parameters; batch ${o.batch}×3×${o.frames}×${o.cropH}×${o.cropW}; lr ${o.lr}; ${o.recLoss} + ${o.klWeight}·KL; ${backend}; ${os.cpus()[0]?.model ?? '?'}`);
+  const logFile = path.join(runDir, 'log.jsonl');
+  if (fs.existsSync(logFile)) {
+    // Steps after the checkpoint were lost with the process that made them: drop their lines (rewritten atomically).
+    const kept = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= state.step);
+    fs.writeFileSync(`${logFile}.tmp`, kept.map((l) => l + '\n').join(''));
+    fs.renameSync(`${logFile}.tmp`, logFile);
+  }
+  const log = fs.openSync(logFile, 'a');
+  let stop = false;
+  const onSignal = () => {
+    console.log('\nsignal: saving a checkpoint and stopping');
+    stop = true;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const t0 = Date.now();
+  let lastSave = Date.now();
+  while (state.step < o.steps && !stop && Date.now() - t0 < maxMs) {
+    await new Promise<void>((resolve) => setImmediate(resolve)); // lets a SIGINT / SIGTERM handler run between steps
+    if (stop) break;
+    const ts = Date.now();
+    const x = batchFor(specs, o, state.step);
+    const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1, o.recLoss);
+    const { loss: total, rec, kl, gradNorm } = r;
+    x.dispose();
+    state.step++;
+    const dt = (Date.now() - ts) / 1000;
+    state.seconds += dt;
+    state.lossEma = state.lossEma === null ? total : 0.98 * state.lossEma + 0.02 * total;
+    const entry = { step: state.step, loss: total, rec, kl, gradNorm, lr: o.lr, sPerStep: dt, rssGiB: +rssGiB().toFixed(2), load: loadavg(), time: new Date().toISOString() };
+    fs.writeSync(log, JSON.stringify(entry) + '\n');
+    process.stdout.write(`\rstep ${state.step}/${o.steps} loss ${total.toFixed(4)} (ema ${state.lossEma.toFixed(4)}) rec ${rec.toFixed(4)} kl ${kl.toFixed(2)} ${dt.toFixed(2)} s/step rss ${entry.rssGiB} GiB   `);
+    if (Date.now() - lastSave >= saveMs) {
+      saveCheckpoint(runDir, opt, state);
+      lastSave = Date.now();
+    }
+  }
+  saveCheckpoint(runDir, opt, state);
+  fs.closeSync(log);
+  console.log(`\nsaved step ${state.step} (${(state.seconds / 3600).toFixed(2)} h of training in all)`);
+}
+
+main().catch((e: unknown) => {
+  console.error(`train-vae: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});

@@ -1,0 +1,120 @@
+// The demo VAE trainer's state on disk: parameters and AdamW moments in one safetensors file plus a JSON file
+// (step, options, smoothed loss), in a folder `checkpoint-STEP` written under a temporary name and renamed into
+// place, then named in `latest` (also written atomically). A run killed at any moment leaves the previous
+// checkpoint intact; `--resume` continues from the one `latest` names.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { SafetensorsFile, saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
+
+export interface TrainState {
+  step: number;
+  /** Exponential moving average of the loss (for the log). */
+  lossEma: number | null;
+  /** Wall seconds spent training so far, over all runs. */
+  seconds: number;
+  options: Record<string, unknown>;
+}
+
+/** AdamW (decoupled weight decay, torch.optim.AdamW's update with bias correction). */
+export class AdamW {
+  readonly m = new Map<string, tf.Variable>();
+  readonly v = new Map<string, tf.Variable>();
+  constructor(
+    readonly params: Map<string, tf.Variable>,
+    public lr: number,
+    readonly beta1 = 0.9,
+    readonly beta2 = 0.999,
+    readonly eps = 1e-8,
+    readonly weightDecay = 1e-2,
+  ) {
+    for (const [name, p] of params) {
+      this.m.set(name, tf.variable(tf.zerosLike(p), false));
+      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+    }
+  }
+
+  /** One update with `grads` (by parameter name); `step` counts from 1. */
+  apply(grads: Map<string, tf.Tensor>, step: number): void {
+    const bc1 = 1 - this.beta1 ** step;
+    const bc2 = 1 - this.beta2 ** step;
+    for (const [name, p] of this.params) {
+      const g = grads.get(name);
+      if (!g) continue;
+      const m = this.m.get(name)!;
+      const v = this.v.get(name)!;
+      tf.tidy(() => {
+        m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1)));
+        v.assign(tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2)));
+        const denom = tf.add(tf.sqrt(tf.div(v, bc2)), this.eps);
+        const update = tf.div(tf.div(m, bc1), denom);
+        p.assign(tf.sub(tf.mul(p, 1 - this.lr * this.weightDecay), tf.mul(update, this.lr)));
+      });
+    }
+  }
+}
+
+function f32(t: tf.Tensor): TensorToWrite {
+  return { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array };
+}
+
+/** Writes checkpoint-STEP atomically and points `latest` at it; keeps the newest `keep` checkpoints. */
+export function saveCheckpoint(runDir: string, opt: AdamW, state: TrainState, keep = 2): string {
+  const name = `checkpoint-${state.step}`;
+  const final = path.join(runDir, name);
+  const tmp = path.join(runDir, `.${name}.${process.pid}.tmp`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  const tensors: Record<string, TensorToWrite> = {};
+  for (const [n, p] of opt.params) {
+    tensors[`param/${n}`] = f32(p);
+    tensors[`m/${n}`] = f32(opt.m.get(n)!);
+    tensors[`v/${n}`] = f32(opt.v.get(n)!);
+  }
+  saveSafetensors(path.join(tmp, 'state.safetensors'), tensors);
+  fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state, null, 1));
+  fs.rmSync(final, { recursive: true, force: true });
+  fs.renameSync(tmp, final);
+  const latestTmp = path.join(runDir, `.latest.${process.pid}.tmp`);
+  fs.writeFileSync(latestTmp, name + '\n');
+  fs.renameSync(latestTmp, path.join(runDir, 'latest'));
+  const old = fs
+    .readdirSync(runDir)
+    .filter((d) => /^checkpoint-\d+$/.test(d))
+    .sort((a, b) => Number(b.slice(11)) - Number(a.slice(11)))
+    .slice(keep);
+  for (const d of old) fs.rmSync(path.join(runDir, d), { recursive: true, force: true });
+  return final;
+}
+
+/** The checkpoint `latest` names, or null when there is none. */
+export function latestCheckpoint(runDir: string): string | null {
+  const file = path.join(runDir, 'latest');
+  if (!fs.existsSync(file)) return null;
+  const dir = path.join(runDir, fs.readFileSync(file, 'utf8').trim());
+  if (!fs.existsSync(path.join(dir, 'state.json'))) throw new Error(`${file} names ${dir}, which has no state.json`);
+  return dir;
+}
+
+/** Loads parameters and moments from a checkpoint into `opt` (names and shapes must match) and returns its state. */
+export function loadCheckpoint(dir: string, opt: AdamW): TrainState {
+  const st = SafetensorsFile.open(path.join(dir, 'state.safetensors'));
+  try {
+    const put = (v: tf.Variable, key: string) => {
+      if (!st.has(key)) throw new Error(`${dir}/state.safetensors: no tensor "${key}" (checkpoint of another VAE config?)`);
+      const h = st.read(key);
+      if (h.shape.length !== v.shape.length || h.shape.some((d, i) => d !== v.shape[i])) {
+        throw new Error(`${dir}/state.safetensors: "${key}" has shape [${h.shape.join(', ')}], expected [${v.shape.join(', ')}]`);
+      }
+      tf.tidy(() => v.assign(tf.tensor(h.toFloat32(), v.shape, 'float32')));
+    };
+    for (const [n, p] of opt.params) {
+      put(p, `param/${n}`);
+      put(opt.m.get(n)!, `m/${n}`);
+      put(opt.v.get(n)!, `v/${n}`);
+    }
+  } finally {
+    st.close();
+  }
+  return JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as TrainState;
+}

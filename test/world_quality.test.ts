@@ -1,0 +1,41 @@
+// src/data/quality: the demo-quality checks pass on the world's own clips and fail on wrong ones.
+import { describe, expect, it } from 'vitest';
+import { clipRng, formatTable, placeClip, renderClip, scoreI2V, scoreStartEnd, scoreT2V, scoreV2V, summarize, type Combo } from '../src/data/index.js';
+
+const size = { width: 96, height: 64, frames: 17 };
+const combo: Combo = { color: 'yellow', shape: 'triangle', direction: 'left', background: 'gray' };
+const clip = placeClip(combo, clipRng(4, 2), size);
+const frames = renderClip(clip);
+const video = { frames, width: size.width, height: size.height };
+
+describe('quality checks', () => {
+  it('pass on the ground truth', () => {
+    expect(Object.values(scoreT2V(video, combo, false).checks)).toEqual([true, true, true, true]);
+    expect(Object.values(scoreI2V(video, frames[0]!, combo, true).checks)).toEqual([true, true]);
+    expect(Object.values(scoreStartEnd(video, frames[0]!, frames[16]!, combo, true).checks)).toEqual([true, true, true]);
+    expect(Object.values(scoreV2V(video, { ...video, frames: renderClip({ ...clip, color: 'blue' }) }, combo, false).checks)).toEqual([true, true]);
+  });
+
+  it('fail on a wrong video', () => {
+    const other = placeClip({ ...combo, color: 'red', direction: 'down' }, clipRng(4, 3), size);
+    const wrong = { ...video, frames: renderClip(other) };
+    const t2v = scoreT2V(wrong, combo, false).checks;
+    expect([t2v.color, t2v.direction, t2v.shape, t2v.background]).toEqual([false, false, true, true]);
+    expect(scoreI2V(wrong, frames[0]!, combo, false).checks['frame0 ≥ 28 dB']).toBe(false);
+    const se = scoreStartEnd(wrong, frames[0]!, frames[16]!, combo, false).checks;
+    expect([se['first ≥ 26 dB'], se['last ≥ 26 dB'], se.travels]).toEqual([false, false, false]);
+    const v2v = scoreV2V(wrong, video, combo, false).checks;
+    expect([v2v['color follows prompt'], v2v['path stays']]).toEqual([false, false]);
+  });
+
+  it('summarize splits seen/held-out and marks misses', () => {
+    const rows = summarize([scoreT2V(video, combo, false), scoreT2V(video, { ...combo, color: 'red' }, true)]);
+    expect(rows.map((r) => [r.split, r.n, r.rates.color![0]])).toEqual([
+      ['seen', 1, 1],
+      ['held-out', 1, 0],
+    ]);
+    const table = formatTable(rows);
+    expect(table).toContain('color 100.0 % (≥ 95)');
+    expect(table).toContain('color 0.0 % (≥ 95) ✗');
+  });
+});
