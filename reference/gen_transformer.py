@@ -146,6 +146,14 @@ VARIANTS = [
          cases=CASES_15),
     # T = 1: Fun appends a zero frame (T_loc = 2) and slices the output back to 1 frame.
     dict(name="fun-1.5-5b-inp", cls="fun", pipe="fun", cfg=dict(in_channels=33, **V15), cases=CASES_15 + [(8, 12, 1)]),
+    # CogVideoX-Fun InP models whose latent width is not 16 (4 latent channels: in 2*4+1 = 9, out 4). Nothing but the
+    # key add_noise_in_inpaint_model, which Fun's class writes into every config it saves, says these are Fun models:
+    # a port must take Fun's 2b position table (trilinear resize of the sample-size table; here 4x6 -> 3x4 tokens and 2
+    # of 3 frames) and Fun's RoPE grid (np.linspace; the 12x4 crop is off-origin, where diffusers' grid differs).
+    dict(name="fun-2b-inp-c4", cls="fun", pipe="fun", latent=4,
+         cfg=dict(in_channels=9, out_channels=4, max_text_seq_length=ROPE_TEXT_LEN), cases=[(6, 8, 2)]),
+    dict(name="fun-5b-inp-c4", cls="fun", pipe="fun", latent=4, cfg=dict(in_channels=9, out_channels=4, **ROPE),
+         cases=[(12, 4, 3)]),
 ]
 
 
@@ -398,7 +406,8 @@ def text_len(model):
 
 def make_inputs(v, model, h, w, T, seed):
     g = torch.Generator().manual_seed(seed)
-    latents = torch.randn(B, T, 16, h, w, generator=g)
+    lat = v.get("latent", 16)
+    latents = torch.randn(B, T, lat, h, w, generator=g)
     t = {}
     if v["pipe"] == "i2v":
         # I2V pipelines: model input = cat([latents, image_latents], dim=2); image latents = encoded first frame,
@@ -411,7 +420,7 @@ def make_inputs(v, model, h, w, T, seed):
     t["in.timestep"] = torch.tensor(TIMESTEPS, dtype=torch.int64)
     if v["cls"] == "fun":
         mask = (torch.rand(B, T, 1, h, w, generator=g) < 0.5).float() * MASK_VALUE
-        t["in.inpaint_latents"] = torch.cat([mask, torch.randn(B, T, 16, h, w, generator=g)], dim=2)
+        t["in.inpaint_latents"] = torch.cat([mask, torch.randn(B, T, lat, h, w, generator=g)], dim=2)
     if model.config.get("ofs_embed_dim"):
         # CogVideoXImageToVideoPipeline: ofs_emb = latents.new_full((1,), fill_value=2.0)  (shape [1], not [B])
         t["in.ofs"] = torch.full((1,), 2.0)
@@ -443,7 +452,8 @@ def write_case(v, vi, ci, model, h, w, T):
     acts = run_case(model, model_kwargs(t))
     t.update(acts)
     # invariants a port relies on
-    assert t["out"].shape == (B, T, 16, h, w), t["out"].shape
+    c_out = model.config.out_channels
+    assert t["out"].shape == (B, T, c_out, h, w), t["out"].shape
     n_text = t["in.encoder_hidden_states"].shape[1]
     assert torch.equal(t["block.0.in.hidden"], t["patch_embed.output"][:, n_text:])
     assert torch.equal(t["block.0.in.encoder"], t["patch_embed.output"][:, :n_text])
@@ -451,8 +461,8 @@ def write_case(v, vi, ci, model, h, w, T):
     assert torch.equal(t["block.1.in.encoder"], t["block.0.out.encoder"])
     p, pt = model.config.patch_size, model.config.patch_size_t or 1
     Tl = max(T, pt)  # Fun 1.5: T = 1 is padded to 2
-    y = t["proj_out.output"].reshape(B, Tl // pt, h // p, w // p, 16, pt, p, p)
-    y = y.permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(B, Tl, 16, h, w)[:, :T]
+    y = t["proj_out.output"].reshape(B, Tl // pt, h // p, w // p, c_out, pt, p, p)
+    y = y.permute(0, 1, 5, 4, 2, 6, 3, 7).reshape(B, Tl, c_out, h, w)[:, :T]
     assert torch.equal(y, t["out"]), "out is not unpatchify(proj_out.output)"
     for k in DROPPED_KEYS:
         del t[k]

@@ -1,4 +1,4 @@
-// T5 v1.1 encoder (HF `T5EncoderModel`), spec §1.4:
+// T5 v1.1 encoder (HF transformers models/t5/modeling_t5.py `T5EncoderModel`):
 //   h = shared[ids]                      (no √d scaling)
 //   per block: h += Attn(RMS(h)) with relative position bias from block 0, NO 1/√d scaling;
 //              h += Wo · (gelu_tanh(Wi0·RMS(h)) ⊙ Wi1·RMS(h))

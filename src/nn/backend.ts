@@ -1,5 +1,6 @@
 // Backend selection: tfjs-node(-gpu) ('tensorflow') when installed, else threaded-SIMD wasm.
-// This is the only module that knows how backends are loaded; model code never imports a backend.
+// This is the only module that knows how backends are loaded. Kernel choices per backend live in src/nn (the
+// transformer's execution strategies: src/nn/dit/plan.ts); src/models names no backend.
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { createRequire } from 'node:module';
@@ -42,7 +43,7 @@ export function loadNative(): string | null {
 }
 
 /**
- * Threaded wasm in Node needs a shim (see shared notes, tfjs-backends.md §1): pthread workers are created from
+ * Threaded wasm in Node needs a shim (tfjs-backend-wasm's Emscripten glue targets browsers): pthread workers are created from
  * blob: URLs that worker_threads cannot load, the worker is handed the main script as a Blob, and the C++ side caps
  * threads at cpus/2. Patch those before the backend module loads.
  */
@@ -167,11 +168,6 @@ export function isWasm(): boolean {
   return tf.getBackend() === 'wasm';
 }
 
-/**
- * tfjs-node copies a new tensor's values into TensorFlow only when an op first reads it and keeps the JS array until
- * then, so weights uploaded ahead of use exist twice (measured: a resident Fun-2b transformer peaked at about twice
- * its fp32 size). This makes the copy now, leaving the JS array to the garbage collector. No-op on other backends.
- */
 let gcFn: (() => void) | null | undefined;
 
 /**
@@ -192,6 +188,11 @@ export function collectGarbage(): void {
   gcFn?.();
 }
 
+/**
+ * tfjs-node copies a new tensor's values into TensorFlow only when an op first reads it and keeps the JS array until
+ * then, so weights uploaded ahead of use exist twice (measured: a resident Fun-2b transformer peaked at about twice
+ * its fp32 size). This makes the copy now, leaving the JS array to the garbage collector. No-op on other backends.
+ */
 export function commitToDevice<T extends tf.Tensor>(t: T): T {
   const b = tf.backend() as unknown as { getInputTensorIds?: (ts: tf.Tensor[]) => unknown };
   if (typeof b.getInputTensorIds === 'function' && tf.getBackend() === 'tensorflow') b.getInputTensorIds([t]);

@@ -1,4 +1,5 @@
-// Checkpoint names and shapes of `CogVideoXTransformer3DModel` (diffusers / CogVideoX-Fun; spec §1.1, §1.5).
+// Checkpoint names and shapes of `CogVideoXTransformer3DModel` (diffusers models/transformers/cogvideox_transformer_3d.py,
+// CogVideoX-Fun cogvideox/models/transformer3d.py: the same state-dict layout).
 export interface TransformerConfig {
   num_attention_heads: number;
   attention_head_dim: number;

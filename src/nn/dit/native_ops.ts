@@ -6,9 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { attentionHost, mergeHeadsHost, splitHeadsHost } from '../attention.js';
 import { feedForward, isHostLinear, linear, linearToHost, type HostRows } from '../linear.js';
-import { nativeAttention } from '../native.js';
+import { hostFloats, nativeAttention } from '../native.js';
 import { modulatedLayerNormInto } from '../norm.js';
-import { hostFloats } from '../native.js';
 import { ffRowsPerChunk, jointAttentionTensor, tensorStreamOps, type TensorOpsOptions, type TensorStream } from './tf_ops.js';
 import type { AttentionWeights, BlockOps, Emit, Rotary, Rows } from './types.js';
 
