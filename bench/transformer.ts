@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { availableBackends, describeBackend, setBackend, shutdownBackend } from '../src/nn/backend.js';
 import { CogVideoXTransformer3DModel } from '../src/models/transformer.js';
-import { needsOffload } from '../src/models/transformer_offload.js';
+import { transformerOffloaded as needsOffload } from '../src/nn/capabilities.js';
 import { linearFromHost, disposeLinear } from '../src/nn/linear.js';
 import { WeightStore } from '../src/weights/checkpoint.js';
 import { blockNames } from '../src/weights/transformer_names.js';

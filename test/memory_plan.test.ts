@@ -81,20 +81,23 @@ describe('memory plan', () => {
 });
 
 describe('the memory plan asks nn what a strategy costs', () => {
-  it('nn/capabilities.ts decides offloading exactly as the transformer does at run time (models/transformer_offload.ts)', async () => {
-    const { transformerOffloaded, OFFLOAD_CHUNK_BYTES } = await import('../src/nn/capabilities.js');
-    const offload = await import('../src/models/transformer_offload.js');
-    expect(OFFLOAD_CHUNK_BYTES).toBe(offload.OFFLOAD_CHUNK_BYTES);
-    for (const backend of ['wasm', 'tensorflow']) {
-      for (const B of [1, 2, 4]) {
-        for (const S of [226 + 1350, 226 + 3250, 226 + 13_104, 226 + 17_550, 226 + 40_000]) {
-          for (const D of [1920, 3072]) {
-            for (const ram of [8 * GiB, 24 * GiB, 64 * GiB]) {
-              expect(transformerOffloaded(B, S, D, backend, ram), `${backend} B ${B} S ${S} D ${D} RAM ${ram / GiB} GiB`).toBe(offload.needsOffload(B, S, D, backend, ram));
-            }
-          }
+  it('the offload rule it plans with is the one the DiT execution plan applies (a forward at that size runs offloaded)', async () => {
+    const tf = await import('@tensorflow/tfjs-core');
+    const { transformerOffloaded } = await import('../src/nn/capabilities.js');
+    const { planDit } = await import('../src/nn/dit/plan.js');
+    const backend = tf.getBackend();
+    let offloaded = 0;
+    for (const B of [1, 2, 4]) {
+      for (const N of [1350, 3250, 13_104, 17_550, 40_000]) {
+        for (const [heads, headDim] of [[30, 64], [48, 64]] as const) {
+          const planned = transformerOffloaded(B, 226 + N, heads * headDim, backend);
+          const ops = planDit({ B, Lt: 226, N, heads, headDim }, {});
+          expect(ops.name === 'offloaded row chunks', `${backend} B ${B} N ${N} D ${heads * headDim}: ran as ${ops.name}`).toBe(planned);
+          if (planned) offloaded++;
         }
       }
     }
+    expect(offloaded, 'some of these sizes must be offloaded and some not').toBeGreaterThan(0);
+    expect(offloaded).toBeLessThan(30);
   });
 });
