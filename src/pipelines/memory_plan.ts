@@ -113,7 +113,7 @@ export function planMemory(inputs: MemoryInputs, req: MemoryRequest, limits = { 
   // per head. measured (bench/transformer.ts, bench/pipeline.ts): ≈ 22 on tensorflow (3 250 and 13 330 tokens,
   // within 10 %), ≈ 10 on wasm (13 330 tokens)
   const seqLive = wasm ? 10 : 22;
-  // sizes whose activations would not fit (wasm heap / half the RAM) run offloaded (transformer_offload.ts): on the
+  // sizes whose activations would not fit (wasm heap / half the RAM) run offloaded (src/nn/dit/offload_ops.ts): on the
   // device a row chunk, one head's q/k/v/out [S, hd] and its attention scratch; on the host the residual stream,
   // q/k/v/out of one sequence and the position table
   const offload = transformerOffloaded(B2, S, D, wasm ? 'wasm' : 'tensorflow', limits.ramBytes);
