@@ -57,3 +57,13 @@ describe('T5Tokenizer', () => {
     await expect(T5Tokenizer.fromPretrained(FIXTURES)).rejects.toThrow(/no spiece\.model/);
   });
 });
+
+describe('T5Tokenizer in a long-running process', () => {
+  it('loading it again and again adds no process-wide listeners (sentencepiece-js adds two per load)', async () => {
+    const count = () => process.listenerCount('uncaughtException') + process.listenerCount('unhandledRejection');
+    await T5Tokenizer.fromPretrained(path.join(TINY_MODEL, 'tokenizer')); // module-level state settles
+    const before = count();
+    for (let i = 0; i < 3; i++) await T5Tokenizer.fromPretrained(path.join(TINY_MODEL, 'tokenizer'));
+    expect(count()).toBe(before);
+  });
+});

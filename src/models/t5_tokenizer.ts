@@ -85,6 +85,24 @@ function countPieces(model: Uint8Array): number {
   return count;
 }
 
+/**
+ * sentencepiece-js instantiates an emscripten module per load, and each one adds process-wide `uncaughtException` /
+ * `unhandledRejection` listeners that rethrow and keep the module alive: one more per tokenizer a long-running process
+ * (a server, a training run) loads. The listeners this load added are removed.
+ */
+async function loadWithoutProcessHooks(sp: SentencePiece, modelFile: string): Promise<void> {
+  const events = ['uncaughtException', 'unhandledRejection'];
+  const listeners = (ev: string) => process.listeners(ev as 'uncaughtException') as ((...a: unknown[]) => void)[];
+  const before = events.map((ev) => new Set(listeners(ev)));
+  try {
+    await sp.load(modelFile);
+  } finally {
+    events.forEach((ev, i) => {
+      for (const l of listeners(ev)) if (!before[i]!.has(l)) process.off(ev, l);
+    });
+  }
+}
+
 export class T5Tokenizer {
   private readonly added: Map<string, AddedToken>;
   private readonly splitter: RegExp | null;
@@ -116,7 +134,7 @@ export class T5Tokenizer {
     if (spVocabSize < 3) throw new Error(`${modelFile}: not a sentencepiece model (found ${spVocabSize} pieces)`);
     const { SentencePieceProcessor } = require('sentencepiece-js') as { SentencePieceProcessor: new () => SentencePiece };
     const sp = new SentencePieceProcessor();
-    await sp.load(modelFile);
+    await loadWithoutProcessHooks(sp, modelFile);
 
     const readIf = (name: string): Record<string, unknown> | null => {
       const f = path.join(dir, name);

@@ -13,7 +13,6 @@ const { backend } = workerData as { backend?: 'tensorflow' | 'wasm' };
 const port = parentPort!;
 const post = (m: WorkerMessage) => port.postMessage(m);
 
-const LEAKY_EVENTS = ['uncaughtException', 'unhandledRejection'] as const;
 
 function memory(): WorkerMemory {
   const m = tf.memory();
@@ -34,15 +33,8 @@ port.on('message', (msg: { type: 'run'; spec: JobSpec; stop: Int32Array }) => {
     if (event.type === 'step' && Atomics.load(stop, 0) === STOP_REQUESTED) stepsAfterCancel++;
     post({ type: 'event', id: spec.id, event });
   };
-  // Each job's T5Tokenizer instantiates a sentencepiece-js (emscripten) module, which adds process-wide
-  // uncaughtException / unhandledRejection listeners that keep the module alive: one more per job in a thread that
-  // runs many. The listeners a job added are removed when it ends.
-  const before = new Map(LEAKY_EVENTS.map((ev) => [ev, new Set(process.listeners(ev as 'uncaughtException'))]));
-  const dropAdded = () => {
-    for (const ev of LEAKY_EVENTS) for (const l of process.listeners(ev as 'uncaughtException')) if (!before.get(ev)!.has(l)) process.off(ev, l);
-  };
   // jobs arrive one at a time (the pool waits for 'finished'), so no queue is needed here
-  executeJob(spec, { emit, stop, backend: backendName }).finally(dropAdded).then(
+  executeJob(spec, { emit, stop, backend: backendName }).then(
     (result) => post({ type: 'finished', id: spec.id, ok: true, result, memory: memory() }),
     (e: unknown) => {
       const interrupted = e instanceof InterruptedError || (e instanceof Error && e.name === 'AbortError') || Atomics.load(stop, 0) === STOP_REQUESTED;
