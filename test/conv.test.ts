@@ -7,7 +7,7 @@ import { causalConv3dFromHost, causalConvStep, conv2d, conv2dFromHost, disposeCa
 import { applyScaleShift, ChannelMoments, channelMoments, groupNorm, groupNormScaleShift } from '../src/nn/group_norm.js';
 import { linearTaps, nearestIndices, resizeLinear, resizeNearest, upsampleNearest2d } from '../src/nn/resize.js';
 import { HostTensor } from '../src/weights/host_tensor.js';
-import { BACKENDS, diff, expectClose, loadFixture, useBackend } from './helpers.js';
+import { diff, expectClose, loadFixture, useBackend, describeEachBackend } from './helpers.js';
 
 afterAll(() => shutdownBackend());
 
@@ -42,7 +42,7 @@ describe('resize index rules (PyTorch UpSample.h)', () => {
   });
 });
 
-describe.each(BACKENDS)('VAE nn helpers on %s', (backend) => {
+describeEachBackend('VAE nn helpers on %s', (backend) => {
   it('resizes like F.interpolate (nearest, trilinear align_corners=False)', async () => {
     await useBackend(backend);
     const fx = loadFixture('vae/resize.safetensors');

@@ -14,7 +14,7 @@ import type { RgbImage } from '../src/pipelines/inpaint.js';
 import { generateLongVideo, planLongVideo, type LongVideoOptions } from '../src/pipelines/long_video.js';
 import { InjectedGenerator } from '../src/schedulers/generator.js';
 import { loadScheduler } from '../src/schedulers/index.js';
-import { BACKENDS, diff, FIXTURES, loadFixture, TINY_MODEL, useBackend, type Fixture } from './helpers.js';
+import { BACKENDS, diff, FIXTURES, loadFixture, TINY_MODEL, useBackend, type Fixture, describeEachBackend } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'long_video');
 
@@ -214,21 +214,19 @@ async function runCase(name: string, forced: boolean): Promise<void> {
   }
 }
 
-for (const backend of BACKENDS) {
-  describe(`long video vs CogVideoX-Fun's UI loop (${backend})`, () => {
-    for (const name of Object.keys(CASES)) {
-      // free-running on the first backend only: the chain logic is the same on every backend
-      for (const forced of backend === BACKENDS[0] ? [true, false] : [true]) {
-        it(`${name}${forced ? ' (reference start images)' : ' (free-running)'}`, async () => {
-          await useBackend(backend);
-          const before = tf.memory().numTensors;
-          await runCase(name, forced);
-          expect(tf.memory().numTensors, 'no tensor leaked').toBe(before);
-        }, 240_000);
-      }
+describeEachBackend("long video vs CogVideoX-Fun's UI loop (%s)", (backend) => {
+  for (const name of Object.keys(CASES)) {
+    // free-running on the first backend only: the chain logic is the same on every backend
+    for (const forced of backend === BACKENDS[0] ? [true, false] : [true]) {
+      it(`${name}${forced ? ' (reference start images)' : ' (free-running)'}`, async () => {
+        await useBackend(backend);
+        const before = tf.memory().numTensors;
+        await runCase(name, forced);
+        expect(tf.memory().numTensors, 'no tensor leaked').toBe(before);
+      }, 240_000);
     }
-  });
-}
+  }
+});
 
 describe('planLongVideo: the UI loop schedule', () => {
   it('matches the reference segments', () => {

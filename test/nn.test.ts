@@ -10,7 +10,7 @@ import { geluTanh } from '../src/nn/activations.js';
 import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows } from '../src/nn/linear.js';
 import { shutdownBackend } from '../src/nn/backend.js';
 import { HostTensor } from '../src/weights/host_tensor.js';
-import { BACKENDS, diff, useBackend } from './helpers.js';
+import { diff, useBackend, describeEachBackend } from './helpers.js';
 
 afterAll(() => shutdownBackend());
 
@@ -25,7 +25,7 @@ function values(n: number, seed: number): Float32Array {
   return out;
 }
 
-describe.each(BACKENDS)('nn primitives on %s', (backend) => {
+describeEachBackend('nn primitives on %s', (backend) => {
   it('slice / unstack / split of rank-5 tensors equal index arithmetic', async () => {
     await useBackend(backend);
     const shape = [2, 3, 4, 5, 6];

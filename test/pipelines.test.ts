@@ -19,7 +19,7 @@ import { readImage, readMask } from '../src/media/image.js';
 import { resizeImage } from '../src/media/resize.js';
 import { InjectedGenerator } from '../src/schedulers/generator.js';
 import { loadScheduler } from '../src/schedulers/index.js';
-import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, useBackend, type Fixture } from './helpers.js';
+import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, useBackend, type Fixture, describeEachBackend } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'pipelines');
 const CASES = JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
@@ -229,18 +229,16 @@ async function runCase(name: string, highLevel = false): Promise<void> {
   expect(share).toBeGreaterThanOrEqual(0.999);
 }
 
-for (const backend of BACKENDS) {
-  describe(`pipelines vs the original (${backend})`, () => {
-    for (const name of Object.keys(CASES.cases)) {
-      it(`${name}`, async () => {
-        await useBackend(backend);
-        const before = tf.memory().numTensors;
-        await runCase(name);
-        expect(tf.memory().numTensors, 'no tensor leaked').toBe(before);
-      }, 240_000);
-    }
-  });
-}
+describeEachBackend('pipelines vs the original (%s)', (backend) => {
+  for (const name of Object.keys(CASES.cases)) {
+    it(`${name}`, async () => {
+      await useBackend(backend);
+      const before = tf.memory().numTensors;
+      await runCase(name);
+      expect(tf.memory().numTensors, 'no tensor leaked').toBe(before);
+    }, 240_000);
+  }
+});
 
 describe(`Fun pipeline from image files / frames / mask image (${BACKENDS[0]})`, () => {
   for (const name of ['fun_t2v', 'fun_i2v', 'fun_start_end', 'fun_v2v_mask', 'fun_image', 'fun_i2v_n2']) {

@@ -14,7 +14,7 @@ import { PhiloxGenerator } from '../src/schedulers/generator.js';
 import { folderSampler, SAMPLER_FOR_CLASS, SCHEDULER_NAMES, createScheduler } from '../src/schedulers/index.js';
 import { readConfig } from '../src/weights/checkpoint.js';
 import type { TransformerConfig } from '../src/weights/transformer_names.js';
-import { BACKENDS, FIXTURES, TINY_MODEL, useBackend } from './helpers.js';
+import { BACKENDS, FIXTURES, TINY_MODEL, useBackend, describeEachBackend } from './helpers.js';
 
 const FUN_T2V = path.join(FIXTURES, 'tiny-fun-t2v');
 const PIPE_2B = path.join(FIXTURES, 'tiny-pipe-2b');
@@ -95,78 +95,76 @@ describe('the default sampler is the folder scheduler class (diffusers from_pret
   });
 });
 
-for (const backend of BACKENDS) {
-  describe(`cancellation from a timer (${backend})`, () => {
-    it('an AbortController fired by setTimeout during a 400-step run stops within one step, frees everything, throws its reason', async () => {
-      await useBackend(backend);
-      const pipe = await CogVideoXPipeline.fromPretrained(PIPE_2B);
-      const before = tf.memory().numTensors;
-      const ctl = new AbortController();
-      const reason = new Error('stopped by the timer');
-      let stepsAtAbort = -1;
-      let steps = 0;
-      let firstStep = 0;
-      const run = pipe.call({
-        prompt: 'a panda',
-        height: 32,
-        width: 48,
-        numFrames: 5,
-        numInferenceSteps: 400,
-        maxSequenceLength: 16,
-        generator: new PhiloxGenerator(3),
-        signal: ctl.signal,
-        onStep: () => {
-          steps++;
-          // arm the timer once denoising runs (model loading takes a variable time)
-          if (steps === 1) {
-            firstStep = performance.now();
-            setTimeout(() => {
-              stepsAtAbort = steps;
-              ctl.abort(reason);
-            }, 40);
-          }
-        },
-      });
-      await expect(run).rejects.toBe(reason);
-      const elapsed = performance.now() - firstStep;
-      expect(stepsAtAbort, 'the timer fired during the run').toBeGreaterThan(0);
-      expect(steps - stepsAtAbort, 'steps taken after the abort').toBeLessThanOrEqual(1);
-      expect(steps).toBeLessThan(400);
-      expect(elapsed).toBeLessThan(30_000);
-      expect(tf.memory().numTensors, 'no tensor left').toBe(before);
-      pipe.dispose();
-    }, 120_000);
-    it('an abort fired at the end of the text stage stops before any denoising step', async () => {
-      await useBackend(backend);
-      const pipe = await CogVideoXPipeline.fromPretrained(PIPE_2B);
-      const before = tf.memory().numTensors;
-      const ctl = new AbortController();
-      const stages: string[] = [];
-      let steps = 0;
-      const run = pipe.call({
-        prompt: 'a panda',
-        height: 32,
-        width: 48,
-        numFrames: 5,
-        numInferenceSteps: 4,
-        maxSequenceLength: 16,
-        signal: ctl.signal,
-        onStep: () => steps++,
-        onStage: (s, state) => {
-          stages.push(`${s}:${state}`);
-          if (s === 'text' && state === 'end') setTimeout(() => ctl.abort(), 0);
-        },
-      });
-      await expect(run).rejects.toThrow(/abort/i);
-      // the timer fires at the next stage boundary (text → denoise) or the first step's yield at the latest
-      expect(steps).toBe(0);
-      expect(stages.slice(0, 2)).toEqual(['text:start', 'text:end']);
-      expect(stages).not.toContain('denoise:end');
-      expect(tf.memory().numTensors).toBe(before);
-      pipe.dispose();
-    }, 60_000);
-  });
-}
+describeEachBackend('cancellation from a timer (%s)', (backend) => {
+  it('an AbortController fired by setTimeout during a 400-step run stops within one step, frees everything, throws its reason', async () => {
+    await useBackend(backend);
+    const pipe = await CogVideoXPipeline.fromPretrained(PIPE_2B);
+    const before = tf.memory().numTensors;
+    const ctl = new AbortController();
+    const reason = new Error('stopped by the timer');
+    let stepsAtAbort = -1;
+    let steps = 0;
+    let firstStep = 0;
+    const run = pipe.call({
+      prompt: 'a panda',
+      height: 32,
+      width: 48,
+      numFrames: 5,
+      numInferenceSteps: 400,
+      maxSequenceLength: 16,
+      generator: new PhiloxGenerator(3),
+      signal: ctl.signal,
+      onStep: () => {
+        steps++;
+        // arm the timer once denoising runs (model loading takes a variable time)
+        if (steps === 1) {
+          firstStep = performance.now();
+          setTimeout(() => {
+            stepsAtAbort = steps;
+            ctl.abort(reason);
+          }, 40);
+        }
+      },
+    });
+    await expect(run).rejects.toBe(reason);
+    const elapsed = performance.now() - firstStep;
+    expect(stepsAtAbort, 'the timer fired during the run').toBeGreaterThan(0);
+    expect(steps - stepsAtAbort, 'steps taken after the abort').toBeLessThanOrEqual(1);
+    expect(steps).toBeLessThan(400);
+    expect(elapsed).toBeLessThan(30_000);
+    expect(tf.memory().numTensors, 'no tensor left').toBe(before);
+    pipe.dispose();
+  }, 120_000);
+  it('an abort fired at the end of the text stage stops before any denoising step', async () => {
+    await useBackend(backend);
+    const pipe = await CogVideoXPipeline.fromPretrained(PIPE_2B);
+    const before = tf.memory().numTensors;
+    const ctl = new AbortController();
+    const stages: string[] = [];
+    let steps = 0;
+    const run = pipe.call({
+      prompt: 'a panda',
+      height: 32,
+      width: 48,
+      numFrames: 5,
+      numInferenceSteps: 4,
+      maxSequenceLength: 16,
+      signal: ctl.signal,
+      onStep: () => steps++,
+      onStage: (s, state) => {
+        stages.push(`${s}:${state}`);
+        if (s === 'text' && state === 'end') setTimeout(() => ctl.abort(), 0);
+      },
+    });
+    await expect(run).rejects.toThrow(/abort/i);
+    // the timer fires at the next stage boundary (text → denoise) or the first step's yield at the latest
+    expect(steps).toBe(0);
+    expect(stages.slice(0, 2)).toEqual(['text:start', 'text:end']);
+    expect(stages).not.toContain('denoise:end');
+    expect(tf.memory().numTensors).toBe(before);
+    pipe.dispose();
+  }, 60_000);
+});
 
 describe('the VAE / T5 entry points that yield are used when the models have them', () => {
   it('decodeAsync, encodeAsync and forwardAsync get the signal; the result is the same', async () => {

@@ -10,7 +10,7 @@ import { InjectedGenerator } from '../src/schedulers/generator.js';
 import { createScheduler, loadScheduler, SCHEDULER_NAMES, type SchedulerName } from '../src/schedulers/index.js';
 import { fmaF32, linspaceF32, roundHalfEven, type Scheduler, type SchedulerConfig } from '../src/schedulers/scheduler.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
-import { BACKENDS, diff, FIXTURES, loadFixture, useBackend, type Fixture } from './helpers.js';
+import { diff, FIXTURES, loadFixture, useBackend, type Fixture, describeEachBackend } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'schedulers');
 const STEP_TOL = 1e-6; // rel-L2 per step against the diffusers fixtures
@@ -322,7 +322,7 @@ function runSteps(
   (ownX0 as tf.Tensor | null)?.dispose();
 }
 
-describe.each(BACKENDS)('step parity on %s', (backend) => {
+describeEachBackend('step parity on %s', (backend) => {
   beforeAll(async () => {
     await useBackend(backend);
   });

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { T5EncoderModel, relativePositionBucket } from '../src/models/t5.js';
 import { shutdownBackend } from '../src/nn/backend.js';
-import { BACKENDS, expectClose, loadFixture, TINY_MODEL, useBackend } from './helpers.js';
+import { expectClose, loadFixture, TINY_MODEL, useBackend, describeEachBackend } from './helpers.js';
 
 const ENCODER_DIR = path.join(TINY_MODEL, 'text_encoder');
 const LAYER_TOL = { relL2: 1e-5 };
@@ -23,7 +23,7 @@ describe('relative position buckets', () => {
   });
 });
 
-describe.each(BACKENDS)('T5EncoderModel on %s', (backend) => {
+describeEachBackend('T5EncoderModel on %s', (backend) => {
   let model: T5EncoderModel;
   beforeAll(async () => {
     await useBackend(backend);

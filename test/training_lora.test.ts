@@ -13,7 +13,7 @@ import { WeightStore } from '../src/weights/checkpoint.js';
 import { LoraMerge, loraFormatOf } from '../src/weights/lora.js';
 import { WeightSource } from '../src/weights/residency.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
-import { BACKENDS, diff, FIXTURES, useBackend } from './helpers.js';
+import { diff, FIXTURES, useBackend, describeEachBackend } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'training');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-lora-'));
@@ -91,7 +91,7 @@ describe('LoRA files', () => {
     expect(got.data.equals(want.data)).toBe(true);
   });
 
-  describe.each(BACKENDS)('on %s', (backend) => {
+  describeEachBackend('on %s', (backend) => {
     it("merge_lora of the trained LoRA equals ours (Fun file), and the diffusers file merges to the same weights", async () => {
       await useBackend(backend);
       const net = trainedNetwork();

@@ -10,7 +10,7 @@ import { getRandomMask, maskPixelValues, resizeMask } from '../src/training/mask
 import { InjectedRandom, SeededRandom, type LoggedDraw } from '../src/training/random.js';
 import { NoiseSchedule } from '../src/training/schedule.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
-import { BACKENDS, expectClose, FIXTURES, useBackend } from './helpers.js';
+import { expectClose, FIXTURES, useBackend, describeEachBackend } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'training');
 afterAll(() => shutdownBackend());
@@ -47,7 +47,7 @@ describe('DDPM training schedule', () => {
     expect(() => new NoiseSchedule({ ...config('tiny-pipe-2b'), prediction_type: 'sample' })).toThrow(/prediction_type "sample"/);
   });
 
-  describe.each(BACKENDS)('on %s', (backend) => {
+  describeEachBackend('on %s', (backend) => {
     it('add_noise and get_velocity (t = 0, 1, 500, 998, 999)', async () => {
       await useBackend(backend);
       const { f } = open('schedule.safetensors');

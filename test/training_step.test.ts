@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { CogVideoXTransformer3DModel } from '../src/models/transformer.js';
 import { shutdownBackend } from '../src/nn/backend.js';
 import { adaptiveMaxNorm, clipGradNorm, totalNorm } from '../src/training/clip.js';
@@ -16,7 +16,7 @@ import { InjectedRandom, type LoggedDraw } from '../src/training/random.js';
 import { NoiseSchedule } from '../src/training/schedule.js';
 import { disposePrepared, fullTrainables, lossAndGrads, loraTrainables, prepareStep, type StepBatch, type Trainables } from '../src/training/step.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
-import { BACKENDS, diff, expectClose, FIXTURES, useBackend } from './helpers.js';
+import { diff, expectClose, FIXTURES, useBackend, describeEachBackend } from './helpers.js';
 
 afterAll(() => shutdownBackend());
 const DIR = path.join(FIXTURES, 'training');
@@ -259,7 +259,7 @@ async function runCase(file: string, backend: string): Promise<void> {
   model.dispose?.();
 }
 
-describe.each(BACKENDS)('training step on %s', (backend) => {
+describeEachBackend('training step on %s', (backend) => {
   it('full fine-tune, tiny Fun 2b-InP (sin-cos PE): 3 steps, constant_with_warmup, adaptive clip, EMA', () => runCase('step_full_2b.safetensors', backend), 120_000);
   it('LoRA rank 4 alpha 2, tiny Fun 5b-InP (RoPE): 3 steps, plain clip', () => runCase('step_lora_5b.safetensors', backend), 120_000);
   it('LoRA rank 4 alpha 2, tiny Fun 1.5-5b-InP (patch_size_t 2, patch Linear wrapped): 3 steps', () => runCase('step_lora_1.5.safetensors', backend), 120_000);

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CogVideoXTransformer3DModel, type TransformerForwardOptions } from '../src/models/transformer.js';
 import { shutdownBackend } from '../src/nn/backend.js';
 import { nativeLinear } from '../src/nn/native.js';
-import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, useBackend } from './helpers.js';
+import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, useBackend, describeEachBackend } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'transformer');
 interface CaseEntry {
@@ -118,7 +118,7 @@ describe('transformer fixtures', () => {
   });
 });
 
-describe.each(BACKENDS)('CogVideoXTransformer3DModel on %s', (backend) => {
+describeEachBackend('CogVideoXTransformer3DModel on %s', (backend) => {
   it.each(CASES)('%s', (name) => parityCase(backend, name));
 });
 
@@ -143,14 +143,14 @@ describe.each(BACKENDS.filter((b) => b === 'tensorflow'))('CogVideoXTransformer3
 // The offloaded strategy (host-resident activations, row chunks cutting through text and video, one head at a time:
 // what wasm uses when [B, S, D] does not fit its heap) and the differentiable one (TensorFlow ops only, no native
 // kernel) against the same dumps.
-describe.each(BACKENDS)('CogVideoXTransformer3DModel offloaded on %s', (backend) => {
+describeEachBackend('CogVideoXTransformer3DModel offloaded on %s', (backend) => {
   it.each(CASES)('%s', (name) => parityCase(backend, name, 'offload'));
 });
-describe.each(BACKENDS)('CogVideoXTransformer3DModel differentiable on %s', (backend) => {
+describeEachBackend('CogVideoXTransformer3DModel differentiable on %s', (backend) => {
   it.each(CASES)('%s', (name) => parityCase(backend, name, 'differentiable'));
 });
 
-describe.each(BACKENDS)('CogVideoXTransformer3DModel inputs on %s', (backend) => {
+describeEachBackend('CogVideoXTransformer3DModel inputs on %s', (backend) => {
   it('timestep and ofs as tensors give the same output as numbers', async () => {
     await useBackend(backend);
     const name = CASES.find((c) => INDEX.cases[c]!.variant === 'cogvideox1.5-5b-i2v')!;

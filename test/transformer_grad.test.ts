@@ -5,10 +5,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { CogVideoXTransformer3DModel } from '../src/models/transformer.js';
 import { shutdownBackend } from '../src/nn/backend.js';
-import { BACKENDS, expectClose, FIXTURES, loadFixture, useBackend } from './helpers.js';
+import { expectClose, FIXTURES, loadFixture, useBackend, describeEachBackend } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'transformer', 'grads');
 interface GradCase {
@@ -26,7 +26,7 @@ const ZERO_GRAD = 1e-4;
 
 afterAll(() => shutdownBackend());
 
-describe.each(BACKENDS)('transformer gradients on %s', (backend) => {
+describeEachBackend('transformer gradients on %s', (backend) => {
   it.each(CASES)('%s', async (name) => {
     await useBackend(backend);
     const entry = INDEX.cases[name]!;

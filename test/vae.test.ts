@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AutoencoderKLCogVideoX, decodeCalls, encodeChunks } from '../src/models/vae.js';
 import { shutdownBackend } from '../src/nn/backend.js';
 import { saveSafetensors, SafetensorsFile, type TensorToWrite } from '../src/weights/safetensors.js';
-import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, TINY_MODEL, useBackend, type Fixture } from './helpers.js';
+import { diff, expectClose, FIXTURES, loadFixture, TINY_MODEL, useBackend, type Fixture, describeEachBackend } from './helpers.js';
 
 const VAE_DIR = path.join(FIXTURES, 'tiny-vae', 'vae');
 // Tolerances from the worst rel-L2 measured on both backends (wasm, tensorflow; see the log lines), streaming and
@@ -55,7 +55,7 @@ describe('temporal chunking plans', () => {
   });
 });
 
-describe.each(BACKENDS)('AutoencoderKLCogVideoX on %s', (backend) => {
+describeEachBackend('AutoencoderKLCogVideoX on %s', (backend) => {
   let vae: AutoencoderKLCogVideoX;
   beforeAll(async () => {
     await useBackend(backend);

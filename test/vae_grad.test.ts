@@ -4,10 +4,10 @@
 // diffusers' decode chunking — on every backend.
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AutoencoderKLCogVideoX } from '../src/models/vae.js';
 import { shutdownBackend } from '../src/nn/backend.js';
-import { BACKENDS, diff, expectClose, FIXTURES, loadFixture, useBackend } from './helpers.js';
+import { diff, expectClose, FIXTURES, loadFixture, useBackend, describeEachBackend } from './helpers.js';
 
 const DIR = path.join(FIXTURES, 'vae', 'grad');
 // Reference gradients are exact (float64 autograd on the fp32 weights, rounded once). Worst rel-L2 measured over both
@@ -26,7 +26,7 @@ const CASES = [
   { what: 'decode, diffusers chunking (call (0,1,2), odd split)', file: 'decode_diffusers.safetensors', prefix: 'decoder.', chunking: 'diffusers' as const },
 ];
 
-describe.each(BACKENDS)('VAE gradients on %s', (backend) => {
+describeEachBackend('VAE gradients on %s', (backend) => {
   let vae: AutoencoderKLCogVideoX;
   beforeAll(async () => {
     await useBackend(backend);
