@@ -56,6 +56,22 @@ describeEachBackend('T5EncoderModel on %s', (backend) => {
     expect(seen).toEqual(['embeddings', 'block.0.output', 'block.1.output', 'block.2.output']);
   });
 
+  it('forwardAsync equals forward; an abort from a timer stops it after a block and frees everything', async () => {
+    const ids = io.ints('input_ids');
+    const sync = model.forward(ids);
+    const asyncOut = await model.forwardAsync(ids);
+    expect(Array.from(asyncOut.dataSync())).toEqual(Array.from(sync.dataSync()));
+    tf.dispose([sync, asyncOut]);
+    const before = tf.memory().numTensors;
+    const controller = new AbortController();
+    const reason = new Error('stop');
+    let blocks = 0;
+    setTimeout(() => controller.abort(reason), 0);
+    await expect(model.forwardAsync(ids, { signal: controller.signal, onOutput: (n) => void (n.startsWith('block.') && blocks++) })).rejects.toBe(reason);
+    expect(blocks, 'stopped before the last block').toBeLessThan(3);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('matches every layer with an attention mask', () => {
     runAndCompare(model, io, 'masked.', true);
   });

@@ -122,6 +122,33 @@ export class T5EncoderModel {
 
   /** ids [B, L] → last hidden state [B, L, d_model] (float32). */
   forward(inputIds: ArrayLike<number>[] | tf.Tensor2D, opts: T5ForwardOptions = {}): tf.Tensor3D {
+    const run = this.layers(inputIds, opts);
+    let r = run.next();
+    while (!r.done) r = run.next();
+    return r.value;
+  }
+
+  /**
+   * `forward`, yielding to the event loop after every block so that `signal` (a timer, a closed socket) can stop it:
+   * on abort everything made so far is freed and the signal's reason thrown.
+   */
+  async forwardAsync(inputIds: ArrayLike<number>[] | tf.Tensor2D, opts: T5ForwardOptions & { signal?: AbortSignal } = {}): Promise<tf.Tensor3D> {
+    opts.signal?.throwIfAborted();
+    const run = this.layers(inputIds, opts);
+    let r = run.next();
+    while (!r.done) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (opts.signal?.aborted) {
+        run.return(undefined as never); // runs the generator's finally: frees the hidden state and the bias
+        opts.signal.throwIfAborted();
+      }
+      r = run.next();
+    }
+    return r.value;
+  }
+
+  /** The encoder, pausing after each block (see forward / forwardAsync). */
+  private *layers(inputIds: ArrayLike<number>[] | tf.Tensor2D, opts: T5ForwardOptions): Generator<void, tf.Tensor3D> {
     const ids = toRows(inputIds, 'inputIds');
     const B = ids.length;
     const L = ids[0]!.length;
@@ -158,11 +185,11 @@ export class T5EncoderModel {
           opts.onProfile({ block: l, loadMs: t1 - t0, computeMs: performance.now() - t1 });
         }
         opts.onOutput?.(`block.${l}.output`, h);
+        yield;
       }
-      const out = rmsNorm(h, this.finalNorm, this.config.layer_norm_epsilon) as tf.Tensor3D;
-      h.dispose();
-      return out;
+      return rmsNorm(h, this.finalNorm, this.config.layer_norm_epsilon) as tf.Tensor3D;
     } finally {
+      h.dispose();
       bias.dispose();
     }
   }

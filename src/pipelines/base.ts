@@ -49,12 +49,6 @@ export interface PipelineComponents {
   flavor?: TransformerFlavor;
 }
 
-/** The VAE / T5 entry points that yield between chunks / blocks, used when the model has them. */
-interface AsyncVae {
-  encodeAsync(x: tf.Tensor5D, opts?: { signal?: AbortSignal }): Promise<DiagonalGaussianDistribution>;
-  decodeAsync(z: tf.Tensor5D, opts?: { chunking?: 'fun' | 'diffusers'; signal?: AbortSignal }): Promise<tf.Tensor5D>;
-}
-
 /** One call's resolved settings and hooks (made by `begin`, before anything is loaded or computed). */
 export interface Run {
   o: CommonCallOptions;
@@ -203,11 +197,10 @@ export abstract class PipelineBase {
     return tf.tidy(() => tf.mul(r.generator.randn(shape), tf.scalar(sigma)) as tf.Tensor5D);
   }
 
-  /** VAE encode, through `encodeAsync` (yields between chunks, honours the signal) when the VAE has it. */
+  /** VAE encode, yielding between chunks so that the signal can stop it. */
   protected async encode(r: Run, x: tf.Tensor5D): Promise<DiagonalGaussianDistribution> {
     checkAbort(r.signal);
-    const vae = this.vae as AutoencoderKLCogVideoX & Partial<AsyncVae>;
-    return typeof vae.encodeAsync === 'function' ? vae.encodeAsync(x, { signal: r.signal }) : vae.encode(x);
+    return this.vae.encodeAsync(x, { signal: r.signal });
   }
 
   /**

@@ -299,9 +299,7 @@ export async function decodeOutput(
   const z = latentsToVae(latents, vae.scalingFactor);
   let decoded: tf.Tensor5D;
   try {
-    // decodeAsync (when the VAE has it) yields between chunks and honours the signal
-    const v = vae as AutoencoderKLCogVideoX & { decodeAsync?: (z: tf.Tensor5D, opts: { chunking: 'fun' | 'diffusers'; signal?: AbortSignal }) => Promise<tf.Tensor5D> };
-    decoded = typeof v.decodeAsync === 'function' ? await v.decodeAsync(z, { chunking: o.chunking, signal: o.signal }) : vae.decode(z, { chunking: o.chunking });
+    decoded = await vae.decodeAsync(z, { chunking: o.chunking, signal: o.signal }); // yields between chunks; honours the signal
   } finally {
     z.dispose();
   }

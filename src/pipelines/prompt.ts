@@ -55,9 +55,7 @@ export async function t5PromptEmbeds(
       warn(`The following part of your input was truncated because maxSequenceLength is set to ${maxLength} tokens: ${removed}`);
     }
   });
-  // forwardAsync (when the encoder has it) yields between blocks and honours the signal
-  const e = encoder as T5EncoderModel & { forwardAsync?: (ids: typeof inputIds, opts: { signal?: AbortSignal }) => Promise<tf.Tensor3D> };
-  return typeof e.forwardAsync === 'function' ? e.forwardAsync(inputIds, { signal }) : encoder.forward(inputIds);
+  return encoder.forwardAsync(inputIds, { signal }); // yields between blocks and honours the signal
 }
 
 /** [B, L, D] → [B·n, L, D] with each row repeated n times in place (torch `repeat(1, n, 1).view(B·n, L, D)`). */
