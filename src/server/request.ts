@@ -126,7 +126,9 @@ export async function buildJobSpec(id: string, c: CollectedJob, ctx: BuildContex
   }
   const job = run.job;
   if (format === 'png' && job.frames > 1) throw new RequestError(400, 'format', `format png holds one frame; this job makes ${job.frames} (use mp4 or gif)`);
+  // one video per job, written inside the job's folder (not where the CLI would put its temporaries)
   job.outTmp = path.join(workDir, resultName);
+  job.outTmps = [job.outTmp];
 
   // the memory plan, at the size the worker will use
   let { height, width } = job;
