@@ -29,8 +29,8 @@ afterAll(() => shutdownBackend());
 
 function inputs() {
   return {
-    hiddenStates: tf.tensor(fx.f32('input.hidden_states'), fx.shape('input.hidden_states')) as tf.Tensor5D,
-    encoderHiddenStates: tf.tensor(fx.f32('input.encoder_hidden_states'), fx.shape('input.encoder_hidden_states')) as tf.Tensor3D,
+    hiddenStates: tf.tensor<tf.Rank>(fx.f32('input.hidden_states'), fx.shape('input.hidden_states')) as tf.Tensor5D,
+    encoderHiddenStates: tf.tensor<tf.Rank>(fx.f32('input.encoder_hidden_states'), fx.shape('input.encoder_hidden_states')) as tf.Tensor3D,
     timestep: Array.from(fx.f32('input.timestep')),
   };
 }
