@@ -27,7 +27,9 @@ computed once and cached in <out>/cache (or --cache-dir).
   --video-sample-n-frames N        (17)            --video-sample-stride N      (4)
   --token-sample-size S            (512)           --training-with-video-token-length
   --random-hw-adapt                                --text-drop-ratio P          (0.1)
-  --motion-sub-loss --motion-sub-loss-ratio R      --validation-prompts P [P…] --validation-steps N
+  --motion-sub-loss --motion-sub-loss-ratio R      --validation-prompts P [P…]  (sample/sample-STEP-I.gif)
+  --validation-steps N             (2000)          --validation-epochs N        (5)
+  --validation-inference-steps N   (50)
   --seed N                         (42)            --cache-dir DIR
   --backend tensorflow|wasm        --quiet         --debug
 `;
@@ -71,6 +73,8 @@ const OPTIONS = {
   'motion-sub-loss-ratio': { type: 'string' },
   'validation-prompts': { type: 'string', multiple: true },
   'validation-steps': { type: 'string' },
+  'validation-epochs': { type: 'string' },
+  'validation-inference-steps': { type: 'string' },
   seed: { type: 'string' },
   'cache-dir': { type: 'string' },
   backend: { type: 'string' },
@@ -156,6 +160,8 @@ export function parseTrainArgs(argv: readonly string[]): (Partial<TrainOptions> 
     motionSubLossRatio: num('motion-sub-loss-ratio', s('motion-sub-loss-ratio'), d.motionSubLossRatio),
     validationPrompts: v['validation-prompts'] as string[] | undefined,
     validationSteps: num('validation-steps', s('validation-steps'), d.validationSteps, true),
+    validationEpochs: num('validation-epochs', s('validation-epochs'), d.validationEpochs, true),
+    validationInferenceSteps: num('validation-inference-steps', s('validation-inference-steps'), d.validationInferenceSteps, true),
     seed: num('seed', s('seed'), d.seed, true),
     cacheDir: s('cache-dir'),
   };

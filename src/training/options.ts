@@ -51,6 +51,10 @@ export interface TrainOptions {
   motionSubLossRatio: number;
   validationPrompts?: string[];
   validationSteps: number;
+  /** train.py --validation_epochs: also validate after every epoch whose index is a multiple of this */
+  validationEpochs: number;
+  /** ours: denoising steps of the validation videos (the pipelines' default, 50, is what log_validation uses) */
+  validationInferenceSteps: number;
   seed: number;
   loraFormat: 'fun' | 'diffusers';
   /** where T5 embeddings and VAE moments are cached (default <out>/cache) */
@@ -94,6 +98,8 @@ export const TRAIN_DEFAULTS: Omit<TrainOptions, 'model' | 'data' | 'out'> = {
   motionSubLoss: false,
   motionSubLossRatio: 0.25,
   validationSteps: 2000,
+  validationEpochs: 5,
+  validationInferenceSteps: 50,
   seed: 42,
   loraFormat: 'fun',
 };

@@ -15,7 +15,7 @@ import { resizeImage } from '../media/resize.js';
 import { readVideo } from '../media/video_read.js';
 import type { AutoencoderKLCogVideoX } from '../models/vae.js';
 import { saveSafetensors, SafetensorsFile } from '../weights/safetensors.js';
-import { bucketGeometry, frameCountRule, videoFrameIndices, type Sample } from './data.js';
+import { bucketGeometry, frameCountRule, videoFrameIndices, type Geometry, type Sample } from './data.js';
 import type { TrainingRandom } from './random.js';
 
 export interface SampleOptions {
@@ -54,36 +54,61 @@ function resizeFrame(img: RasterImage, larger: number): RasterImage {
   return img.width < img.height ? resizeLinearCv2(img, larger, long) : resizeLinearCv2(img, long, larger);
 }
 
-/** Decodes a sample and brings it to its bucket: [F, 3, H, W] in [−1, 1]. Errors name the file. */
-export async function loadPixels(s: Sample, o: SampleOptions, rng: TrainingRandom): Promise<{ pixels: Float32Array; shape: [number, number, number] }> {
-  let frames: RasterImage[];
+/** A sample's frames as the dataset hands them to collate_fn (ds.py:252-302): decoded, frame-sampled, resize_frame'd. */
+export interface DecodedSample {
+  frames: RasterImage[];
+  /** the video frame indices drawn (null for an image): re-decoding with them gives the same clip */
+  indices: number[] | null;
+}
+
+/**
+ * Decodes a sample: a video's frames at `indices` (or indices drawn as ds.py does, one random.randint) resized by
+ * resize_frame; an image as is (RGB). Errors name the file.
+ */
+export async function decodeSample(s: Sample, o: SampleOptions, pick: TrainingRandom | readonly number[]): Promise<DecodedSample> {
   try {
     if (s.type === 'video') {
       const v = await readVideo(s.filePath);
       const all = v.frames.map((data) => ({ width: v.width, height: v.height, channels: 3 as const, data }));
       if (all.length === 0) throw new Error('no frames decoded');
-      const idx = videoFrameIndices(all.length, o.videoSampleNFrames, o.videoSampleStride, rng);
+      const idx = Array.isArray(pick) ? (pick as readonly number[]).slice() : videoFrameIndices(all.length, o.videoSampleNFrames, o.videoSampleStride, pick as TrainingRandom);
+      if (idx.some((i) => i >= all.length)) throw new Error(`has ${all.length} frames now, fewer than when it was first read`);
       const larger = Math.max(o.imageSampleSize, o.videoSampleSize);
-      frames = idx.map((i) => resizeFrame(all[i]!, larger));
-    } else {
-      const img = await readImage(s.filePath);
-      frames = [img.channels === 3 ? img : { ...img, channels: 3, data: Uint8Array.from({ length: img.width * img.height * 3 }, (_, i) => img.data[Math.floor(i / 3)]!) }];
+      return { frames: idx.map((i) => resizeFrame(all[i]!, larger)), indices: idx };
     }
+    const img = await readImage(s.filePath);
+    const rgb = img.channels === 3 ? img : { ...img, channels: 3 as const, data: Uint8Array.from({ length: img.width * img.height * 3 }, (_, i) => img.data[Math.floor(i / 3)]!) };
+    return { frames: [rgb], indices: null };
   } catch (e) {
     throw new Error(`${s.filePath}: cannot read the ${s.type} (${(e as Error).message})`);
   }
-  const g = bucketGeometry(frames[0]!.height, frames[0]!.width, s.type === 'video' ? o.videoSampleSize : o.imageSampleSize);
-  const F = s.type === 'video' ? frameCountRule(frames.length, o.temporalCompression, o.patchSizeT) : 1;
-  if (s.type === 'video' && F < 1 + o.temporalCompression && o.videoSampleNFrames > 1) {
-    throw new Error(`${s.filePath}: ${frames.length} usable frames gives ${F} after the 4k+1 rule; need at least ${1 + o.temporalCompression}`);
-  }
+}
+
+/**
+ * collate_fn's per-example transform (train.py:1113-1129): the first `F` frames resized to `g.resize` (whatever each
+ * frame's own size: the batch's geometry comes from examples[0]), center-cropped to `g.size`, (x − 0.5) / 0.5, as
+ * [F, 3, H, W].
+ */
+export function bucketPixels(frames: readonly RasterImage[], g: Geometry, F: number): Float32Array {
   const [H, W] = g.size;
   const pixels = new Float32Array(F * 3 * H * W);
   for (let t = 0; t < F; t++) {
     const img = cropFrame(resizeImage(frames[t]!, g.resize[1], g.resize[0], 'bilinear'), g.crop[0], g.crop[1], H, W);
     for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) pixels[(t * 3 + c) * H * W + i] = Math.fround((img.data[i * 3 + c]! / 255 - 0.5) / 0.5);
   }
-  return { pixels, shape: [F, H, W] };
+  return pixels;
+}
+
+/** Decodes a sample and brings it to its bucket: [F, 3, H, W] in [−1, 1]. Errors name the file. */
+export async function loadPixels(s: Sample, o: SampleOptions, rng: TrainingRandom): Promise<{ pixels: Float32Array; shape: [number, number, number]; decoded: DecodedSample }> {
+  const decoded = await decodeSample(s, o, rng);
+  const frames = decoded.frames;
+  const g = bucketGeometry(frames[0]!.height, frames[0]!.width, s.type === 'video' ? o.videoSampleSize : o.imageSampleSize);
+  const F = s.type === 'video' ? frameCountRule(frames.length, o.temporalCompression, o.patchSizeT) : 1;
+  if (s.type === 'video' && F < 1 + o.temporalCompression && o.videoSampleNFrames > 1) {
+    throw new Error(`${s.filePath}: ${frames.length} usable frames gives ${F} after the 4k+1 rule; need at least ${1 + o.temporalCompression}`);
+  }
+  return { pixels: bucketPixels(frames, g, F), shape: [F, g.size[0], g.size[1]], decoded };
 }
 
 /** sha256 of the inputs that decide a cached value. */

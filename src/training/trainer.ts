@@ -15,6 +15,7 @@ import { readConfig, readJson } from '../weights/checkpoint.js';
 import { saveSafetensors, SafetensorsFile } from '../weights/safetensors.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, writeTransformerFolder, type TrainingState } from './checkpoint.js';
 import { adaptiveMaxNorm, clipGradNorm, totalNorm } from './clip.js';
+import { collatePlan, possibleShapes, type CollateExample, type CollateOptions } from './collate.js';
 import { readMetadata, tokenTiling } from './data.js';
 import { checkTrainingMemory } from './memory.js';
 import { Ema } from './ema.js';
@@ -24,10 +25,11 @@ import { groupLrs, LR_SCHEDULERS, type LrSchedulerName } from './lr_schedule.js'
 import { getRandomMask, maskPixelValues } from './masks.js';
 import { AdamW, type ParamGroup } from './optimizer.js';
 import { SeededRandom } from './random.js';
-import { cacheKey, componentId, DiskCache, encodeMoments, loadPixels, type PreparedSample } from './samples.js';
+import { bucketPixels, cacheKey, componentId, decodeSample, DiskCache, encodeMoments, loadPixels, type DecodedSample, type PreparedSample } from './samples.js';
 import { NoiseSchedule } from './schedule.js';
 import { disposePrepared, fullTrainables, lossAndGrads, loraTrainables, prepareStep, type Trainables } from './step.js';
 import { TRAIN_DEFAULTS, type TrainOptions, type TrainProgress } from './options.js';
+import { runValidation, VALIDATION_NEGATIVE_PROMPT, type TrainedWeights } from './validation.js';
 
 export { TRAIN_DEFAULTS, type TrainOptions, type TrainProgress };
 
@@ -47,8 +49,10 @@ function check(o: TrainOptions): void {
   pos('videoSampleStride', o.videoSampleStride);
   if (o.lrWarmupSteps < 0 || !Number.isInteger(o.lrWarmupSteps)) throw new Error(`--lr-warmup-steps must be ≥ 0, got ${o.lrWarmupSteps}`);
   if (!(o.textDropRatio >= 0 && o.textDropRatio <= 1)) throw new Error(`--text-drop-ratio must be in [0, 1], got ${o.textDropRatio}`);
-  if (o.randomHwAdapt) throw new Error('--random-hw-adapt is not implemented in this port (samples keep their bucket size)');
-  if (o.validationPrompts?.length) throw new Error('--validation-prompts is not implemented in this port yet (generate from a checkpoint instead)');
+  pos('validationSteps', o.validationSteps);
+  pos('validationEpochs', o.validationEpochs);
+  pos('validationInferenceSteps', o.validationInferenceSteps);
+  if (o.validationPrompts?.some((p) => typeof p !== 'string' || p.trim() === '')) throw new Error('--validation-prompts: every prompt must be a non-empty string');
   for (const c of ['transformer', 'vae', 'text_encoder', 'tokenizer', 'scheduler']) {
     if (!fs.existsSync(path.join(o.model, c))) throw new Error(`--model ${o.model}: missing ${c}/ (a diffusers-layout CogVideoX(-Fun) folder)`);
   }
@@ -86,12 +90,29 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     patchSizeT: tcfg.patch_size_t ?? null,
   };
   const dataRng = new SeededRandom(o.seed + 1);
+  const collateOpts: CollateOptions = {
+    ...sampleOpts,
+    tokenSampleSize: o.tokenSampleSize,
+    randomHwAdapt: o.randomHwAdapt,
+    trainingWithVideoTokenLength: o.trainingWithVideoTokenLength,
+  };
   const pixels: { pixels: Float32Array; shape: [number, number, number] }[] = [];
-  for (const s of samples) pixels.push(await loadPixels(s, sampleOpts, dataRng));
-  // refuse a run that will not fit before any model is loaded (estimate from headers and the largest bucket)
+  // what collate_fn sees of each sample (its frames after resize_frame) and the frames drawn, to re-decode the same
+  // clip when --random-hw-adapt sizes a batch (the decoded frames are not kept)
+  const raw: (CollateExample & { indices: number[] | null })[] = [];
+  for (const s of samples) {
+    const p = await loadPixels(s, sampleOpts, dataRng);
+    const f0 = p.decoded.frames[0]!;
+    raw.push({ type: s.type, frames: p.decoded.frames.length, height: f0.height, width: f0.width, indices: p.decoded.indices });
+    pixels.push({ pixels: p.pixels, shape: p.shape });
+  }
+  // refuse a run that will not fit before any model is loaded (estimate from headers and the largest bucket; with
+  // --random-hw-adapt, the largest size a batch can be given)
   const sp = vcfg.block_out_channels ? 2 ** (vcfg.block_out_channels.length - 1) : 8;
+  const shapesOf = (i: number): [number, number, number][] => (o.randomHwAdapt ? possibleShapes(raw[i]!, collateOpts) : [pixels[i]!.shape]);
   const largest = pixels
-    .map((p) => [Math.floor((p.shape[0] - 1) / sampleOpts.temporalCompression) + 1, p.shape[1] / sp, p.shape[2] / sp] as [number, number, number])
+    .flatMap((_, i) => shapesOf(i))
+    .map((s) => [Math.floor((s[0] - 1) / sampleOpts.temporalCompression) + 1, s[1] / sp, s[2] / sp] as [number, number, number])
     .reduce((a, b) => (a[0] * a[1] * a[2] >= b[0] * b[1] * b[2] ? a : b));
   checkTrainingMemory(
     { modelDir: o.model, mode: o.mode, rank: o.rank, batch: o.trainBatchSize, latent: largest, useEma: o.useEma, inpaint: o.trainMode === 'inpaint' },
@@ -99,7 +120,8 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   );
   const cache = new DiskCache(o.cacheDir ?? path.join(o.out, 'cache'));
   const t5Id = componentId(path.join(o.model, 'text_encoder'));
-  const texts = [...new Set([...samples.map((s) => s.text), ''])];
+  const validationPrompts = o.validationPrompts ?? [];
+  const texts = [...new Set([...samples.map((s) => s.text), '', ...(validationPrompts.length ? [...validationPrompts, VALIDATION_NEGATIVE_PROMPT] : [])])];
   const embeds = new Map<string, { data: Float32Array; shape: number[] }>();
   const missing = texts.filter((t) => {
     const hit = cache.get('t5', cacheKey(t5Id, t));
@@ -121,17 +143,22 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   }
   const vae = await AutoencoderKLCogVideoX.fromPretrained(path.join(o.model, 'vae'));
   const vaeId = componentId(path.join(o.model, 'vae'));
-  const prepared: PreparedSample[] = samples.map((s, i) => {
-    const p = pixels[i]!;
-    // keyed by the VAE and the exact pixels it encodes (so the clip drawn, the bucket and the file's content all count)
-    const key = cacheKey(vaeId, createHash('sha256').update(new Uint8Array(p.pixels.buffer, p.pixels.byteOffset, p.pixels.byteLength)).digest('hex'), p.shape.join('x'));
+  // keyed by the VAE and the exact pixels it encodes (so the clip drawn, the bucket and the file's content all count)
+  const momentsOf = (px: Float32Array, shape: [number, number, number]): { data: Float32Array; shape: number[] } => {
+    const key = cacheKey(vaeId, createHash('sha256').update(new Uint8Array(px.buffer, px.byteOffset, px.byteLength)).digest('hex'), shape.join('x'));
     let m = cache.get('vae', key)?.get('moments') ?? null;
     if (!m) {
-      m = encodeMoments(vae, p.pixels, p.shape);
+      m = encodeMoments(vae, px, shape);
       cache.put('vae', key, { moments: m });
     }
+    return m;
+  };
+  const prepared: PreparedSample[] = samples.map((s, i) => {
+    const p = pixels[i]!;
+    const m = momentsOf(p.pixels, p.shape);
     return { index: i, text: s.text, type: s.type, shape: p.shape, pixels: p.pixels, moments: m.data, momentsShape: m.shape };
   });
+  // (the encoder reloads on use: --random-hw-adapt encodes each new batch size as it comes, then from the cache)
   if (o.trainMode !== 'inpaint') vae.release('both');
 
   // ---- model, trainables, optimiser
@@ -179,6 +206,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     say(`resumed from ${resumeDir} at step ${state.step}`);
   }
   const stepRng = new SeededRandom(o.seed, state.rng);
+  let tokenizer: T5Tokenizer | null = null;
 
   // ---- outputs
   const outputs: string[] = [];
@@ -238,16 +266,23 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
       if (b.length < o.trainBatchSize) continue;
       pending.set(k, []);
       const started = Date.now();
-      const loss = runStep(b.map((i) => prepared[i]!));
+      // --random-hw-adapt: collate_fn sizes the batch from the clips as the dataset hands them over, so they are
+      // decoded again (the same frames; no draw)
+      const decoded = o.randomHwAdapt ? await Promise.all(b.map((i) => decodeSample(samples[i]!, sampleOpts, raw[i]!.indices ?? []))) : null;
+      const { loss, shape } = runStep(b.map((i) => prepared[i]!), decoded);
       state.step += 1;
       const lr = groupLrs(o.lrScheduler, state.step - 1, o.lrWarmupSteps, [o.learningRate])[0]!;
       smoothed = smoothed === null ? loss : 0.9 * smoothed + 0.1 * loss;
       const secPerStep = (Date.now() - t0) / 1000 / (state.step - startStep);
       const progress: TrainProgress = { step: state.step, maxSteps: o.maxTrainSteps, loss, smoothedLoss: smoothed, lr, secPerStep, etaSec: secPerStep * (o.maxTrainSteps - state.step) };
-      log({ ...progress, stepSec: (Date.now() - started) / 1000, samples: b });
+      log({ ...progress, stepSec: (Date.now() - started) / 1000, samples: b, shape });
       o.onProgress?.(progress);
       if (state.step % o.checkpointingSteps === 0 || state.step === o.maxTrainSteps) say(`checkpoint: ${writeOutputs()}`);
+      // train.py:1681-1701 (after the checkpoint of the same step)
+      if (validationPrompts.length && state.step % o.validationSteps === 0) await validate();
     }
+    // train.py:1707-1722: after each epoch's loop (also the last, cut short by --max-train-steps)
+    if (validationPrompts.length && state.epoch % o.validationEpochs === 0) await validate();
     if (state.position >= perm.length) {
       state.epoch += 1;
       state.position = 0;
@@ -256,11 +291,64 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   vae.dispose();
   return { step: state.step, outputs };
 
-  function runStep(samples: PreparedSample[]): number {
+  async function validate(): Promise<void> {
+    tokenizer ??= await T5Tokenizer.fromPretrained(path.join(o.model, 'tokenizer'));
+    const weights: TrainedWeights = net ? { kind: 'lora', net } : { kind: 'full', values: ema ? ema.shadow : host, shapes };
+    try {
+      const files = await runValidation(
+        {
+          modelDir: o.model,
+          out: o.out,
+          trainMode: o.trainMode,
+          mode: o.mode,
+          prompts: validationPrompts,
+          embeds,
+          videoSampleSize: o.videoSampleSize,
+          videoSampleNFrames: o.videoSampleNFrames,
+          temporalCompression: sampleOpts.temporalCompression,
+          numInferenceSteps: o.validationInferenceSteps,
+          seed: o.seed,
+        },
+        state.step,
+        { model, weights, vae, tokenizer },
+      );
+      say(`validation: ${files.map((f) => path.relative(o.out, f)).join(', ')}`);
+    } catch (e) {
+      // log_validation catches everything and training goes on (train.py:260-265)
+      say(`validation at step ${state.step} failed: ${(e as Error).message}`);
+    } finally {
+      vae.release('decoder');
+    }
+  }
+
+  /**
+   * collate_fn with --random-hw-adapt (train.py:1040-1159, src/training/collate.ts): one size for the batch, drawn
+   * after the captions' dropout (the dataset's draws come first); each example at that size, cut to the common frame
+   * count; its VAE moments (cached per size). The masks are drawn on the full-length clips (`maskFrames`).
+   */
+  function adaptBatch(batch: PreparedSample[], decoded: DecodedSample[]): { samples: PreparedSample[]; maskFrames: number[] } {
+    const ex = decoded.map((d, j) => ({ type: batch[j]!.type, frames: d.frames.length, height: d.frames[0]!.height, width: d.frames[0]!.width }));
+    const plan = collatePlan(ex, collateOpts, stepRng);
+    const shape: [number, number, number] = [plan.frames, plan.geometry.size[0], plan.geometry.size[1]];
+    return {
+      maskFrames: ex.map((e) => e.frames),
+      samples: batch.map((s, j) => {
+        const px = bucketPixels(decoded[j]!.frames, plan.geometry, plan.frames);
+        const m = momentsOf(px, shape);
+        return { ...s, shape, pixels: px, moments: m.data, momentsShape: m.shape };
+      }),
+    };
+  }
+
+  function runStep(batchIn: PreparedSample[], decoded: DecodedSample[] | null): { loss: number; shape: number[] } {
     // text dropout (ds.py:300-313: random.random() < text_drop_ratio → "") then the masks, per sample
-    let texts = samples.map((s) => (stepRng.pyRandom() < o.textDropRatio ? '' : s.text));
+    let texts = batchIn.map((s) => (stepRng.pyRandom() < o.textDropRatio ? '' : s.text));
+    const adapted = decoded ? adaptBatch(batchIn, decoded) : null;
+    const samples = adapted?.samples ?? batchIn;
     const [F, H, W] = samples[0]!.shape;
-    let masks = o.trainMode === 'inpaint' ? samples.map(() => getRandomMask([F, 3, H, W], stepRng).data) : [];
+    // collate_fn draws each mask on the example's full-length clip, then cuts it to the batch's frames (train.py:1149-1159)
+    const maskFrames = adapted?.maskFrames ?? samples.map(() => F);
+    let masks = o.trainMode === 'inpaint' ? samples.map((_, j) => getRandomMask([maskFrames[j]!, 3, H, W], stepRng).data.slice(0, F * H * W)) : [];
     // --training-with-video-token-length (train.py:1339-1365): a batch short in tokens is tiled ×2 / ×4 in torch.tile
     // order; the copies share pixels, masks and captions, and get their own VAE samples, noise and timesteps
     const k = o.trainingWithVideoTokenLength ? tokenTiling(o.videoSampleNFrames, o.tokenSampleSize, F * H * W) : 1;
@@ -313,7 +401,8 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     clipGradNorm(r.grads, maxNorm);
     opt.step(host, r.grads, groupLrs(o.lrScheduler, state.step, o.lrWarmupSteps, groups.map((g) => g.lr)));
     ema?.step(host);
-    return r.loss;
+    // the batch as trained: B (after token tiling), F, H, W of the pixels
+    return { loss: r.loss, shape: [B, F, H, W] };
   }
 }
 

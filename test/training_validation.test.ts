@@ -1,0 +1,113 @@
+// `train()` with validation videos (log_validation: sample/sample-STEP-I.gif and sample-STEP-image-I.gif) and with
+// --random-hw-adapt, on the bundled demo model (tiny random weights). Validation must not disturb training (same
+// losses as a run without it), leak no tensors, and write GIFs that decode; --random-hw-adapt batches take the sizes
+// collate_fn can give (the size decision itself is checked against the original in training_collate.test.ts).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openGif } from '../src/media/gif.js';
+import { shutdownBackend } from '../src/nn/backend.js';
+import { train } from '../src/training/trainer.js';
+import { BACKENDS, FIXTURES, useBackend } from './helpers.js';
+
+const DEMO = path.join(FIXTURES, '..', '..', 'assets', 'demo-model');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-val-'));
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  shutdownBackend();
+});
+fs.copyFileSync(path.join(FIXTURES, 'media', 'clip.mp4'), path.join(tmp, 'clip.mp4'));
+fs.copyFileSync(path.join(FIXTURES, 'media', 'images', 'gray.jpg'), path.join(tmp, 'gray.jpg'));
+const META = path.join(tmp, 'meta.json');
+fs.writeFileSync(META, JSON.stringify([
+  { file_path: 'clip.mp4', text: 'a red ball rolls', type: 'video' },
+  { file_path: 'clip.mp4', text: 'a blue ball rolls', type: 'video' },
+]));
+const small = { videoSampleSize: 64, imageSampleSize: 64, videoSampleNFrames: 9, videoSampleStride: 1, rank: 4, networkAlpha: 2, learningRate: 1e-3 };
+const logOf = (out: string) => fs.readFileSync(path.join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss: number; shape: number[] });
+
+describe('validation videos during training', () => {
+  it('LoRA, 2 steps, validation at step 2: same losses as without, GIFs decode, no tensor leaked', async () => {
+    await useBackend(BACKENDS[0]!);
+    const cache = path.join(tmp, 'cache');
+    const a = path.join(tmp, 'plain');
+    let before = tf.memory().numTensors;
+    await train({ model: DEMO, data: META, out: a, maxTrainSteps: 2, checkpointingSteps: 2, cacheDir: cache, ...small });
+    const leakPlain = tf.memory().numTensors - before;
+    const b = path.join(tmp, 'val');
+    const messages: string[] = [];
+    before = tf.memory().numTensors;
+    await train({
+      model: DEMO,
+      data: META,
+      out: b,
+      maxTrainSteps: 2,
+      checkpointingSteps: 2,
+      cacheDir: cache,
+      validationPrompts: ['a red ball rolls', 'a green cube'],
+      validationSteps: 2,
+      validationInferenceSteps: 2,
+      onMessage: (m) => messages.push(m),
+      ...small,
+    });
+    // whatever train() itself keeps is the same with validation
+    expect(tf.memory().numTensors - before).toBe(leakPlain);
+    expect(messages.filter((m) => /validation/.test(m)).every((m) => !/failed/.test(m)), messages.join('\n')).toBe(true);
+    expect(logOf(b).map((l) => l.loss)).toEqual(logOf(a).map((l) => l.loss));
+    const files = fs.readdirSync(path.join(b, 'sample')).sort();
+    expect(files).toEqual(['sample-2-0.gif', 'sample-2-1.gif', 'sample-2-image-0.gif', 'sample-2-image-1.gif']);
+    for (const f of files) {
+      const g = openGif(new Uint8Array(fs.readFileSync(path.join(b, 'sample', f))));
+      // inpaint mode: (N − 1) // 4 · 4 + 1 = 9 frames, or 1, at video_sample_size²
+      expect([g.width, g.height, g.frameCount], f).toEqual([64, 64, f.includes('image') ? 1 : 9]);
+    }
+    expect(fs.existsSync(path.join(a, 'sample'))).toBe(false);
+  }, 300_000);
+
+  it('full fine-tune with EMA: validation runs with the EMA weights', async () => {
+    await useBackend(BACKENDS[0]!);
+    const out = path.join(tmp, 'full');
+    const messages: string[] = [];
+    await train({
+      model: DEMO, data: META, out, mode: 'full', useEma: true, maxTrainSteps: 1, checkpointingSteps: 1, cacheDir: path.join(tmp, 'cache'),
+      validationPrompts: ['a red ball rolls'], validationSteps: 1, validationInferenceSteps: 1, onMessage: (m) => messages.push(m), ...small,
+    });
+    expect(messages.some((m) => /failed/.test(m)), messages.join('\n')).toBe(false);
+    expect(fs.readdirSync(path.join(out, 'sample')).sort()).toEqual(['sample-1-0.gif', 'sample-1-image-0.gif']);
+  }, 300_000);
+
+  it('bad validation options are refused before anything runs', async () => {
+    const out = path.join(tmp, 'bad');
+    await expect(train({ model: DEMO, data: META, out, validationPrompts: [''], ...small })).rejects.toThrow(/--validation-prompts: every prompt must be a non-empty string/);
+    await expect(train({ model: DEMO, data: META, out, validationSteps: 0, ...small })).rejects.toThrow(/--validation-steps must be a positive integer/);
+    expect(fs.existsSync(path.join(out, 'train_log.jsonl'))).toBe(false);
+  });
+});
+
+describe('--random-hw-adapt in the training loop', () => {
+  it('video batches at the sizes length_to_frame_num allows, images at theirs', async () => {
+    await useBackend(BACKENDS[0]!);
+    const meta = path.join(tmp, 'mixed.json');
+    fs.writeFileSync(meta, JSON.stringify([
+      { file_path: 'clip.mp4', text: 'a red ball rolls', type: 'video' },
+      { file_path: 'gray.jpg', text: 'a gray picture', type: 'image' },
+    ]));
+    const out = path.join(tmp, 'hw');
+    // S_v 64, S_i 128, N 9, token 64: T = 9·64² → sizes {64: 9 frames, 128: 1 frame}; the 48×32 clip (mean 40)
+    // has no size below 1.25·40, so both are drawn from; the image (S_i < 512) keeps ratio 1
+    await train({
+      model: DEMO, data: meta, out, maxTrainSteps: 8, checkpointingSteps: 8, randomHwAdapt: true, trainingWithVideoTokenLength: true, tokenSampleSize: 64,
+      ...small, imageSampleSize: 128, seed: 5,
+    });
+    const log = logOf(out);
+    expect(log.length).toBe(8);
+    for (const l of log) expect(Number.isFinite(l.loss)).toBe(true);
+    // shape = [B, F, H, W]; no token tiling at these sizes (F·H·W > T/4 = 9216); the image: 53×37 → key 0.68 at 128
+    const shapes = new Set(log.map((l) => JSON.stringify(l.shape)));
+    const allowed = new Set([JSON.stringify([1, 9, 48, 64]), JSON.stringify([1, 1, 96, 144]), JSON.stringify([1, 1, 96, 128])]);
+    for (const s of shapes) expect(allowed.has(s), `${s} not in ${[...allowed].join(' ')}`).toBe(true);
+    expect(shapes.has(JSON.stringify([1, 9, 48, 64])) && shapes.has(JSON.stringify([1, 1, 96, 144]))).toBe(true);
+  }, 300_000);
+});
