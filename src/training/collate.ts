@@ -6,7 +6,7 @@
 // (train.py:1044-1046, 1114-1119), masks are drawn on each example's full-length clip before the batch is cut to the
 // common frame count (train.py:1131-1159).
 //
-// Where the spec text and the code differ, this follows the code: the image branch passes
+// Details taken from the code: the image branch passes
 // image_ratio=[image_sample_size / video_sample_size] (train.py:1048), which only joins the list when
 // image_sample_size ≥ 512 (below that get_random_downsample_ratio returns [1]); the draw happens even when the list
 // has one entry (numpy's choice(p=[1.0]) still consumes a uniform: train.py:108-111); frames for images are
