@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openGif } from '../src/media/gif.js';
 import { shutdownBackend } from '../src/nn/backend.js';
+import { parseTrainArgs } from '../src/cli/train.js';
 import { train } from '../src/training/trainer.js';
 import { BACKENDS, FIXTURES, useBackend } from './helpers.js';
 
@@ -85,6 +86,9 @@ describe('validation videos during training', () => {
     await expect(train({ model: DEMO, data: META, out, validationPrompts: [''], ...small })).rejects.toThrow(/--validation-prompts: every prompt must be a non-empty string/);
     await expect(train({ model: DEMO, data: META, out, validationSteps: 0, ...small })).rejects.toThrow(/--validation-steps must be a positive integer/);
     expect(fs.existsSync(path.join(out, 'train_log.jsonl'))).toBe(false);
+    const o = parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--random-hw-adapt', '--validation-prompts', 'a cat', 'a dog', '--validation-epochs', '3', '--validation-inference-steps', '4']);
+    expect([o?.randomHwAdapt, o?.validationPrompts, o?.validationEpochs, o?.validationInferenceSteps]).toEqual([true, ['a cat', 'a dog'], 3, 4]);
+    expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--validation-inference-steps', 'x'])).toThrow(/--validation-inference-steps takes an integer/);
   });
 });
 
