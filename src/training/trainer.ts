@@ -346,8 +346,9 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     const adapted = decoded ? adaptBatch(batchIn, decoded) : null;
     const samples = adapted?.samples ?? batchIn;
     const [F, H, W] = samples[0]!.shape;
-    // collate_fn draws each mask on the example's full-length clip, then cuts it to the batch's frames (train.py:1149-1159)
-    const maskFrames = adapted?.maskFrames ?? samples.map(() => F);
+    // collate_fn draws each mask on the example's full-length clip (all frames the dataset sampled, before the 4k+1
+    // cut), then cuts it to the batch's frames (train.py:1149-1159)
+    const maskFrames = adapted?.maskFrames ?? samples.map((s) => raw[s.index]!.frames);
     let masks = o.trainMode === 'inpaint' ? samples.map((_, j) => getRandomMask([maskFrames[j]!, 3, H, W], stepRng).data.slice(0, F * H * W)) : [];
     // --training-with-video-token-length (train.py:1339-1365): a batch short in tokens is tiled ×2 / ×4 in torch.tile
     // order; the copies share pixels, masks and captions, and get their own VAE samples, noise and timesteps
