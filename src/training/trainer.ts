@@ -1,8 +1,9 @@
 // `train(options)`: CogVideoX-Fun's scripts/train.py (full / partial fine-tune) and train_lora.py (LoRA) loop on our
 // building blocks. Order: check everything (options, metadata, every sample decodable and long enough, the checkpoint
-// fits the mode) → cache T5 embeddings and VAE moments (T5 released before the transformer loads) → steps:
-// text dropout and inpaint masks per sample, prepareStep, forward/backward, clip, AdamW + LR schedule, EMA,
-// checkpoint every --checkpointing-steps (and on abort), JSONL log line per step.
+// fits the mode) → cache T5 embeddings (captions and validation prompts) and VAE moments (T5 released before the
+// transformer loads) → steps: text dropout, the batch size with --random-hw-adapt (collate.ts), inpaint masks per
+// sample, prepareStep, forward/backward, clip, AdamW + LR schedule, EMA, checkpoint every --checkpointing-steps (and on
+// abort), JSONL log line per step, validation videos every --validation-steps and --validation-epochs (validation.ts).
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
