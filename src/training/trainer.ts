@@ -250,46 +250,51 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   const t0 = Date.now();
   const startStep = state.step;
   const pending = new Map<string, number[]>();
-  while (state.step < o.maxTrainSteps) {
-    const perm = new SeededRandom(o.seed + 1000 + state.epoch).pySample(prepared.length, prepared.length);
-    while (state.position < perm.length && state.step < o.maxTrainSteps) {
-      if (o.signal?.aborted) {
-        const dir = writeOutputs();
-        say(`stopped: checkpoint written to ${dir}`);
-        return { step: state.step, outputs };
+  // the models are freed however the loop ends (done, Ctrl-C, an error): train() keeps no tensor
+  try {
+    while (state.step < o.maxTrainSteps) {
+      const perm = new SeededRandom(o.seed + 1000 + state.epoch).pySample(prepared.length, prepared.length);
+      while (state.position < perm.length && state.step < o.maxTrainSteps) {
+        if (o.signal?.aborted) {
+          const dir = writeOutputs();
+          say(`stopped: checkpoint written to ${dir}`);
+          return { step: state.step, outputs };
+        }
+        // the position saved in a checkpoint is the next sample to read (a partial batch in progress is not kept)
+        const p = prepared[perm[state.position++]!]!;
+        const k = `${p.type}:${p.shape.join('x')}`;
+        if (!pending.has(k)) pending.set(k, []);
+        const b = pending.get(k)!;
+        b.push(p.index);
+        if (b.length < o.trainBatchSize) continue;
+        pending.set(k, []);
+        const started = Date.now();
+        // --random-hw-adapt: collate_fn sizes the batch from the clips as the dataset hands them over, so they are
+        // decoded again (the same frames; no draw)
+        const decoded = o.randomHwAdapt ? await Promise.all(b.map((i) => decodeSample(samples[i]!, sampleOpts, raw[i]!.indices ?? []))) : null;
+        const { loss, shape } = runStep(b.map((i) => prepared[i]!), decoded);
+        state.step += 1;
+        const lr = groupLrs(o.lrScheduler, state.step - 1, o.lrWarmupSteps, [o.learningRate])[0]!;
+        smoothed = smoothed === null ? loss : 0.9 * smoothed + 0.1 * loss;
+        const secPerStep = (Date.now() - t0) / 1000 / (state.step - startStep);
+        const progress: TrainProgress = { step: state.step, maxSteps: o.maxTrainSteps, loss, smoothedLoss: smoothed, lr, secPerStep, etaSec: secPerStep * (o.maxTrainSteps - state.step) };
+        log({ ...progress, stepSec: (Date.now() - started) / 1000, samples: b, shape });
+        o.onProgress?.(progress);
+        if (state.step % o.checkpointingSteps === 0 || state.step === o.maxTrainSteps) say(`checkpoint: ${writeOutputs()}`);
+        // train.py:1681-1701 (after the checkpoint of the same step)
+        if (validationPrompts.length && state.step % o.validationSteps === 0) await validate();
       }
-      // the position saved in a checkpoint is the next sample to read (a partial batch in progress is not kept)
-      const p = prepared[perm[state.position++]!]!;
-      const k = `${p.type}:${p.shape.join('x')}`;
-      if (!pending.has(k)) pending.set(k, []);
-      const b = pending.get(k)!;
-      b.push(p.index);
-      if (b.length < o.trainBatchSize) continue;
-      pending.set(k, []);
-      const started = Date.now();
-      // --random-hw-adapt: collate_fn sizes the batch from the clips as the dataset hands them over, so they are
-      // decoded again (the same frames; no draw)
-      const decoded = o.randomHwAdapt ? await Promise.all(b.map((i) => decodeSample(samples[i]!, sampleOpts, raw[i]!.indices ?? []))) : null;
-      const { loss, shape } = runStep(b.map((i) => prepared[i]!), decoded);
-      state.step += 1;
-      const lr = groupLrs(o.lrScheduler, state.step - 1, o.lrWarmupSteps, [o.learningRate])[0]!;
-      smoothed = smoothed === null ? loss : 0.9 * smoothed + 0.1 * loss;
-      const secPerStep = (Date.now() - t0) / 1000 / (state.step - startStep);
-      const progress: TrainProgress = { step: state.step, maxSteps: o.maxTrainSteps, loss, smoothedLoss: smoothed, lr, secPerStep, etaSec: secPerStep * (o.maxTrainSteps - state.step) };
-      log({ ...progress, stepSec: (Date.now() - started) / 1000, samples: b, shape });
-      o.onProgress?.(progress);
-      if (state.step % o.checkpointingSteps === 0 || state.step === o.maxTrainSteps) say(`checkpoint: ${writeOutputs()}`);
-      // train.py:1681-1701 (after the checkpoint of the same step)
-      if (validationPrompts.length && state.step % o.validationSteps === 0) await validate();
+      // train.py:1707-1722: after each epoch's loop (also the last, cut short by --max-train-steps)
+      if (validationPrompts.length && state.epoch % o.validationEpochs === 0) await validate();
+      if (state.position >= perm.length) {
+        state.epoch += 1;
+        state.position = 0;
+      }
     }
-    // train.py:1707-1722: after each epoch's loop (also the last, cut short by --max-train-steps)
-    if (validationPrompts.length && state.epoch % o.validationEpochs === 0) await validate();
-    if (state.position >= perm.length) {
-      state.epoch += 1;
-      state.position = 0;
-    }
+  } finally {
+    model.dispose();
+    vae.dispose();
   }
-  vae.dispose();
   return { step: state.step, outputs };
 
   async function validate(): Promise<void> {
