@@ -1,7 +1,8 @@
 // `train()` with validation videos (log_validation: sample/sample-STEP-I.gif and sample-STEP-image-I.gif) and with
 // --random-hw-adapt, on the bundled demo model (tiny random weights). Validation must not disturb training (same
 // losses as a run without it), leak no tensors, and write GIFs that decode; --random-hw-adapt batches take the sizes
-// collate_fn can give (the size decision itself is checked against the original in training_collate.test.ts).
+// collate_fn can give (the size decision itself is checked against the original in training_collate.test.ts);
+// runValidation uses the trained weights (a zero LoRA reproduces the base pipeline, a non-zero one does not).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,6 +11,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openGif } from '../src/media/gif.js';
 import { shutdownBackend } from '../src/nn/backend.js';
 import { parseTrainArgs } from '../src/cli/train.js';
+import { writeVideo } from '../src/media/video_write.js';
+import { CogVideoXTransformer3DModel } from '../src/models/transformer.js';
+import { T5Tokenizer } from '../src/models/t5_tokenizer.js';
+import { AutoencoderKLCogVideoX } from '../src/models/vae.js';
+import { CogVideoXFunPipeline } from '../src/pipelines/cogvideox_fun.js';
+import { PhiloxGenerator } from '../src/schedulers/generator.js';
+import { loadScheduler } from '../src/schedulers/index.js';
+import { loraTargets, LoraNetwork } from '../src/training/lora.js';
+import { runValidation, VALIDATION_NEGATIVE_PROMPT } from '../src/training/validation.js';
 import { train } from '../src/training/trainer.js';
 import { BACKENDS, FIXTURES, useBackend } from './helpers.js';
 
@@ -115,5 +125,59 @@ describe('--random-hw-adapt in the training loop', () => {
     const allowed = new Set([JSON.stringify([1, 9, 48, 64]), JSON.stringify([1, 1, 96, 144]), JSON.stringify([1, 1, 96, 128])]);
     for (const s of shapes) expect(allowed.has(s), `${s} not in ${[...allowed].join(' ')}`).toBe(true);
     expect(shapes.has(JSON.stringify([1, 9, 48, 64])) && shapes.has(JSON.stringify([1, 1, 96, 144]))).toBe(true);
+  }, 300_000);
+});
+
+describe('runValidation', () => {
+  it('uses the trained weights without changing the model: a zero LoRA gives the base pipeline video, a non-zero one another', async () => {
+    await useBackend(BACKENDS[0]!);
+    const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(DEMO, 'transformer'), { residency: 'resident' });
+    const vae = await AutoencoderKLCogVideoX.fromPretrained(path.join(DEMO, 'vae'));
+    const tokenizer = await T5Tokenizer.fromPretrained(path.join(DEMO, 'tokenizer'));
+    const shapes = new Map(model.parameterNames().map((n) => [n, model.readParameter(n)] as const).map(([n, t]) => {
+      const s = t.shape;
+      t.dispose();
+      return [n, s];
+    }));
+    const net = new LoraNetwork(loraTargets(shapes), { rank: 4, alpha: 4 });
+    let seed = 1;
+    const rand = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1);
+    const embeds = new Map([['a prompt', { data: rand(226 * 48), shape: [226, 48] }], [VALIDATION_NEGATIVE_PROMPT, { data: rand(226 * 48), shape: [226, 48] }]]);
+    const opts = (out: string) => ({
+      modelDir: DEMO, out, trainMode: 'inpaint' as const, mode: 'lora' as const, prompts: ['a prompt'], embeds,
+      videoSampleSize: 64, videoSampleNFrames: 5, temporalCompression: 4, numInferenceSteps: 1, seed: 9,
+    });
+    const probe = 'transformer_blocks.0.attn1.to_q.weight';
+    const w0 = model.readParameter(probe);
+    const before = tf.memory().numTensors;
+    const zero = path.join(tmp, 'v-zero');
+    expect((await runValidation(opts(zero), 3, { model, weights: { kind: 'lora', net }, vae, tokenizer })).map((f) => path.basename(f))).toEqual(['sample-3-0.gif', 'sample-3-image-0.gif']);
+    // the base pipeline on the untouched model, same settings and generator
+    const base = path.join(tmp, 'v-base');
+    const pipe = new CogVideoXFunPipeline({
+      tokenizer, textEncoder: async () => { throw new Error('unused'); }, transformer: model, vae, scheduler: loadScheduler('DDIM_Origin', path.join(DEMO, 'scheduler')),
+    });
+    const g = new PhiloxGenerator(9);
+    for (const [frames, guidance, name] of [[5, 7, 'sample-3-0.gif'], [1, 6, 'sample-3-image-0.gif']] as const) {
+      const pe = tf.tensor3d(embeds.get('a prompt')!.data, [1, 226, 48]);
+      const ne = tf.tensor3d(embeds.get(VALIDATION_NEGATIVE_PROMPT)!.data, [1, 226, 48]);
+      const r = await pipe.call({ promptEmbeds: pe, negativePromptEmbeds: ne, numFrames: frames, height: 64, width: 64, guidanceScale: guidance, numInferenceSteps: 1, generator: g, checkMemory: false });
+      tf.dispose([pe, ne]);
+      fs.mkdirSync(base, { recursive: true });
+      await writeVideo(r.videos![0]!, path.join(base, name), { fps: 12 });
+    }
+    for (const f of ['sample-3-0.gif', 'sample-3-image-0.gif']) expect(fs.readFileSync(path.join(zero, 'sample', f)).equals(fs.readFileSync(path.join(base, f))), f).toBe(true);
+    // a trained (non-zero) LoRA changes the video
+    for (const v of net.params.values()) v.set(rand(v.length)); // down and up (a new network is all zeros)
+    const lora = path.join(tmp, 'v-lora');
+    await runValidation(opts(lora), 3, { model, weights: { kind: 'lora', net }, vae, tokenizer });
+    expect(fs.readFileSync(path.join(lora, 'sample', 'sample-3-0.gif')).equals(fs.readFileSync(path.join(base, 'sample-3-0.gif')))).toBe(false);
+    // the model's own weights are unchanged, and validation keeps no tensor
+    const w1 = model.readParameter(probe);
+    expect(Array.from(w1.dataSync())).toEqual(Array.from(w0.dataSync()));
+    tf.dispose([w0, w1]);
+    expect(tf.memory().numTensors).toBe(before - 1);
+    model.dispose();
+    vae.dispose();
   }, 300_000);
 });
