@@ -1,7 +1,7 @@
-// LoRAs our trainer saved with --lora-format diffusers (reference/train_tiny_lora.ts; tiny CogVideoX-2b and 1.5), loaded by diffusers v0.32.2's
-// CogVideoXPipeline.load_lora_weights + fuse_lora(lora_scale) as THUDM's cli_demo does (reference/
-// gen_diffusers_lora.py, peft 0.21.0): our --lora loading of the same file with multiplier = lora_scale gives the same
-// fused weights and the same transformer output, for cli_demo's 1/rank and for 1.0.
+// LoRAs our trainer saved with --lora-format diffusers (reference/train_tiny_lora.ts; tiny CogVideoX-2b and 1.5),
+// loaded by diffusers v0.32.2's CogVideoXPipeline.load_lora_weights + fuse_lora(lora_scale) as THUDM's cli_demo does
+// (reference/gen_diffusers_lora.py, peft 0.21.0): our --lora loading of the same file with multiplier = lora_scale
+// gives the same fused weights and the same transformer output, for cli_demo's 1/rank and for 1.0.
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, expect, it } from 'vitest';
@@ -27,8 +27,8 @@ const layersOf = (m: string) => {
   f.close();
   return n;
 };
-// measured worst (both models and backends): output rel-L2 2.6e-7, fused weights max-abs 6.0e-8 / rel-L2 1.4e-8 (fp32 sums in
-// another order); ×10
+// measured worst (both models and backends): output rel-L2 2.6e-7, fused weights max-abs 6.0e-8 / rel-L2 1.4e-8
+// (fp32 sums in another order); ×10
 const OUT_TOL = { relL2: 3e-6 };
 const W_TOL = { relL2: 1.5e-7, maxAbs: 6e-7 };
 

@@ -129,6 +129,14 @@ export function collatePlan(examples: readonly CollateExample[], o: CollateOptio
 export function possibleShapes(e: CollateExample, o: CollateOptions): [number, number, number][] {
   const I = o.temporalCompression;
   const rule = (f: number) => frameCountRule(Math.trunc(Math.min(f, e.frames)), I, o.patchSizeT);
+  const table = () =>
+    lengthToFrameNum({
+      videoSampleSize: o.videoSampleSize,
+      imageSampleSize: o.imageSampleSize,
+      nFrames: o.videoSampleNFrames,
+      tokenSampleSize: o.tokenSampleSize,
+      temporalCompression: I,
+    });
   const at = (S: number, r: number, f: number): [number, number, number] => {
     const g = bucketGeometry(e.height, e.width, S, r);
     return [rule(f), g.size[0], g.size[1]];
@@ -139,9 +147,8 @@ export function possibleShapes(e: CollateExample, o: CollateOptions): [number, n
     return rs.map((r) => at(o.imageSampleSize, r, N));
   }
   if (o.randomHwAdapt && o.trainingWithVideoTokenLength) {
-    const table = lengthToFrameNum({ videoSampleSize: o.videoSampleSize, imageSampleSize: o.imageSampleSize, nFrames: o.videoSampleNFrames, tokenSampleSize: o.tokenSampleSize, temporalCompression: I });
     // any batch-mate may lower local_min_size, so every table entry is possible
-    return [...table].map(([s, f]) => at(o.videoSampleSize, o.videoSampleSize / s, f));
+    return [...table()].map(([s, f]) => at(o.videoSampleSize, o.videoSampleSize / s, f));
   }
   const rs = o.randomHwAdapt ? downsampleChoices(o.videoSampleSize).ratios : [1];
   return rs.map((r) => at(o.videoSampleSize, r, N));

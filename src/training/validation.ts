@@ -44,7 +44,9 @@ export interface ValidationOptions {
 }
 
 /** The trained weights: full fine-tune → the host values by name; LoRA → the network (merged at forward time). */
-export type TrainedWeights = { kind: 'full'; values: ReadonlyMap<string, Float32Array>; shapes: ReadonlyMap<string, readonly number[]> } | { kind: 'lora'; net: LoraNetwork };
+export type TrainedWeights =
+  | { kind: 'full'; values: ReadonlyMap<string, Float32Array>; shapes: ReadonlyMap<string, readonly number[]> }
+  | { kind: 'lora'; net: LoraNetwork };
 
 /** Tensors for the trained weights (the caller disposes them). */
 function weightTensors(model: CogVideoXTransformer3DModel, w: TrainedWeights): Map<string, tf.Tensor> {
