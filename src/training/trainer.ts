@@ -156,9 +156,12 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   };
   const prepared: PreparedSample[] = samples.map((s, i) => {
     const p = pixels[i]!;
+    // with --random-hw-adapt every batch is made and encoded at its own size (adaptBatch): only the bucket is kept
+    if (o.randomHwAdapt) return { index: i, text: s.text, type: s.type, shape: p.shape, pixels: new Float32Array(0), moments: new Float32Array(0), momentsShape: [] };
     const m = momentsOf(p.pixels, p.shape);
     return { index: i, text: s.text, type: s.type, shape: p.shape, pixels: p.pixels, moments: m.data, momentsShape: m.shape };
   });
+  pixels.length = 0; // held by `prepared` now (or dropped)
   // (the encoder reloads on use: --random-hw-adapt encodes each new batch size as it comes, then from the cache)
   if (o.trainMode !== 'inpaint') vae.release('both');
 
