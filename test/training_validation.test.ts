@@ -125,6 +125,12 @@ describe('--random-hw-adapt in the training loop', () => {
     const allowed = new Set([JSON.stringify([1, 9, 48, 64]), JSON.stringify([1, 1, 96, 144]), JSON.stringify([1, 1, 96, 128])]);
     for (const s of shapes) expect(allowed.has(s), `${s} not in ${[...allowed].join(' ')}`).toBe(true);
     expect(shapes.has(JSON.stringify([1, 9, 48, 64])) && shapes.has(JSON.stringify([1, 1, 96, 144]))).toBe(true);
+    // the size draws are part of the saved RNG state: stopped at 4 and resumed, the run is the same
+    const resumed = path.join(tmp, 'hw-resumed');
+    const common = { model: DEMO, data: meta, out: resumed, checkpointingSteps: 4, randomHwAdapt: true, trainingWithVideoTokenLength: true, tokenSampleSize: 64, cacheDir: path.join(out, 'cache') };
+    await train({ ...common, maxTrainSteps: 4, ...small, imageSampleSize: 128, seed: 5 });
+    await train({ ...common, maxTrainSteps: 8, resumeFromCheckpoint: 'latest', ...small, imageSampleSize: 128, seed: 5 });
+    expect(logOf(resumed).map((l) => [l.loss, l.shape])).toEqual(log.map((l) => [l.loss, l.shape]));
   }, 300_000);
 });
 
