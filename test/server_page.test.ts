@@ -17,7 +17,8 @@ declare const document: any;
 declare const window: any;
 declare const MutationObserver: any;
 
-const SCREENSHOT = process.env.COGVIDEOX_SCREENSHOT; // e.g. docs/app.png: keep a picture of the page (from Chromium)
+// keep a picture of the page: e.g. docs/app.png (taken in Chromium), or /tmp/app-%s.png (one per browser)
+const SCREENSHOT = process.env.COGVIDEOX_SCREENSHOT;
 
 interface BrowserSpec {
   name: string;
@@ -154,9 +155,10 @@ function pageTests(spec: BrowserSpec): void {
     expect(frame.std).toBeGreaterThan(5); // not one flat colour
     const prompt = (await call(t, 'GET', '/v1/jobs')).body.jobs[0].settings.prompt;
     expect(prompt).toBe('A red fox running through snow');
-    if (SCREENSHOT && spec.name === 'Chromium') {
-      fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-      await page.screenshot({ path: SCREENSHOT, type: 'png', clip: { x: 0, y: 0, width: 1200, height: 900 } });
+    if (SCREENSHOT && (SCREENSHOT.includes('%s') || spec.name === 'Chromium')) {
+      const file = SCREENSHOT.replace('%s', spec.name.toLowerCase());
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      await page.screenshot({ path: file, type: 'png', clip: { x: 0, y: 0, width: 1200, height: 900 } });
     }
   }, 90_000);
 
