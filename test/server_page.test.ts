@@ -55,6 +55,12 @@ const BROWSERS: BrowserSpec[] = [
   },
 ];
 
+// one server for both browsers, started by the first suite that runs (its worker then warm for the second)
+let shared: Promise<TestServer> | undefined;
+afterAll(async () => {
+  await (await shared)?.close();
+});
+
 for (const spec of BROWSERS) {
   const skip = !spec.executable && !spec.expected;
   describe.skipIf(skip)(`page in ${spec.name}${skip ? ` (skipped: not installed; ${spec.install})` : ''}`, () => pageTests(spec));
@@ -89,7 +95,7 @@ function pageTests(spec: BrowserSpec): void {
 
   beforeAll(async () => {
     expect(spec.executable, `${spec.name} is expected here but not installed (${spec.install})`).toBeDefined();
-    t = await startTestServer();
+    t = await (shared ??= startTestServer());
     browser = await puppeteer.launch({ ...spec.launch, executablePath: spec.executable!, headless: true });
     page = await browser.newPage();
     await page.setViewport({ width: 1200, height: 900 });
@@ -99,7 +105,6 @@ function pageTests(spec: BrowserSpec): void {
 
   afterAll(async () => {
     await browser?.close();
-    await t?.close();
   });
 
   it('generates from a typed prompt: progress advances, the video plays, its first frame is not blank', async () => {
