@@ -84,6 +84,16 @@ function pageTests(spec: BrowserSpec): void {
     );
   }
 
+  async function within<T>(what: string, p: Promise<T>, ms = 60_000): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${spec.name}: ${what} did not finish within ${ms} ms`)), ms)));
+    try {
+      return await Promise.race([p, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async function status(): Promise<string> {
     return page.$eval('#status', (e) => e.textContent ?? '');
   }
@@ -95,17 +105,18 @@ function pageTests(spec: BrowserSpec): void {
 
   beforeAll(async () => {
     expect(spec.executable, `${spec.name} is expected here but not installed (${spec.install})`).toBeDefined();
-    t = await (shared ??= startTestServer());
-    browser = await puppeteer.launch({ ...spec.launch, executablePath: spec.executable!, headless: true });
-    page = await browser.newPage();
+    t = await within('the server start', (shared ??= startTestServer()));
+    // puppeteer's own command timeout (180 s) is longer than this hook's: a step that hangs is named instead
+    browser = await within('the browser launch', puppeteer.launch({ ...spec.launch, executablePath: spec.executable!, headless: true, protocolTimeout: 60_000 }));
+    page = await within('a new tab', browser.newPage());
     await page.setViewport({ width: 1200, height: 900 });
     await page.goto(`${t.base}/`, { waitUntil: 'load' });
     await page.waitForFunction(() => (document.getElementById('sampler') as any).options.length > 0);
-  }, 90_000);
+  }, 150_000);
 
   afterAll(async () => {
     await browser?.close();
-  });
+  }, 30_000);
 
   it('generates from a typed prompt: progress advances, the video plays, its first frame is not blank', async () => {
     // record every progress line the page shows
