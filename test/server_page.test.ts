@@ -1,7 +1,8 @@
 // The page of `cogvideox-fun serve` in real browsers (Debian's chromium and firefox-esr, both driven by puppeteer-core:
 // Chromium over CDP, Firefox over WebDriver BiDi), as a person uses it: type a prompt, generate with the demo model,
 // watch the progress advance, see the video play (first frame not blank); upload a start image for image-to-video;
-// re-run from the history; cancel a job; an error shown next to its field. The same checks run in each browser.
+// re-run from the history; cancel a job; an error shown next to its field; a video the browser cannot decode reported
+// beside the download link. The same checks run in each browser, on one server.
 // A browser that is absent shows as skipped (the reason in the suite's title) — unless it is expected:
 // COGVIDEOX_EXPECT_CHROMIUM=1 / COGVIDEOX_EXPECT_FIREFOX=1 (.ci/run sets them after installing the Debian packages) or
 // CI=true, where a missing browser fails its suite. COGVIDEOX_EXPECT_<BROWSER>=0 opts out explicitly.
