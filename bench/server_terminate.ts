@@ -1,4 +1,4 @@
-// Is a job's memory released when its worker thread is terminated? (`npx tsx bench/server_terminate.ts [--cycles 8]`)
+// Is a job's memory released when its worker thread is terminated? (`node --expose-gc --import tsx bench/server_terminate.ts`)
 // Cancelling a running job raises its stop flag; a job that has not stopped after the pool's grace period (10 s) has
 // its worker thread terminated (src/server/pool.ts). This runs the same cycle — start a demo job, let it reach step 2,
 // cancel it — with the normal grace (the job stops at its flag: the control) and with a zero grace (the thread is
