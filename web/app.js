@@ -252,6 +252,7 @@ function showResult(info) {
   const url = withToken(`${info.result.url}?t=${encodeURIComponent(info.finishedAt || '')}`);
   const v = $('result-video');
   const img = $('result-image');
+  $('result-error').textContent = '';
   if (info.result.format === 'png') {
     v.hidden = true;
     v.removeAttribute('src');
@@ -379,5 +380,14 @@ form.addEventListener('change', (e) => {
 });
 form.addEventListener('input', updateOutputs);
 $('cancel').addEventListener('click', cancel);
+// A browser that cannot decode the MP4 (H.264 baseline) would show an empty black box: say so, beside the download
+// link. Firefox on Linux decodes H.264 only through the system's libavcodec (Debian's firefox-esr merely recommends it).
+$('result-video').addEventListener('error', () => {
+  const v = $('result-video');
+  if (!v.getAttribute('src')) return;
+  const why = v.error && v.error.message ? ` (${v.error.message})` : '';
+  $('result-error').textContent =
+    `This browser cannot play the MP4 (H.264)${why}: download it below. Firefox on Linux needs the system's libavcodec (e.g. install ffmpeg).`;
+});
 $('dice').addEventListener('click', () => ($('seed').value = String(1 + Math.floor(Math.random() * 1e8))));
 loadModels().then(loadHistory);
