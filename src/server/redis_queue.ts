@@ -48,6 +48,8 @@ export interface RedisQueueOptions extends Roots {
   /** jobs waiting beyond which submissions get 429 (default 10 000) */
   maxQueued?: number;
   onFinished?: (info: JobInfo) => void;
+  /** how long DELETE waits for a running job's worker to stop it (default 30 s) */
+  cancelWaitMs?: number;
 }
 
 const STATE_TYPES = ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'] as const;
@@ -191,7 +193,10 @@ export class RedisQueue implements JobQueue {
       }
     }
     await this.guard(() => this.cmd.publish(CANCEL_CHANNEL, id));
-    const after = await this.settled(id);
+    // a job whose worker died stays active until a living worker's stalled check takes it back (then it sees the
+    // mark and ends cancelled); the request does not wait for that
+    const after = await Promise.race([this.settled(id), new Promise<undefined>((r) => setTimeout(() => r(undefined), this.opts.cancelWaitMs ?? 30_000).unref())]);
+    if (!after) throw new RequestError(409, 'id', `job ${id} is marked cancelled, but its worker has not answered (a dead worker's job ends cancelled once another worker takes it up)`);
     if (after.state !== 'cancelled') throw new RequestError(409, 'id', `job ${id} finished (${after.state}) before it could be cancelled`);
     return after;
   }
