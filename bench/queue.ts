@@ -137,3 +137,4 @@ console.log('');
 console.log('| queue | workers | submit/s (burst) | submit p50 / p99 ms | enqueue→start p50 / p99 ms | outside the job, median ms | jobs/s (1-frame 1-step demo jobs) | load average after each run |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
+process.exit(0); // the closed servers' Redis clients and probe threads need not be waited for

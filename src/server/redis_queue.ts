@@ -59,6 +59,7 @@ export class RedisQueue implements JobQueue {
   private readonly cmd: Redis;
   private readonly queue: Queue;
   private readonly events: QueueEvents;
+  private readonly eventsConn: Redis;
   private readonly listeners = new Map<string, Set<(e: ServerJobEvent) => void>>();
   private readonly waiters = new Map<string, Set<() => void>>();
 
@@ -67,7 +68,8 @@ export class RedisQueue implements JobQueue {
     this.cmd = connect(opts.url, true);
     this.queue = new Queue(QUEUE_NAME, { connection: this.cmd });
     this.queue.on('error', () => {});
-    this.events = new QueueEvents(QUEUE_NAME, { connection: connect(opts.url, false) });
+    this.eventsConn = connect(opts.url, false);
+    this.events = new QueueEvents(QUEUE_NAME, { connection: this.eventsConn });
     this.events.on('error', () => {});
     this.events.on('waiting', ({ jobId }) => this.onQueued(jobId));
     this.events.on('active', ({ jobId }) => this.publish(jobId, { type: 'started' }));
@@ -213,6 +215,8 @@ export class RedisQueue implements JobQueue {
     // queued and running jobs stay in Redis: the workers go on, a restarted server reports them
     await this.events.close().catch(() => {});
     await this.queue.close().catch(() => {});
+    // connections handed to BullMQ are ours to close (it closes only those it opens)
+    this.eventsConn.disconnect();
     this.cmd.disconnect();
   }
 

@@ -43,6 +43,7 @@ export class RemoteWorker {
   private readonly cmd: Redis;
   private readonly sub: Redis;
   private worker?: Worker;
+  private workerConn?: Redis;
   private readonly running = new Set<string>();
 
   constructor(private readonly o: RemoteWorkerOptions) {
@@ -61,7 +62,7 @@ export class RemoteWorker {
     });
     const lock = this.o.lockDurationMs ?? 30_000;
     this.worker = new Worker(QUEUE_NAME, (job) => this.process(job), {
-      connection: connect(this.o.url, false),
+      connection: (this.workerConn = connect(this.o.url, false)),
       concurrency: this.pool.size,
       lockDuration: lock,
       stalledInterval: this.o.stalledIntervalMs ?? lock,
@@ -126,6 +127,7 @@ export class RemoteWorker {
   async close(force = false): Promise<void> {
     await this.worker?.close(force);
     await this.pool.close();
+    this.workerConn?.disconnect();
     this.sub.disconnect();
     this.cmd.disconnect();
   }
