@@ -130,7 +130,13 @@ describe.skipIf(!HAVE_REDIS)('job queue on Redis (BullMQ), remote workers', () =
 
     // jobs submitted, then the server goes away before they are done
     const queued = await Promise.all([1, 2, 3, 4].map((k) => submit({ prompt: `during ${k}`, frames: 1, steps: 2 })));
+    // an open event stream does not hold the stopping server
+    let opened!: () => void;
+    const open = new Promise<void>((r) => (opened = r));
+    const stream = readEvents(t, queued[3]!, () => opened());
+    await open;
     await t.close();
+    expect((await stream)[0]!.type).toBe('state');
     await new Promise((r) => setTimeout(r, 300));
     t = await startServer();
     for (const id of queued) expect((await waitFinished(t, id, 120_000)).state).toBe('done');

@@ -67,6 +67,12 @@ function sendFile(req: FastifyRequest, reply: FastifyReply, file: string, type: 
 const idParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9A-Za-z-]+$' } }, required: ['id'] } as const;
 
 export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  // open event streams end when the server stops (app.close() would wait for them; with a Redis queue the jobs go
+  // on and an EventSource reconnects to the restarted server by itself)
+  const streams = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of [...streams]) end();
+  });
   app.post(
     '/v1/jobs',
     {
@@ -112,11 +118,13 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     const end = () => {
       if (ended) return;
       ended = true;
+      streams.delete(end);
       clearInterval(ping);
       unsubscribe?.();
       res.end();
     };
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    streams.add(end);
     let unsubscribe: (() => void) | undefined;
     if (TERMINAL.has(info.state)) {
       send(info.state, info.state === 'done' ? { type: 'done', result: info.result } : info.state === 'failed' ? { type: 'failed', error: info.error } : { type: 'cancelled' });
