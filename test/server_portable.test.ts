@@ -54,3 +54,17 @@ describe('portable job paths', () => {
     expect(path.isAbsolute(fromPortableSpec(p, worker).workDir)).toBe(true);
   });
 });
+
+describe('worker and serve --redis options', () => {
+  it('refuse a missing or malformed Redis URL and bad numbers, naming the option', async () => {
+    const { parseWorkerArgs } = await import('../src/cli/work.js');
+    const { checkRedisUrl } = await import('../src/server/redis.js');
+    expect(() => parseWorkerArgs([])).toThrow(/--redis URL is required/);
+    expect(() => parseWorkerArgs(['--redis', 'redis://h:1', '--concurrency', '0'])).toThrow(/--concurrency must be an integer between 1 and 16, got "0"/);
+    expect(() => parseWorkerArgs(['--redis', 'redis://h:1', '--lock-ms', '10'])).toThrow(/--lock-ms/);
+    expect(parseWorkerArgs(['--redis', 'rediss://:pw@h:6380', '--stalled-ms', '500'])).toMatchObject({ redis: 'rediss://:pw@h:6380', concurrency: 1, lockMs: 30_000, stalledMs: 500 });
+    expect(() => checkRedisUrl('http://h:1')).toThrow(/--redis must start with redis:\/\/ or rediss:\/\/, got "http:\/\/"/);
+    expect(() => checkRedisUrl('not a url')).toThrow(/--redis must be a URL like redis:\/\/HOST:PORT/);
+    expect(checkRedisUrl('redis://:secret@h:1')).not.toContain('secret'); // messages never show the password
+  });
+});
