@@ -21,7 +21,7 @@ import { WorkerPool } from './pool.js';
 import { fromPortableSpec, rebaseSpec, type Roots } from './portable.js';
 import { CANCEL_CHANNEL, cancelKey, checkRedisUrl, connect, QUEUE_NAME } from './redis.js';
 import type { QueueData, QueueProgress, QueueResult } from './redis_queue.js';
-import type { JobResult } from './types.js';
+import type { JobResult, JobSpec } from './types.js';
 
 export interface RemoteWorkerOptions extends Roots {
   url: string;
@@ -80,7 +80,12 @@ export class RemoteWorker {
   private async process(job: Job): Promise<QueueResult> {
     const id = job.id!;
     const data = job.data as QueueData;
-    const spec = fromPortableSpec(data.spec, this.o); // refuses paths outside this worker's folders
+    let spec: JobSpec;
+    try {
+      spec = fromPortableSpec(data.spec, this.o); // refuses paths outside this worker's folders
+    } catch (e) {
+      throw new UnrecoverableError((e as Error).message); // the same job would be refused again: no retry
+    }
     const staging = spec.workDir;
     const done = (r: JobResult): QueueResult => {
       removePartial(staging); // uploads and abandoned attempts of this job
