@@ -151,6 +151,7 @@ describe.skipIf(!HAVE_REDIS)('job queue on Redis (BullMQ), remote workers', () =
       const r = await call(t, method, url, body);
       expect(r.status, `${method} ${url}: ${JSON.stringify(r.body)}`).toBe(503);
       expect(r.body.field).toBe('redis');
+      expect(r.headers.get('retry-after')).toBe('5');
       expect(r.body.error).toMatch(/Redis at redis:\/\/127\.0\.0\.1:\d+.* unavailable/);
     }
     expect(performance.now() - t0).toBeLessThan(15_000); // no hang
@@ -173,6 +174,13 @@ describe.skipIf(!HAVE_REDIS)('job queue on Redis (BullMQ), remote workers', () =
     await Promise.all(long.map((id) => waitState(id, 'running')));
     const queued = await submit({ prompt: 'waits', frames: 1, steps: 1 });
     expect((await call(t, 'GET', `/v1/jobs/${queued}`)).body).toMatchObject({ state: 'queued', position: 1 });
+    // back-pressure: a second server on the same queue, limited to one waiting job, refuses with 429 + Retry-After
+    const small = await createServer({ outputDir, modelsDir, log: null, redis: redis.url, maxQueued: 1 });
+    const full = await small.app.inject({ method: 'POST', url: '/v1/jobs', payload: { prompt: 'one too many', frames: 1, steps: 1 } });
+    await small.close();
+    expect(full.statusCode, full.body).toBe(429);
+    expect(full.headers['retry-after']).toBe('5');
+    expect(full.json().error).toMatch(/queue is full \(1 jobs waiting, --max-queued 1\)/);
     const c1 = await call(t, 'DELETE', `/v1/jobs/${queued}`);
     expect(c1.status, JSON.stringify(c1.body)).toBe(200);
     expect(c1.body.state).toBe('cancelled');

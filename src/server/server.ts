@@ -155,7 +155,11 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
     log?.(`${new Date().toISOString()} ${req.method} ${req.url.replace(/token=[^&]*/, 'token=…')} ${reply.statusCode} ${ms.toFixed(1)}ms`);
   });
   app.setErrorHandler((e: FastifyError | RequestError, _req, reply) => {
-    if (e instanceof RequestError) return reply.code(e.status).send({ error: e.message, field: e.field });
+    if (e instanceof RequestError) {
+      // a full queue (429) or an unreachable Redis (503): the client may retry, after a few seconds
+      if (e.status === 429 || e.status === 503) reply.header('Retry-After', '5');
+      return reply.code(e.status).send({ error: e.message, field: e.field });
+    }
     if ((e as FastifyError).validation) {
       const field = fieldOfValidation(e as FastifyError);
       const extra = (e as FastifyError).validation?.[0]?.keyword === 'additionalProperties';
