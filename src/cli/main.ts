@@ -18,6 +18,7 @@ const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = {
   info,
   serve: async (argv) => (await import('./serve.js')).serve(argv), // the server loads only for this command
   train: async (argv) => (await import('./train.js')).trainCommand(argv),
+  worker: async (argv) => (await import('./work.js')).workerCommand(argv), // BullMQ loads only for this command
 };
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -18,6 +18,10 @@ DELETE /v1/jobs/{id}, /result, GET /v1/jobs, /openapi.json, and CogVideoX-Fun's 
       --max-upload-mb N    size limit per uploaded file (default 50)
       --workers N          generation worker threads (default 1: one model in memory)
       --backend NAME       tensorflow or wasm (default: the fastest available)
+      --redis URL          put jobs on this Redis (redis://[:PASSWORD@]HOST:PORT, rediss:// for TLS); they run on
+                           \`cogvideox-fun worker\` processes sharing --output-dir and --models-dir, not here
+      --retries N          with --redis: runs after a failure before a job fails for good (default 2)
+      --max-queued N       with --redis: waiting jobs beyond which submissions get HTTP 429 (default 10000)
   -q, --quiet              no per-request log lines
   -h, --help               this help
 `;
@@ -32,6 +36,9 @@ export interface ServeFlags {
   uploadLimit: number;
   workers: number;
   backend?: 'tensorflow' | 'wasm';
+  redis?: string;
+  retries: number;
+  maxQueued: number;
   quiet: boolean;
   help: boolean;
 }
@@ -51,6 +58,9 @@ export function parseServeArgs(argv: readonly string[]): ServeFlags {
         'max-upload-mb': { type: 'string' },
         workers: { type: 'string' },
         backend: { type: 'string' },
+        redis: { type: 'string' },
+        retries: { type: 'string' },
+        'max-queued': { type: 'string' },
         quiet: { type: 'boolean', short: 'q' },
         debug: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -81,6 +91,9 @@ export function parseServeArgs(argv: readonly string[]): ServeFlags {
     uploadLimit: int('max-upload-mb', s('max-upload-mb'), 50, 1, 4096) * 2 ** 20,
     workers: int('workers', s('workers'), 1, 1, 16),
     backend: backend as ServeFlags['backend'],
+    redis: s('redis'),
+    retries: int('retries', s('retries'), 2, 0, 100),
+    maxQueued: int('max-queued', s('max-queued'), 10_000, 1, 10_000_000),
     quiet: values.quiet === true,
     help: values.help === true,
   };
@@ -103,6 +116,9 @@ export async function serve(argv: readonly string[]): Promise<number> {
     uploadLimit: flags.uploadLimit,
     workers: flags.workers,
     backend: flags.backend,
+    redis: flags.redis,
+    retries: flags.retries,
+    maxQueued: flags.maxQueued,
     log: flags.quiet ? null : undefined,
   });
   const address = await server.app.listen({ host: flags.host, port: flags.port });
@@ -116,7 +132,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  process.stderr.write('cogvideox-fun serve: stopping (queued and running jobs are cancelled)\n');
+  process.stderr.write(`cogvideox-fun serve: stopping (${flags.redis ? 'jobs stay queued in Redis' : 'queued and running jobs are cancelled'})\n`);
   await server.close();
   return 0;
 }

@@ -8,6 +8,7 @@ Commands:
   info DIR             what a checkpoint folder is: variant, pipeline, weight files and dtypes, memory plan
   train [options]      fine-tune a CogVideoX-Fun transformer (full or LoRA) on a metadata file of videos/images
   serve [options]      web page and HTTP API (job queue, CogVideoX-Fun-compatible endpoints) on 127.0.0.1:7860
+  worker --redis URL   run the jobs of a \`serve --redis URL\` queue (on any machine sharing its output folder)
 
 Run "cogvideox-fun <command> --help" for the options of a command. --version prints the version.
 `;

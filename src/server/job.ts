@@ -26,8 +26,26 @@ export interface JobHooks {
   backend?: string;
 }
 
+/**
+ * The result of a job whose folder is already committed (record.json inside), else undefined. A queue that delivers
+ * a job at least once (Redis) may run it again after its first run committed; the job id names the folder, so the
+ * second run finds it here and the output is written once.
+ */
+export function committedResult(spec: JobSpec): JobResult | undefined {
+  let record: { seconds?: number; output?: { file?: string; width?: number; height?: number; frames?: number } };
+  try {
+    record = JSON.parse(fs.readFileSync(path.join(spec.finalDir, 'record.json'), 'utf8')) as typeof record;
+  } catch {
+    return undefined;
+  }
+  const o = record.output ?? {};
+  return { dir: spec.finalDir, file: path.join(spec.finalDir, o.file ?? spec.resultName), width: o.width ?? 0, height: o.height ?? 0, frames: o.frames ?? 0, seconds: record.seconds ?? 0 };
+}
+
 export async function executeJob(spec: JobSpec, hooks: JobHooks): Promise<JobResult> {
   const t0 = performance.now();
+  const earlier = committedResult(spec);
+  if (earlier) return earlier;
   const requested = () => Atomics.load(hooks.stop, 0) === STOP_REQUESTED;
   let size = { width: 0, height: 0, frames: 0 };
   try {
@@ -57,7 +75,15 @@ export async function executeJob(spec: JobSpec, hooks: JobHooks): Promise<JobRes
     fs.renameSync(recordTmp, path.join(spec.workDir, 'record.json'));
     // the commit point: from here on a cancel request is too late
     if (Atomics.compareExchange(hooks.stop, 0, STOP_NONE, STOP_COMMITTING) !== STOP_NONE) throw new InterruptedError('cancelled');
-    fs.renameSync(spec.workDir, spec.finalDir);
+    try {
+      fs.renameSync(spec.workDir, spec.finalDir);
+    } catch (e) {
+      // another run of the same job committed first (a retried job whose first worker lost its lock): keep that one
+      const first = committedResult(spec);
+      if (!first) throw e;
+      removePartial(spec.workDir);
+      return first;
+    }
     return { dir: spec.finalDir, file: path.join(spec.finalDir, spec.resultName), ...size, seconds };
   } catch (e) {
     removePartial(spec.workDir);

@@ -41,7 +41,8 @@ export class WorkerPool {
 
   constructor(private readonly opts: PoolOptions = {}) {
     this.cancelGraceMs = opts.cancelGraceMs ?? 10_000;
-    for (let i = 0; i < Math.max(1, opts.size ?? 1); i++) this.slots.push(this.start());
+    // size 0: no threads (a server whose jobs run on remote workers keeps the pool only to describe them)
+    for (let i = 0; i < Math.max(0, opts.size ?? 1); i++) this.slots.push(this.start());
   }
 
   private start(): Slot {

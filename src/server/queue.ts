@@ -1,23 +1,29 @@
 // The job queue as the HTTP layer sees it, and its in-process implementation: FIFO, jobs handed to the worker
 // pool as workers free up, states and progress kept for the status and events endpoints, a bounded history.
 // Another implementation (a Redis-backed queue) provides the same interface and runs the same job function.
-import { STAGE_LABELS, type JobEvent, type Stage } from '../cli/protocol.js';
+import type { JobEvent } from '../cli/protocol.js';
 import { removePartial } from './job.js';
+import { applyJobEvent } from './live.js';
 import type { RunOutcome, WorkerPool } from './pool.js';
 import { RequestError, type JobInfo, type JobSpec, type ServerJobEvent } from './types.js';
 
+/** A value now (the in-process queue) or later (a queue that asks Redis). */
+export type Awaitable<T> = T | Promise<T>;
+
 export interface JobQueue {
   /** Accepts a validated job; it runs after every job submitted before it. */
-  submit(spec: JobSpec): JobInfo;
-  get(id: string): JobInfo | undefined;
+  submit(spec: JobSpec): Awaitable<JobInfo>;
+  get(id: string): Awaitable<JobInfo | undefined>;
   /** Newest first. */
-  list(): JobInfo[];
+  list(): Awaitable<JobInfo[]>;
   /** Cancels a queued or running job; resolves once it has stopped (nothing written). */
   cancel(id: string): Promise<JobInfo>;
   /** Resolves when the job is done / failed / cancelled. */
   settled(id: string): Promise<JobInfo>;
   /** Live events of one job; returns the unsubscribe function. */
   subscribe(id: string, listener: (e: ServerJobEvent) => void): () => void;
+  /** What GET /v1/health reports about the queue; throws a RequestError (503) when the queue cannot answer. */
+  health(): Awaitable<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -112,6 +118,10 @@ export class InProcessQueue implements JobQueue {
     return this.snapshot(e);
   }
 
+  health(): Record<string, unknown> {
+    return { queue: 'in-process', backend: this.pool.backendName, workers: this.pool.size, idle: this.pool.idle };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const e of this.waiting.splice(0)) {
@@ -155,38 +165,8 @@ export class InProcessQueue implements JobQueue {
   }
 
   private onWorkerEvent(e: Entry, ev: JobEvent): void {
-    const i = e.info;
-    switch (ev.type) {
-      case 'stage':
-        i.stage = ev.stage;
-        if (ev.stage === 'denoise') {
-          e.denoiseStart = performance.now();
-          i.step = 0;
-          i.secondsPerStep = undefined;
-          i.etaSeconds = undefined;
-        }
-        this.publish(e, { type: 'stage', stage: ev.stage, label: STAGE_LABELS[ev.stage as Stage] ?? ev.stage });
-        break;
-      case 'step': {
-        i.step = ev.step;
-        i.steps = ev.steps;
-        if (e.denoiseStart !== undefined) {
-          i.secondsPerStep = (performance.now() - e.denoiseStart) / 1000 / ev.step;
-          i.etaSeconds = i.secondsPerStep * (ev.steps - ev.step);
-        }
-        this.publish(e, { type: 'step', step: ev.step, steps: ev.steps, secondsPerStep: i.secondsPerStep, etaSeconds: i.etaSeconds });
-        break;
-      }
-      case 'segment':
-        this.publish(e, { type: 'segment', index: ev.index, count: ev.count });
-        break;
-      case 'warning':
-        i.warnings.push(ev.message);
-        this.publish(e, { type: 'warning', message: ev.message });
-        break;
-      default:
-        break;
-    }
+    const out = applyJobEvent(e.info, e, ev);
+    if (out) this.publish(e, out);
   }
 
   private finish(e: Entry, outcome: RunOutcome): void {

@@ -33,15 +33,15 @@ export async function submitCollected(ctx: ServerContext, id: string, collect: (
       fusedAttention: ctx.pool.backendName.includes('fused attention'),
       probe: ctx.probe,
     });
-    return ctx.queue.submit(spec);
+    return await ctx.queue.submit(spec);
   } catch (e) {
     removePartial(workDir); // a rejected job leaves nothing behind
     throw e;
   }
 }
 
-function jobOr404(ctx: ServerContext, id: string): JobInfo {
-  const info = ctx.queue.get(id);
+async function jobOr404(ctx: ServerContext, id: string): Promise<JobInfo> {
+  const info = await ctx.queue.get(id);
   if (!info) throw new RequestError(404, 'id', `no job ${id}`);
   return info;
 }
@@ -67,6 +67,12 @@ function sendFile(req: FastifyRequest, reply: FastifyReply, file: string, type: 
 const idParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9A-Za-z-]+$' } }, required: ['id'] } as const;
 
 export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  // open event streams end when the server stops (app.close() would wait for them; with a Redis queue the jobs go
+  // on and an EventSource reconnects to the restarted server by itself)
+  const streams = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of [...streams]) end();
+  });
   app.post(
     '/v1/jobs',
     {
@@ -81,20 +87,20 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     },
   );
 
-  app.get('/v1/jobs', async () => ({ jobs: ctx.queue.list() }));
+  app.get('/v1/jobs', async () => ({ jobs: await ctx.queue.list() }));
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id', { schema: { params: idParams } }, async (req) => jobOr404(ctx, req.params.id));
 
   app.delete<{ Params: { id: string } }>('/v1/jobs/:id', { schema: { params: idParams } }, async (req) => ctx.queue.cancel(req.params.id));
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id/result', { schema: { params: idParams } }, async (req, reply) => {
-    const info = jobOr404(ctx, req.params.id);
+    const info = await jobOr404(ctx, req.params.id);
     if (info.state !== 'done' || !info.result) throw new RequestError(409, 'id', `job ${info.id} is ${info.state}; it has no result${info.state === 'queued' || info.state === 'running' ? ' yet' : ''}`);
     return sendFile(req, reply, info.result.path, CONTENT_TYPES[info.result.format]!);
   });
 
   app.get<{ Params: { id: string; name: string } }>('/v1/jobs/:id/inputs/:name', { schema: { params: { ...idParams, properties: { ...idParams.properties, name: { type: 'string', enum: ['image', 'endImage', 'video', 'mask'] } }, required: ['id', 'name'] } } }, async (req, reply) => {
-    const info = jobOr404(ctx, req.params.id);
+    const info = await jobOr404(ctx, req.params.id);
     const dir = path.join(info.state === 'done' ? path.join(ctx.outputDir, info.id) : workDirFor(ctx.outputDir, info.id), 'inputs');
     const file = fs.existsSync(dir) ? fs.readdirSync(dir).find((n) => n.startsWith(`${req.params.name}.`)) : undefined;
     if (!file) throw new RequestError(404, 'name', `job ${info.id} has no ${req.params.name} input`);
@@ -102,7 +108,7 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
   });
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id/events', { schema: { params: idParams } }, async (req, reply) => {
-    const info = jobOr404(ctx, req.params.id);
+    const info = await jobOr404(ctx, req.params.id);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
@@ -112,11 +118,13 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     const end = () => {
       if (ended) return;
       ended = true;
+      streams.delete(end);
       clearInterval(ping);
       unsubscribe?.();
       res.end();
     };
     const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    streams.add(end);
     let unsubscribe: (() => void) | undefined;
     if (TERMINAL.has(info.state)) {
       send(info.state, info.state === 'done' ? { type: 'done', result: info.result } : info.state === 'failed' ? { type: 'failed', error: info.error } : { type: 'cancelled' });
@@ -135,5 +143,5 @@ export function registerJobRoutes(app: FastifyInstance, ctx: ServerContext): voi
     return { current: ctx.currentModelInfo(), models, loras, samplers: SCHEDULER_NAMES, backend: ctx.pool.backendName };
   });
 
-  app.get('/v1/health', async () => ({ ok: true, backend: ctx.pool.backendName, workers: ctx.pool.size, idle: ctx.pool.idle }));
+  app.get('/v1/health', async () => ({ ok: true, ...(await ctx.queue.health()) }));
 }

@@ -16,7 +16,10 @@ import { InProcessQueue, type JobQueue } from './queue.js';
 import { relativeName } from './models.js';
 import { registerFunRoutes } from './routes_fun.js';
 import { registerJobRoutes } from './routes_jobs.js';
-import { RequestError } from './types.js';
+import { toPortablePath } from './portable.js';
+import { checkRedisUrl } from './redis.js';
+import { RedisQueue } from './redis_queue.js';
+import { RequestError, type JobInfo } from './types.js';
 
 export interface ServerOptions {
   /** the default model folder; undefined: the bundled demo model */
@@ -29,6 +32,12 @@ export interface ServerOptions {
   workers?: number;
   backend?: 'tensorflow' | 'wasm';
   cancelGraceMs?: number;
+  /** redis://HOST:PORT: jobs go to this Redis (BullMQ) and `cogvideox-fun worker` processes run them; no threads here */
+  redis?: string;
+  /** Redis queue: runs after a failure before a job fails for good (default 2) */
+  retries?: number;
+  /** Redis queue: waiting jobs beyond which a submission gets 429 */
+  maxQueued?: number;
   /** one line per request; default stderr, null for none */
   log?: ((line: string) => void) | null;
 }
@@ -37,6 +46,7 @@ export interface ServerContext {
   outputDir: string;
   modelsDir?: string;
   uploadLimit: number;
+  /** the generation threads (with --redis: none; backend and backendName describe the remote workers) */
   pool: WorkerPool;
   queue: JobQueue;
   probe: UploadProbe;
@@ -73,8 +83,9 @@ function fieldOfValidation(e: FastifyError): string | undefined {
 export async function createServer(o: ServerOptions): Promise<RunningServer> {
   const outputDir = path.resolve(o.outputDir);
   fs.mkdirSync(outputDir, { recursive: true });
-  // partial folders of jobs a previous process did not finish (killed, crashed): never results, so removed
-  for (const n of fs.readdirSync(outputDir)) if (/^\..+\.partial$/.test(n)) fs.rmSync(path.join(outputDir, n), { recursive: true, force: true });
+  // partial folders of jobs a previous process did not finish (killed, crashed): never results, so removed. With
+  // Redis they belong to jobs still queued there (and to workers running them): kept.
+  if (!o.redis) for (const n of fs.readdirSync(outputDir)) if (/^\..+\.partial$/.test(n)) fs.rmSync(path.join(outputDir, n), { recursive: true, force: true });
   const modelsDir = o.modelsDir === undefined ? undefined : path.resolve(o.modelsDir);
   if (modelsDir !== undefined && !fs.statSync(modelsDir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--models-dir ${modelsDir}: not a folder`);
   let model = o.model === undefined ? undefined : path.resolve(o.model);
@@ -82,11 +93,25 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
   const uploadLimit = o.uploadLimit ?? 50 * 2 ** 20;
   const log = o.log === undefined ? (l: string) => process.stderr.write(`${l}\n`) : o.log;
 
-  const pool = new WorkerPool({ size: o.workers ?? 1, backend: o.backend, cancelGraceMs: o.cancelGraceMs });
-  const queue = new InProcessQueue(pool, {
-    resultUrl: (id) => `/v1/jobs/${id}/result`,
-    onFinished: (info) => log?.(`job ${info.id} ${info.state}${info.error ? `: ${info.error}` : ''}`),
-  });
+  const resultUrl = (id: string) => `/v1/jobs/${id}/result`;
+  const onFinished = (info: JobInfo) => log?.(`job ${info.id} ${info.state}${info.error ? `: ${info.error}` : ''}`);
+  let pool: WorkerPool;
+  let queue: JobQueue;
+  let ready: () => Promise<void>;
+  if (o.redis) {
+    // the memory plan of a submission assumes the workers' backend (--backend, else tensorflow's)
+    pool = new WorkerPool({ size: 0 });
+    pool.backend = o.backend ?? 'tensorflow';
+    pool.backendName = `remote workers (${checkRedisUrl(o.redis)})`;
+    const rq = new RedisQueue({ url: o.redis, outputDir, modelsDir, resultUrl, retries: o.retries, maxQueued: o.maxQueued, onFinished });
+    if (model) toPortablePath({ outputDir, modelsDir }, model, '--model'); // workers find models in their --models-dir only
+    queue = rq;
+    ready = () => rq.ready();
+  } else {
+    const threads = (pool = new WorkerPool({ size: o.workers ?? 1, backend: o.backend, cancelGraceMs: o.cancelGraceMs }));
+    queue = new InProcessQueue(threads, { resultUrl, onFinished });
+    ready = () => threads.ready();
+  }
   const probe = new UploadProbe();
   probe.start();
   const ctx: ServerContext = {
@@ -130,7 +155,11 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
     log?.(`${new Date().toISOString()} ${req.method} ${req.url.replace(/token=[^&]*/, 'token=…')} ${reply.statusCode} ${ms.toFixed(1)}ms`);
   });
   app.setErrorHandler((e: FastifyError | RequestError, _req, reply) => {
-    if (e instanceof RequestError) return reply.code(e.status).send({ error: e.message, field: e.field });
+    if (e instanceof RequestError) {
+      // a full queue (429) or an unreachable Redis (503): the client may retry, after a few seconds
+      if (e.status === 429 || e.status === 503) reply.header('Retry-After', '5');
+      return reply.code(e.status).send({ error: e.message, field: e.field });
+    }
     if ((e as FastifyError).validation) {
       const field = fieldOfValidation(e as FastifyError);
       const extra = (e as FastifyError).validation?.[0]?.keyword === 'additionalProperties';
@@ -155,7 +184,13 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
     return reply.type(types[ext]!).send(fs.readFileSync(path.join(page, name)));
   });
 
-  await pool.ready();
+  try {
+    await ready();
+  } catch (e) {
+    await queue.close();
+    await probe.close();
+    throw e;
+  }
   return {
     app,
     ctx,

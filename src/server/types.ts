@@ -75,6 +75,10 @@ export interface JobInfo {
   startedAt?: string;
   finishedAt?: string;
   settings: JobSettings;
+  /** Redis queue: runs started so far (a retry after a failure or a stalled worker adds one) */
+  attempts?: number;
+  /** Redis queue: the worker (host:pid) running or having run the job */
+  worker?: string;
   result?: { url: string; width: number; height: number; frames: number; format: ResultFormat; path: string };
   warnings: string[];
 }

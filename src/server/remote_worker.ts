@@ -1,0 +1,139 @@
+// `cogvideox-fun worker`: takes jobs from the Redis queue (BullMQ) and runs them through the same job function as the
+// server's own threads (executeJob in a WorkerPool thread), so this process's event loop stays free to renew the
+// job locks while a step computes for minutes.
+//
+// Outputs go to --output-dir, which must be the folder the server serves (one shared filesystem: NFS, SMB, a cloud
+// volume). Why a folder and not Redis: a video is megabytes, Redis holds everything in memory and a result would be
+// copied twice (worker → Redis → server disk); the job's uploads arrive the same way (the server stages them in
+// <out>/.<id>.partial/inputs). Each attempt works in its own <out>/.<id>.partial/.attempt-… folder and commits with
+// one rename to <out>/<id>; a job delivered twice (BullMQ is at-least-once: a worker that dies or loses its lock has
+// its job run again) finds the committed folder and returns it, so the output is written once and a killed
+// attempt's partial output is never seen.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { committedResult, removePartial } from './job.js';
+import { applyJobEvent } from './live.js';
+import { WorkerPool } from './pool.js';
+import { fromPortableSpec, rebaseSpec, type Roots } from './portable.js';
+import { CANCEL_CHANNEL, cancelKey, checkRedisUrl, connect, QUEUE_NAME } from './redis.js';
+import type { QueueData, QueueProgress, QueueResult } from './redis_queue.js';
+import type { JobResult, JobSpec } from './types.js';
+
+export interface RemoteWorkerOptions extends Roots {
+  url: string;
+  /** jobs at once (one generation thread each) */
+  concurrency?: number;
+  backend?: 'tensorflow' | 'wasm';
+  cancelGraceMs?: number;
+  /** BullMQ lock of a running job; renewed every half of it. A dead worker's job is retried after about this long. */
+  lockDurationMs?: number;
+  /** how often this worker looks for jobs whose worker died (BullMQ's stalled check) */
+  stalledIntervalMs?: number;
+  log?: (line: string) => void;
+}
+
+export class RemoteWorker {
+  readonly name = `${os.hostname()}:${process.pid}`;
+  readonly safeUrl: string;
+  private readonly pool: WorkerPool;
+  private readonly cmd: Redis;
+  private readonly sub: Redis;
+  private worker?: Worker;
+  private workerConn?: Redis;
+  private readonly running = new Set<string>();
+
+  constructor(private readonly o: RemoteWorkerOptions) {
+    this.safeUrl = checkRedisUrl(o.url);
+    this.pool = new WorkerPool({ size: o.concurrency ?? 1, backend: o.backend, cancelGraceMs: o.cancelGraceMs });
+    this.cmd = connect(o.url, false);
+    this.sub = connect(o.url, false);
+  }
+
+  /** Starts the generation threads, then takes jobs. */
+  async start(): Promise<void> {
+    await this.pool.ready();
+    await this.sub.subscribe(CANCEL_CHANNEL);
+    this.sub.on('message', (_channel: string, id: string) => {
+      if (this.running.has(id)) this.pool.cancel(id);
+    });
+    const lock = this.o.lockDurationMs ?? 30_000;
+    this.worker = new Worker(QUEUE_NAME, (job) => this.process(job), {
+      connection: (this.workerConn = connect(this.o.url, false)),
+      concurrency: this.pool.size,
+      lockDuration: lock,
+      stalledInterval: this.o.stalledIntervalMs ?? lock,
+      maxStalledCount: 1,
+      name: this.name,
+    });
+    this.worker.on('error', (e) => this.o.log?.(`redis: ${e.message}`));
+    await this.worker.waitUntilReady();
+  }
+
+  get backendName(): string {
+    return this.pool.backendName;
+  }
+
+  private async process(job: Job): Promise<QueueResult> {
+    const id = job.id!;
+    const data = job.data as QueueData;
+    let spec: JobSpec;
+    try {
+      spec = fromPortableSpec(data.spec, this.o); // refuses paths outside this worker's folders
+    } catch (e) {
+      throw new UnrecoverableError((e as Error).message); // the same job would be refused again: no retry
+    }
+    const staging = spec.workDir;
+    const done = (r: JobResult): QueueResult => {
+      removePartial(staging); // uploads and abandoned attempts of this job
+      this.o.log?.(`job ${id} done (attempt ${job.attemptsStarted})`);
+      return { width: r.width, height: r.height, frames: r.frames, seconds: r.seconds, worker: this.name };
+    };
+    const earlier = committedResult(spec);
+    if (earlier) return done(earlier);
+    if (await this.cmd.get(cancelKey(id))) {
+      removePartial(staging);
+      throw new UnrecoverableError('cancelled');
+    }
+    const state: QueueProgress = { warnings: [], worker: this.name };
+    const clock: { denoiseStart?: number } = {};
+    await job.updateProgress(state);
+
+    const attempt = path.join(staging, `.attempt-${job.attemptsStarted}-${randomBytes(4).toString('hex')}`);
+    fs.mkdirSync(attempt, { recursive: true });
+    const inputs = path.join(staging, 'inputs');
+    if (fs.existsSync(inputs)) fs.cpSync(inputs, path.join(attempt, 'inputs'), { recursive: true });
+    const local = rebaseSpec(spec, staging, attempt);
+
+    this.running.add(id);
+    try {
+      const run = this.pool.run(local, (ev) => {
+        const out = applyJobEvent(state, clock, ev);
+        if (out) job.updateProgress({ ...state, event: out }).catch(() => {});
+      });
+      if (await this.cmd.get(cancelKey(id))) this.pool.cancel(id); // cancelled while the inputs were copied
+      const outcome = await run;
+      if (outcome.ok) return done(outcome.result);
+      const last = job.attemptsStarted >= (job.opts.attempts ?? 1);
+      if (outcome.interrupted || last) removePartial(staging);
+      this.o.log?.(`job ${id} ${outcome.interrupted ? 'cancelled' : `failed: ${outcome.error}`}`);
+      if (outcome.interrupted) throw new UnrecoverableError('cancelled');
+      throw new Error(outcome.error);
+    } finally {
+      this.running.delete(id);
+      removePartial(attempt); // gone already when committed (renamed) or failed
+    }
+  }
+
+  /** Stops taking jobs; `force` also stops the running ones (their locks lapse and another worker retries them). */
+  async close(force = false): Promise<void> {
+    await this.worker?.close(force);
+    await this.pool.close();
+    this.workerConn?.disconnect();
+    this.sub.disconnect();
+    this.cmd.disconnect();
+  }
+}
