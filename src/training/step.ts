@@ -22,7 +22,7 @@ export interface TrainableTransformer {
       timestep: tf.Tensor | number[];
       inpaintLatents?: tf.Tensor5D;
     },
-    opts?: { params?: (name: string) => tf.Tensor | undefined; differentiable?: boolean },
+    opts?: { params?: (name: string) => tf.Tensor | undefined; differentiable?: boolean; gradientCheckpointing?: boolean },
   ): tf.Tensor5D;
 }
 
@@ -126,13 +126,13 @@ export interface StepResult {
   prediction?: tf.Tensor5D;
 }
 
-/** Forward, loss and gradients for prepared inputs. */
+/** Forward, loss and gradients for prepared inputs (`gradientCheckpointing`: blocks recomputed in the backward pass). */
 export function lossAndGrads(
   model: TrainableTransformer,
   p: PreparedStep,
   promptEmbeds: tf.Tensor3D,
   trainables: Trainables,
-  opts: { loss?: LossOptions; keepPrediction?: boolean } = {},
+  opts: { loss?: LossOptions; keepPrediction?: boolean; gradientCheckpointing?: boolean } = {},
 ): StepResult {
   const xs = trainables.values();
   let prediction: tf.Tensor5D | undefined;
@@ -140,7 +140,7 @@ export function lossAndGrads(
     const f = (...args: tf.Tensor[]): tf.Scalar => {
       const pred = model.forward(
         { hiddenStates: p.noisyLatents, encoderHiddenStates: promptEmbeds, timestep: p.timesteps, inpaintLatents: p.inpaintLatents ?? undefined },
-        { params: (name) => trainables.lookup(name, args), differentiable: true },
+        { params: (name) => trainables.lookup(name, args), differentiable: true, gradientCheckpointing: opts.gradientCheckpointing },
       );
       if (opts.keepPrediction) prediction = tf.keep(pred.clone());
       return trainingLoss(pred, p.target, opts.loss);

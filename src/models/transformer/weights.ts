@@ -121,14 +121,27 @@ export class WeightView {
     readonly created: tf.Tensor[] = [],
   ) {}
 
+  /** Tensors that came from `params` (or were computed from them): what a checkpointed block differentiates. */
+  private readonly overrides = new Set<tf.Tensor>();
+
+  isOverride(t: tf.Tensor): boolean {
+    return this.overrides.has(t);
+  }
+
+  private lookup(name: string): tf.Tensor | undefined {
+    const t = this.params?.(name);
+    if (t) this.overrides.add(t);
+    return t;
+  }
+
   /** Whether this view changes nothing (no overrides, inference): the stored weights are used as they are. */
   get identity(): boolean {
     return !this.params && !this.differentiable;
   }
 
   linear(name: string, stored: Linear, reshapeTo?: [number, number]): Linear {
-    const w = this.params?.(`${name}.weight`);
-    const b = this.params?.(`${name}.bias`);
+    const w = this.lookup(`${name}.weight`);
+    const b = this.lookup(`${name}.bias`);
     if (!w && !b) return this.differentiable ? deviceLinear(stored, this.created) : stored;
     let base: { w: tf.Tensor2D; b: tf.Tensor1D | null } | null = null;
     if (!w || (!b && stored.b)) {
@@ -139,6 +152,7 @@ export class WeightView {
     if (reshapeTo && w) {
       weight = tf.reshape(w, reshapeTo);
       this.created.push(weight);
+      this.overrides.add(weight);
     }
     const want = [outFeatures(stored), inFeatures(stored)];
     if (weight.shape.length !== 2 || weight.shape[0] !== want[0] || weight.shape[1] !== want[1] || (b && (b.rank !== 1 || b.shape[0] !== want[0]))) {
@@ -148,8 +162,8 @@ export class WeightView {
   }
 
   norm(name: string, stored: NormWeights): NormWeights {
-    const w = this.params?.(`${name}.weight`);
-    const b = this.params?.(`${name}.bias`);
+    const w = this.lookup(`${name}.weight`);
+    const b = this.lookup(`${name}.bias`);
     return { w: (w ?? stored.w) as tf.Tensor1D | null, b: (b ?? stored.b) as tf.Tensor1D | null };
   }
 
@@ -195,5 +209,6 @@ export class WeightView {
   dispose(): void {
     tf.dispose(this.created);
     this.created.length = 0;
+    this.overrides.clear();
   }
 }
