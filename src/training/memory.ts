@@ -21,6 +21,8 @@ export interface TrainingMemoryRequest {
   latent: [number, number, number];
   useEma: boolean;
   inpaint: boolean;
+  /** --gradient-checkpointing: one block's activations plus the block boundaries instead of every block's */
+  gradientCheckpointing?: boolean;
 }
 
 export interface TrainingMemoryPlan {

@@ -94,7 +94,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     .map((p) => [Math.floor((p.shape[0] - 1) / sampleOpts.temporalCompression) + 1, p.shape[1] / sp, p.shape[2] / sp] as [number, number, number])
     .reduce((a, b) => (a[0] * a[1] * a[2] >= b[0] * b[1] * b[2] ? a : b));
   checkTrainingMemory(
-    { modelDir: o.model, mode: o.mode, rank: o.rank, batch: o.trainBatchSize, latent: largest, useEma: o.useEma, inpaint: o.trainMode === 'inpaint' },
+    { modelDir: o.model, mode: o.mode, rank: o.rank, batch: o.trainBatchSize, latent: largest, useEma: o.useEma, inpaint: o.trainMode === 'inpaint', gradientCheckpointing: o.gradientCheckpointing },
     o.memoryLimitBytes,
   );
   const cache = new DiskCache(o.cacheDir ?? path.join(o.out, 'cache'));
@@ -299,7 +299,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
       },
       { schedule, scalingFactor: sf, addNoiseInInpaintModel: !!tcfg.add_noise_in_inpaint_model, rng: stepRng },
     );
-    const r = lossAndGrads(model, p, prompt, trainables, { loss: { motionSubLoss: o.motionSubLoss, motionSubLossRatio: o.motionSubLossRatio } });
+    const r = lossAndGrads(model, p, prompt, trainables, { loss: { motionSubLoss: o.motionSubLoss, motionSubLossRatio: o.motionSubLossRatio }, gradientCheckpointing: o.gradientCheckpointing });
     disposePrepared(p);
     tf.dispose([moments, prompt]);
     let maxNorm = o.maxGradNorm;

@@ -143,10 +143,14 @@ export class WeightView {
     const w = this.lookup(`${name}.weight`);
     const b = this.lookup(`${name}.bias`);
     if (!w && !b) return this.differentiable ? deviceLinear(stored, this.created) : stored;
-    let base: { w: tf.Tensor2D; b: tf.Tensor1D | null } | null = null;
-    if (!w || (!b && stored.b)) {
+    let base: { w: tf.Tensor2D | null; b: tf.Tensor1D | null } | null = null;
+    if (!w) {
       base = linearWeights(stored);
-      this.created.push(base.w, ...(base.b ? [base.b] : []));
+      this.created.push(base.w!, ...(base.b ? [base.b] : []));
+    } else if (!b && stored.b) {
+      // only the weight replaced (LoRA): the stored bias, without a copy of the weight
+      base = { w: null, b: stored.layout === 'host' ? tf.tensor1d(stored.b!) : tf.clone(stored.b!) };
+      this.created.push(base.b!);
     }
     let weight = (w ?? base!.w) as tf.Tensor2D;
     if (reshapeTo && w) {
