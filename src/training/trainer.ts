@@ -135,7 +135,9 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   if (o.trainMode !== 'inpaint') vae.release('both');
 
   // ---- model, trainables, optimiser
-  const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(o.model, 'transformer'), { residency: 'resident' });
+  // LoRA: every Linear runs as W + ΔW built from the checkpoint each step (lora.ts), so resident weights would be a
+  // second full copy for nothing: blocks are read per use (the memory plan counts this).
+  const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(o.model, 'transformer'), { residency: o.mode === 'lora' ? 'disk' : 'resident' });
   const shapes = new Map<string, number[]>();
   for (const n of model.parameterNames()) {
     const p = model.readParameter(n);
