@@ -171,7 +171,7 @@ export function fullTrainables(names: readonly string[], values: ReadonlyMap<str
 
 /**
  * LoRA: the factors are the tape's inputs; a wrapped Linear's weight is W + multiplier·(alpha/r)·up·down with W read
- * from the model (`readWeight` returns a new tensor; it is created inside the tape's scope and freed with it).
+ * from the model (`readWeight` returns a new tensor, freed once W + ΔW is built).
  */
 export function loraTrainables(net: LoraNetwork, readWeight: (name: string) => tf.Tensor): Trainables {
   const names = net.parameterNames();
@@ -184,7 +184,13 @@ export function loraTrainables(net: LoraNetwork, readWeight: (name: string) => t
       if (!t) return undefined;
       const down = xs[index.get(`${t.name}.lora_down.weight`)!]!;
       const up = xs[index.get(`${t.name}.lora_up.weight`)!]!;
-      return net.effectiveWeight(readWeight(name) as tf.Tensor2D, down, up);
+      // W is a constant of effectiveWeight (not kept for the backward pass): freed now rather than with the forward
+      const w = readWeight(name) as tf.Tensor2D;
+      try {
+        return net.effectiveWeight(w, down, up);
+      } finally {
+        w.dispose();
+      }
     },
   };
 }
