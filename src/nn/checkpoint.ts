@@ -45,6 +45,9 @@ export function recompute(f: (inputs: tf.Tensor[], constants: tf.Tensor[]) => tf
           state.activeTape = outerTape;
         }
         r.value.dispose();
+        // dy (the gradient of this call's output) is needed by no other node, but the tape would keep it until the
+        // whole backward pass ends (tfjs-core 4.22 dist/tape.js backpropagateGradients never frees a node's dys)
+        (dy as tf.Tensor).dispose();
         // an input f does not depend on has no gradient: zeros, as customGrad wants one tensor per input
         return r.grads.map((g, i) => g ?? tf.zerosLike(xs2[i]!));
       },

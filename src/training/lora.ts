@@ -133,8 +133,15 @@ export class LoraNetwork {
       return {
         value: tf.add(weight, tf.mul(tf.matMul(u as tf.Tensor2D, d as tf.Tensor2D), s)),
         gradFunc: (dy: tf.Tensor, [d2, u2]: tf.Tensor[]) => {
-          const g = tf.mul(dy, s) as tf.Tensor2D;
-          return [tf.matMul(u2 as tf.Tensor2D, g, true, false), tf.matMul(g, d2 as tf.Tensor2D, false, true)];
+          const grads = tf.tidy(() => {
+            const g = tf.mul(dy, s) as tf.Tensor2D;
+            return [tf.matMul(u2 as tf.Tensor2D, g, true, false), tf.matMul(g, d2 as tf.Tensor2D, false, true)];
+          });
+          // dy, the gradient of W + ΔW (a weight-sized tensor), has no other use once this node is done, but the tape
+          // keeps every gradient until the whole backward pass ends (tfjs-core 4.22 dist/tape.js
+          // backpropagateGradients): freed here, or every wrapped weight's gradient would be alive at once
+          dy.dispose();
+          return grads;
         },
       };
     });
