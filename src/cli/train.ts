@@ -20,7 +20,7 @@ computed once and cached in <out>/cache (or --cache-dir).
   --adam-beta1 B1 --adam-beta2 B2  (0.9, 0.999)    --max-grad-norm G            (1.0)
   --initial-grad-norm-ratio R      (5)             --abnormal-norm-clip-start N (1000)  (full: adaptive clip)
   --use-ema                                        --trainable-modules M [M…]   (.)
-  --gradient-checkpointing         (blocks recomputed in the backward pass: less memory, ~1.3× the step time)
+  --gradient-checkpointing         (blocks recomputed in the backward pass: less memory, ~1.5× the step time)
   --trainable-modules-low-learning-rate M [M…]     --train-batch-size N         (1)
   --max-train-steps N              (1000)          --checkpointing-steps N      (500)
   --resume-from-checkpoint latest|DIR              --train-data-dir DIR
