@@ -1,7 +1,11 @@
-"""PyTorch side of bench/train.ts: one full fine-tuning step of CogVideoX-Fun's transformer in fp32 on CPU, as
-scripts/train.py runs it (forward with inpaint latents, MSE on the v target, backward, clip_grad_norm_, AdamW step),
-timed after one warm-up step. Also writes the D = 1920 two-layer stack's random weights (seeded) for the TS side.
-Prints one JSON line. Usage: train_torch.py MODEL_DIR F H W [REPEATS] [--make-d1920 DIR]"""
+"""PyTorch side of bench/train.ts: one training step of CogVideoX-Fun's transformer in fp32 on CPU, as scripts/train.py
+(full) / train_lora.py (--lora RANK ALPHA: create_network + apply_to, train_lora.py:811-821) run it: forward with
+inpaint latents, MSE on the v target, backward, clip_grad_norm_, AdamW step; timed after one warm-up step (unless
+--no-warmup). --gradient-checkpointing: transformer3d.enable_gradient_checkpointing() as train.py:910-911 does.
+Reports the RSS after loading and the peak (ru_maxrss). Also writes the D = 1920 two-layer stack's random weights
+(seeded) for the TS side. Prints one JSON line.
+Usage: train_torch.py MODEL_DIR F H W [REPEATS] [--gradient-checkpointing] [--lora RANK ALPHA] [--no-warmup]
+       train_torch.py --make-d1920 DIR"""
 import json
 import os
 import resource
@@ -15,6 +19,7 @@ import io  # noqa: E402
 import torch  # noqa: E402
 import safetensors.torch  # noqa: E402,F401  (save_pretrained uses safetensors.torch without importing it)
 from cogvideox.models.transformer3d import CogVideoXTransformer3DModel  # noqa: E402
+from cogvideox.utils.lora_utils import create_network  # noqa: E402
 
 D1920 = dict(activation_fn="gelu-approximate", attention_bias=True, attention_head_dim=64, dropout=0.0,
              flip_sin_to_cos=True, freq_shift=0, in_channels=33, max_text_seq_length=226, norm_elementwise_affine=True,
@@ -32,12 +37,32 @@ if "--make-d1920" in sys.argv:
     sys.exit(0)
 
 torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
-path, F, H, W = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-repeats = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+pos = []  # the positional arguments come before the flags
+for a in sys.argv[1:]:
+    if a.startswith("--"):
+        break
+    pos.append(a)
+lora = sys.argv[sys.argv.index("--lora") + 1:sys.argv.index("--lora") + 3] if "--lora" in sys.argv else None
+path, F, H, W = pos[0], int(pos[1]), int(pos[2]), int(pos[3])
+repeats = int(pos[4]) if len(pos) > 4 else 3
+
+
+def rss_gib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 2**20
+
+
 with contextlib.redirect_stdout(io.StringIO()):
     model = CogVideoXTransformer3DModel.from_pretrained_2d(path, torch_dtype=torch.float32).train()
+    if "--gradient-checkpointing" in sys.argv:
+        model.enable_gradient_checkpointing()
+    if lora:
+        model.requires_grad_(False)
+        network = create_network(1.0, int(lora[0]), float(lora[1]), None, model, neuron_dropout=None,
+                                 add_lora_in_attn_temporal=True)
+        network.apply_to(None, model, False, True)
 cfg = model.config
-params = [p for p in model.parameters()]
+params = [p for p in (network.parameters() if lora else model.parameters()) if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-5, betas=(0.9, 0.999), weight_decay=3e-2, eps=1e-10)
 g = torch.Generator().manual_seed(0)
 C = cfg.out_channels
@@ -59,7 +84,9 @@ def step():
     return float(loss)
 
 
-step()
+loaded = rss_gib()
+if "--no-warmup" not in sys.argv:
+    step()
 times = []
 for _ in range(repeats):
     t0 = time.time()
@@ -67,5 +94,5 @@ for _ in range(repeats):
     times.append(time.time() - t0)
 print(json.dumps({"step_s": min(times), "median_s": sorted(times)[len(times) // 2], "repeats": repeats,
                   "tokens": 226 + F * (H // 2) * (W // 2), "params": sum(p.numel() for p in params),
-                  "threads": torch.get_num_threads(),
+                  "threads": torch.get_num_threads(), "loaded_rss_gib": loaded,
                   "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))

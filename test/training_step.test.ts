@@ -56,7 +56,7 @@ function maxRel(a: Float32Array, b: Float32Array): number {
   return num / Math.max(den, 1e-30);
 }
 
-async function runCase(file: string, backend: string): Promise<void> {
+async function runCase(file: string, backend: string, gradientCheckpointing = false): Promise<void> {
   await useBackend(backend);
   const fx = SafetensorsFile.open(path.join(DIR, file));
   const meta = JSON.parse(fx.metadata.meta!);
@@ -141,7 +141,7 @@ async function runCase(file: string, backend: string): Promise<void> {
     expectClose(`${pre} noisy`, p.noisyLatents, t(`${pre}.noisy_latents`), fx.entry(`${pre}.noisy_latents`).shape.slice(), tol);
     expectClose(`${pre} target`, p.target, t(`${pre}.target`), fx.entry(`${pre}.target`).shape.slice(), tol);
 
-    const r = lossAndGrads(model, p, prompt, trainables, { keepPrediction: true });
+    const r = lossAndGrads(model, p, prompt, trainables, { keepPrediction: true, gradientCheckpointing });
     expectClose(`${pre} noise_pred`, r.prediction!, t(`${pre}.noise_pred`), fx.entry(`${pre}.noise_pred`).shape.slice(), { relL2: 1e-5 });
     expect(Math.abs(r.loss - rec.loss) / rec.loss, `${pre} loss`).toBeLessThan(1e-5);
     r.prediction!.dispose();
@@ -263,4 +263,8 @@ describeEachBackend('training step on %s', (backend) => {
   it('full fine-tune, tiny Fun 2b-InP (sin-cos PE): 3 steps, constant_with_warmup, adaptive clip, EMA', () => runCase('step_full_2b.safetensors', backend), 120_000);
   it('LoRA rank 4 alpha 2, tiny Fun 5b-InP (RoPE): 3 steps, plain clip', () => runCase('step_lora_5b.safetensors', backend), 120_000);
   it('LoRA rank 4 alpha 2, tiny Fun 1.5-5b-InP (patch_size_t 2, patch Linear wrapped): 3 steps', () => runCase('step_lora_1.5.safetensors', backend), 120_000);
+  // the same fixtures (made without checkpointing: it changes no value) with the blocks recomputed in the backward pass
+  it('gradient checkpointing: full fine-tune, tiny Fun 2b-InP, 3 steps', () => runCase('step_full_2b.safetensors', backend, true), 120_000);
+  it('gradient checkpointing: LoRA, tiny Fun 5b-InP, 3 steps', () => runCase('step_lora_5b.safetensors', backend, true), 120_000);
+  it('gradient checkpointing: LoRA, tiny Fun 1.5-5b-InP, 3 steps', () => runCase('step_lora_1.5.safetensors', backend, true), 120_000);
 });

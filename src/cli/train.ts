@@ -20,6 +20,7 @@ computed once and cached in <out>/cache (or --cache-dir).
   --adam-beta1 B1 --adam-beta2 B2  (0.9, 0.999)    --max-grad-norm G            (1.0)
   --initial-grad-norm-ratio R      (5)             --abnormal-norm-clip-start N (1000)  (full: adaptive clip)
   --use-ema                                        --trainable-modules M [M…]   (.)
+  --gradient-checkpointing         (blocks recomputed in the backward pass: less memory, ~1.5× the step time)
   --trainable-modules-low-learning-rate M [M…]     --train-batch-size N         (1)
   --max-train-steps N              (1000)          --checkpointing-steps N      (500)
   --resume-from-checkpoint latest|DIR              --train-data-dir DIR
@@ -55,6 +56,7 @@ const OPTIONS = {
   'initial-grad-norm-ratio': { type: 'string' },
   'abnormal-norm-clip-start': { type: 'string' },
   'use-ema': { type: 'boolean' },
+  'gradient-checkpointing': { type: 'boolean' },
   'trainable-modules': { type: 'string', multiple: true },
   'trainable-modules-low-learning-rate': { type: 'string', multiple: true },
   'train-batch-size': { type: 'string' },
@@ -142,6 +144,7 @@ export function parseTrainArgs(argv: readonly string[]): (Partial<TrainOptions> 
     initialGradNormRatio: num('initial-grad-norm-ratio', s('initial-grad-norm-ratio'), d.initialGradNormRatio),
     abnormalNormClipStart: num('abnormal-norm-clip-start', s('abnormal-norm-clip-start'), d.abnormalNormClipStart, true),
     useEma: !!v['use-ema'],
+    gradientCheckpointing: !!v['gradient-checkpointing'],
     trainableModules: (v['trainable-modules'] as string[] | undefined) ?? d.trainableModules,
     trainableModulesLowLearningRate: (v['trainable-modules-low-learning-rate'] as string[] | undefined) ?? d.trainableModulesLowLearningRate,
     trainBatchSize: num('train-batch-size', s('train-batch-size'), d.trainBatchSize, true),

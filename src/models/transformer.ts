@@ -16,7 +16,7 @@ import { LoraMerge, type LoraSpec } from '../weights/lora.js';
 import { chooseResidency, WeightSource, type Residency } from '../weights/residency.js';
 import { transformerFlavor, type TransformerFlavor } from '../weights/transformer_kind.js';
 import { TRANSFORMER_DEFAULTS, transformerExpectedShapes, type TransformerConfig } from '../weights/transformer_names.js';
-import { cogVideoXBlock, outputHead } from './transformer/block.js';
+import { checkpointedBlock, cogVideoXBlock, outputHead } from './transformer/block.js';
 import { conditioning, patchify, positionTable, prepareRotaryPositionalEmbeddings, unpatchify, type ScalarInput } from './transformer/embedding.js';
 import { validateConfig, validateInputs } from './transformer/validate.js';
 import { disposeBlock, disposeGlobals, loadBlock, loadGlobals, WeightView, type BlockWeights, type GlobalWeights, type ParamLookup } from './transformer/weights.js';
@@ -60,6 +60,12 @@ export interface TransformerForwardOptions extends DitPlanOptions {
    * computed inside the gradient tape for LoRA).
    */
   params?: ParamLookup;
+  /**
+   * Recompute each block's activations in the backward pass instead of keeping them (CogVideoX-Fun's
+   * --gradient_checkpointing: transformer3d.py:598-613): a gradient's memory is then the block boundaries plus one
+   * block. Applies to differentiable forwards; the result and the gradients are the same.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 export class CogVideoXTransformer3DModel {
@@ -182,6 +188,9 @@ export class CogVideoXTransformer3DModel {
     let rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | null = null;
     let emb: tf.Tensor2D | null = null;
     let s: unknown = null;
+    // gradient checkpointing (Fun transformer3d.py:598 applies it when training; only meaningful under a tape)
+    const checkpointing = opts.gradientCheckpointing === true && differentiable;
+    let joined: tf.Tensor3D | null = null;
     try {
       const g = view.globals(this.g, [D, (c.in_channels * p * p * (pt ?? 1))]);
       rope = this.ropeTensors(inputs, h, w, T);
@@ -226,22 +235,39 @@ export class CogVideoXTransformer3DModel {
       }
       if (emit) this.emitStream(nn, s, emit, null);
 
-      // --- the blocks
+      // --- the blocks (checkpointed: the stream passes between blocks as one [B, L + N, D] tensor, the only
+      //     activation a block keeps for the backward pass; no per-block dumps)
+      if (checkpointing) {
+        joined = nn.join!(s);
+        s = null;
+      }
       for (let i = 0; i < c.num_layers; i++) {
         const t0 = performance.now();
         const stored = this.blocks ? this.blocks[i]! : loadBlock(this.source, i, this.rows);
         const t1 = performance.now();
         try {
-          if (emit) this.emitStream(nn, s, emit, `block.${i}.in`);
-          s = cogVideoXBlock(nn, view.block(i, stored), s, emb, rope, c.norm_eps, emit, `block.${i}`);
+          if (joined) {
+            const next = checkpointedBlock(nn, view.block(i, stored), joined, emb, rope, c.norm_eps, (t) => view.isOverride(t));
+            joined.dispose();
+            joined = next;
+          } else {
+            if (emit) this.emitStream(nn, s, emit, `block.${i}.in`);
+            s = cogVideoXBlock(nn, view.block(i, stored), s, emb, rope, c.norm_eps, emit, `block.${i}`);
+          }
         } finally {
           if (!this.blocks) disposeBlock(stored);
         }
-        if (emit) this.emitStream(nn, s, emit, `block.${i}.out`);
+        if (emit && !joined) this.emitStream(nn, s, emit, `block.${i}.out`);
         if (opts.onProfile) {
-          nn.sync(s);
+          if (joined) joined.dataSync();
+          else nn.sync(s);
           opts.onProfile({ block: i, loadMs: t1 - t0, computeMs: performance.now() - t1 });
         }
+      }
+      if (joined) {
+        s = nn.split!(joined);
+        joined.dispose();
+        joined = null;
       }
 
       // --- output head on the video rows, unpatchify
@@ -255,6 +281,7 @@ export class CogVideoXTransformer3DModel {
       });
     } finally {
       if (s !== null) nn.release(s);
+      joined?.dispose();
       if (emb) emb.dispose();
       if (rope) tf.dispose([rope.cos, rope.sin]);
       view.dispose();

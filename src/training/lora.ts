@@ -123,6 +123,28 @@ export class LoraNetwork {
    * `weight` is the frozen base [out, in].
    */
   effectiveWeight(weight: tf.Tensor2D, down: tf.Tensor, up: tf.Tensor): tf.Tensor2D {
-    return tf.add(weight, tf.mul(tf.matMul(up as tf.Tensor2D, down as tf.Tensor2D), Math.fround(this.multiplier * this.scale))) as tf.Tensor2D;
+    const s = Math.fround(this.multiplier * this.scale);
+    // The tape would keep `weight` (tf.add saves both inputs) until the backward pass: a second copy of every wrapped
+    // weight. It is a constant here, so the gradient is written out (the tape's own: d(s·up·down) = s·dy, then
+    // matMul's) and only the factors are kept.
+    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [d, u, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+      save([d, u]);
+      return {
+        value: tf.add(weight, tf.mul(tf.matMul(u as tf.Tensor2D, d as tf.Tensor2D), s)),
+        gradFunc: (dy: tf.Tensor, [d2, u2]: tf.Tensor[]) => {
+          const grads = tf.tidy(() => {
+            const g = tf.mul(dy, s) as tf.Tensor2D;
+            return [tf.matMul(u2 as tf.Tensor2D, g, true, false), tf.matMul(g, d2 as tf.Tensor2D, false, true)];
+          });
+          // dy, the gradient of W + ΔW (a weight-sized tensor), has no other use once this node is done, but the tape
+          // keeps every gradient until the whole backward pass ends (tfjs-core 4.22 dist/tape.js
+          // backpropagateGradients): freed here, or every wrapped weight's gradient would be alive at once
+          dy.dispose();
+          return grads;
+        },
+      };
+    });
+    return op(down, up) as tf.Tensor2D;
   }
 }

@@ -33,6 +33,8 @@ export interface TrainOptions {
   initialGradNormRatio: number;
   abnormalNormClipStart: number;
   useEma: boolean;
+  /** recompute each transformer block in the backward pass (train.py --gradient_checkpointing, store_true: off) */
+  gradientCheckpointing: boolean;
   trainableModules: string[];
   trainableModulesLowLearningRate: string[];
   trainBatchSize: number;
@@ -82,6 +84,7 @@ export const TRAIN_DEFAULTS: Omit<TrainOptions, 'model' | 'data' | 'out'> = {
   initialGradNormRatio: 5,
   abnormalNormClipStart: 1000,
   useEma: false,
+  gradientCheckpointing: false,
   trainableModules: ['.'],
   trainableModulesLowLearningRate: [],
   trainBatchSize: 1,

@@ -22,7 +22,7 @@ export interface TrainableTransformer {
       timestep: tf.Tensor | number[];
       inpaintLatents?: tf.Tensor5D;
     },
-    opts?: { params?: (name: string) => tf.Tensor | undefined; differentiable?: boolean },
+    opts?: { params?: (name: string) => tf.Tensor | undefined; differentiable?: boolean; gradientCheckpointing?: boolean },
   ): tf.Tensor5D;
 }
 
@@ -126,13 +126,13 @@ export interface StepResult {
   prediction?: tf.Tensor5D;
 }
 
-/** Forward, loss and gradients for prepared inputs. */
+/** Forward, loss and gradients for prepared inputs (`gradientCheckpointing`: blocks recomputed in the backward pass). */
 export function lossAndGrads(
   model: TrainableTransformer,
   p: PreparedStep,
   promptEmbeds: tf.Tensor3D,
   trainables: Trainables,
-  opts: { loss?: LossOptions; keepPrediction?: boolean } = {},
+  opts: { loss?: LossOptions; keepPrediction?: boolean; gradientCheckpointing?: boolean } = {},
 ): StepResult {
   const xs = trainables.values();
   let prediction: tf.Tensor5D | undefined;
@@ -140,7 +140,7 @@ export function lossAndGrads(
     const f = (...args: tf.Tensor[]): tf.Scalar => {
       const pred = model.forward(
         { hiddenStates: p.noisyLatents, encoderHiddenStates: promptEmbeds, timestep: p.timesteps, inpaintLatents: p.inpaintLatents ?? undefined },
-        { params: (name) => trainables.lookup(name, args), differentiable: true },
+        { params: (name) => trainables.lookup(name, args), differentiable: true, gradientCheckpointing: opts.gradientCheckpointing },
       );
       if (opts.keepPrediction) prediction = tf.keep(pred.clone());
       return trainingLoss(pred, p.target, opts.loss);
@@ -171,7 +171,7 @@ export function fullTrainables(names: readonly string[], values: ReadonlyMap<str
 
 /**
  * LoRA: the factors are the tape's inputs; a wrapped Linear's weight is W + multiplier·(alpha/r)·up·down with W read
- * from the model (`readWeight` returns a new tensor; it is created inside the tape's scope and freed with it).
+ * from the model (`readWeight` returns a new tensor, freed once W + ΔW is built).
  */
 export function loraTrainables(net: LoraNetwork, readWeight: (name: string) => tf.Tensor): Trainables {
   const names = net.parameterNames();
@@ -184,7 +184,13 @@ export function loraTrainables(net: LoraNetwork, readWeight: (name: string) => t
       if (!t) return undefined;
       const down = xs[index.get(`${t.name}.lora_down.weight`)!]!;
       const up = xs[index.get(`${t.name}.lora_up.weight`)!]!;
-      return net.effectiveWeight(readWeight(name) as tf.Tensor2D, down, up);
+      // W is a constant of effectiveWeight (not kept for the backward pass): freed now rather than with the forward
+      const w = readWeight(name) as tf.Tensor2D;
+      try {
+        return net.effectiveWeight(w, down, up);
+      } finally {
+        w.dispose();
+      }
     },
   };
 }

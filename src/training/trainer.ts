@@ -116,7 +116,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     .map((s) => [Math.floor((s[0] - 1) / sampleOpts.temporalCompression) + 1, s[1] / sp, s[2] / sp] as [number, number, number])
     .reduce((a, b) => (a[0] * a[1] * a[2] >= b[0] * b[1] * b[2] ? a : b));
   checkTrainingMemory(
-    { modelDir: o.model, mode: o.mode, rank: o.rank, batch: o.trainBatchSize, latent: largest, useEma: o.useEma, inpaint: o.trainMode === 'inpaint' },
+    { modelDir: o.model, mode: o.mode, rank: o.rank, batch: o.trainBatchSize, latent: largest, useEma: o.useEma, inpaint: o.trainMode === 'inpaint', gradientCheckpointing: o.gradientCheckpointing },
     o.memoryLimitBytes,
   );
   const cache = new DiskCache(o.cacheDir ?? path.join(o.out, 'cache'));
@@ -166,7 +166,9 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   if (o.trainMode !== 'inpaint') vae.release('both');
 
   // ---- model, trainables, optimiser
-  const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(o.model, 'transformer'), { residency: 'resident' });
+  // LoRA: every Linear runs as W + ΔW built from the checkpoint each step (lora.ts), so resident weights would be a
+  // second full copy for nothing: blocks are read per use (the memory plan counts this).
+  const model = await CogVideoXTransformer3DModel.fromPretrained(path.join(o.model, 'transformer'), { residency: o.mode === 'lora' ? 'disk' : 'resident' });
   const shapes = new Map<string, number[]>();
   for (const n of model.parameterNames()) {
     const p = model.readParameter(n);
@@ -397,7 +399,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
       },
       { schedule, scalingFactor: sf, addNoiseInInpaintModel: !!tcfg.add_noise_in_inpaint_model, rng: stepRng },
     );
-    const r = lossAndGrads(model, p, prompt, trainables, { loss: { motionSubLoss: o.motionSubLoss, motionSubLossRatio: o.motionSubLossRatio } });
+    const r = lossAndGrads(model, p, prompt, trainables, { loss: { motionSubLoss: o.motionSubLoss, motionSubLossRatio: o.motionSubLossRatio }, gradientCheckpointing: o.gradientCheckpointing });
     disposePrepared(p);
     tf.dispose([moments, prompt]);
     let maxNorm = o.maxGradNorm;

@@ -4,6 +4,7 @@
 // kernels run; the order of operations is here.
 import * as tf from '@tensorflow/tfjs-core';
 import { silu } from '../../nn/activations.js';
+import { collectTensors, mapTensors, recompute } from '../../nn/checkpoint.js';
 import { linear, type Linear } from '../../nn/linear.js';
 import { layerNorm } from '../../nn/norm.js';
 import type { BlockOps, Emit, NormWeights, PerStream, Rotary, ShiftScale } from '../../nn/dit/types.js';
@@ -52,6 +53,43 @@ export function cogVideoXBlock<S, R>(nn: BlockOps<S, R>, w: BlockWeights, s: S, 
   } finally {
     tf.dispose(m2.all);
   }
+}
+
+/**
+ * cogVideoXBlock with its activations recomputed in the backward pass instead of kept (gradient checkpointing, as
+ * CogVideoX-Fun cogvideox/models/transformer3d.py:598-613 / diffusers cogvideox_transformer_3d.py:485-500 wrap each
+ * block in torch.utils.checkpoint): `x` is the stream joined as [B, Lt + N, D] (nn.join; not consumed), the result the
+ * next one. Gradients flow to x, emb and the weight tensors `trainable` accepts (the parameters being trained, or
+ * tensors computed from them); the other weights and the RoPE tables are constants kept for the recomputation.
+ */
+export function checkpointedBlock<S, R>(
+  nn: BlockOps<S, R>,
+  w: BlockWeights,
+  x: tf.Tensor3D,
+  emb: tf.Tensor2D,
+  rope: Rotary | null,
+  eps: number,
+  trainable: (t: tf.Tensor) => boolean,
+): tf.Tensor3D {
+  const { join, split } = nn;
+  if (!join || !split) throw new Error(`gradient checkpointing needs a strategy with an in-heap stream, not "${nn.name}"`);
+  const weights = [...new Set(collectTensors(w))];
+  const params = weights.filter(trainable);
+  const fixed = weights.filter((t) => !trainable(t));
+  const constants = rope ? [...fixed, rope.cos, rope.sin] : fixed;
+  const y = recompute(
+    ([xi, embi, ...ps], cs) => {
+      const sub = new Map<tf.Tensor, tf.Tensor>();
+      params.forEach((p, i) => sub.set(p, ps[i]!));
+      fixed.forEach((p, i) => sub.set(p, cs[i]!));
+      const r = rope ? { cos: cs[fixed.length] as tf.Tensor2D, sin: cs[fixed.length + 1] as tf.Tensor2D } : null;
+      const s = cogVideoXBlock(nn, mapTensors(w, (t) => sub.get(t)!), split.call(nn, xi as tf.Tensor3D), embi as tf.Tensor2D, r, eps, null, '');
+      return join.call(nn, s);
+    },
+    [x, emb, ...params],
+    constants,
+  );
+  return y as tf.Tensor3D;
 }
 
 export interface HeadWeights {

@@ -121,24 +121,42 @@ export class WeightView {
     readonly created: tf.Tensor[] = [],
   ) {}
 
+  /** Tensors that came from `params` (or were computed from them): what a checkpointed block differentiates. */
+  private readonly overrides = new Set<tf.Tensor>();
+
+  isOverride(t: tf.Tensor): boolean {
+    return this.overrides.has(t);
+  }
+
+  private lookup(name: string): tf.Tensor | undefined {
+    const t = this.params?.(name);
+    if (t) this.overrides.add(t);
+    return t;
+  }
+
   /** Whether this view changes nothing (no overrides, inference): the stored weights are used as they are. */
   get identity(): boolean {
     return !this.params && !this.differentiable;
   }
 
   linear(name: string, stored: Linear, reshapeTo?: [number, number]): Linear {
-    const w = this.params?.(`${name}.weight`);
-    const b = this.params?.(`${name}.bias`);
+    const w = this.lookup(`${name}.weight`);
+    const b = this.lookup(`${name}.bias`);
     if (!w && !b) return this.differentiable ? deviceLinear(stored, this.created) : stored;
-    let base: { w: tf.Tensor2D; b: tf.Tensor1D | null } | null = null;
-    if (!w || (!b && stored.b)) {
+    let base: { w: tf.Tensor2D | null; b: tf.Tensor1D | null } | null = null;
+    if (!w) {
       base = linearWeights(stored);
-      this.created.push(base.w, ...(base.b ? [base.b] : []));
+      this.created.push(base.w!, ...(base.b ? [base.b] : []));
+    } else if (!b && stored.b) {
+      // only the weight replaced (LoRA): the stored bias, without a copy of the weight
+      base = { w: null, b: stored.layout === 'host' ? tf.tensor1d(stored.b!) : tf.clone(stored.b!) };
+      this.created.push(base.b!);
     }
     let weight = (w ?? base!.w) as tf.Tensor2D;
     if (reshapeTo && w) {
       weight = tf.reshape(w, reshapeTo);
       this.created.push(weight);
+      this.overrides.add(weight);
     }
     const want = [outFeatures(stored), inFeatures(stored)];
     if (weight.shape.length !== 2 || weight.shape[0] !== want[0] || weight.shape[1] !== want[1] || (b && (b.rank !== 1 || b.shape[0] !== want[0]))) {
@@ -148,8 +166,8 @@ export class WeightView {
   }
 
   norm(name: string, stored: NormWeights): NormWeights {
-    const w = this.params?.(`${name}.weight`);
-    const b = this.params?.(`${name}.bias`);
+    const w = this.lookup(`${name}.weight`);
+    const b = this.lookup(`${name}.bias`);
     return { w: (w ?? stored.w) as tf.Tensor1D | null, b: (b ?? stored.b) as tf.Tensor1D | null };
   }
 
@@ -195,5 +213,6 @@ export class WeightView {
   dispose(): void {
     tf.dispose(this.created);
     this.created.length = 0;
+    this.overrides.clear();
   }
 }

@@ -88,6 +88,15 @@ export function tensorStreamOps(o: TensorOpsOptions): Omit<BlockOps<TensorStream
     release(s) {
       tf.dispose([s.text, s.video]);
     },
+    join(s) {
+      const x = tf.concat([s.text, s.video], 1) as tf.Tensor3D;
+      tf.dispose([s.text, s.video]);
+      return x;
+    },
+    split(x) {
+      const D = x.shape[2];
+      return { text: tf.slice(x, [0, 0, 0], [B, Lt, D]), video: tf.slice(x, [0, Lt, 0], [B, N, D]) };
+    },
   };
 }
 

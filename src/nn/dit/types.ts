@@ -89,4 +89,10 @@ export interface BlockOps<S, R = unknown> {
   sync(s: S): void;
   /** Frees the stream. */
   release(s: S): void;
+  /**
+   * The stream as one [B, Lt + N, D] tensor, text rows first (consumes s), and back (`split` does not consume x): what
+   * a block recomputed in the backward pass (src/nn/checkpoint.ts) takes and returns. In-heap strategies only.
+   */
+  join?(s: S): tf.Tensor3D;
+  split?(x: tf.Tensor3D): S;
 }
