@@ -12,11 +12,14 @@ import { inspectModelFolder } from '../cli/model_folder.js';
 import { openApiDocument } from './openapi.js';
 import { WorkerPool } from './pool.js';
 import { UploadProbe } from './probe.js';
-import { InProcessQueue, type JobQueue } from './queue.js';
+import { InProcessQueue } from './queue.js';
 import { relativeName } from './models.js';
 import { registerFunRoutes } from './routes_fun.js';
 import { registerJobRoutes } from './routes_jobs.js';
 import { RequestError } from './types.js';
+import type { ServerContext } from './context.js';
+
+export type { ServerContext };
 
 export interface ServerOptions {
   /** the default model folder; undefined: the bundled demo model */
@@ -31,19 +34,6 @@ export interface ServerOptions {
   cancelGraceMs?: number;
   /** one line per request; default stderr, null for none */
   log?: ((line: string) => void) | null;
-}
-
-export interface ServerContext {
-  outputDir: string;
-  modelsDir?: string;
-  uploadLimit: number;
-  pool: WorkerPool;
-  queue: JobQueue;
-  probe: UploadProbe;
-  /** the model jobs use when they name none (absolute), undefined for the demo model */
-  currentModel(): string | undefined;
-  setCurrentModel(dir: string): void;
-  currentModelInfo(): { path: string; variant: string; kind: string; maxFrames: number; defaultWidth: number; defaultHeight: number; demo: boolean };
 }
 
 export interface RunningServer {
