@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NATIVE_ADDON_PATH, nativeAddon, nativeAttention, nativeInfo, nativeLinear, type NativeAddon, type NativeIsa } from '../src/nn/native.js';
 import { geluTanh } from '../src/nn/activations.js';
-import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows } from '../src/nn/linear.js';
+import { disposeLinear, feedForward, linear, linearColumns, linearFromHost, linearRows, linearToHost } from '../src/nn/linear.js';
 import { shutdownBackend } from '../src/nn/backend.js';
 import { HostTensor } from '../src/weights/host_tensor.js';
 import { diff, useBackend, describeEachBackend } from './helpers.js';
@@ -130,6 +130,15 @@ describeEachBackend('nn primitives on %s', (backend) => {
       const e = diff(got.dataSync(), want.dataSync());
       expect(e.maxAbs).toBeLessThan(2e-6);
     }
+    if (host.layout === 'host') {
+      // into a caller's scratch (the native attention reuses its [B, S, D] arrays): written there, same values
+      const hx = { data: Float32Array.from(x2.dataSync()), rows, cols: inp };
+      const into = new Float32Array(rows * out + 5);
+      const r = linearToHost(hx, host, into);
+      expect(r.data.buffer).toBe(into.buffer);
+      expect(diff(r.data, pairs[0]![1].dataSync()).maxAbs).toBeLessThan(2e-6);
+      expect(() => linearToHost(hx, host, new Float32Array(10))).toThrow(`linearToHost: the output array holds 10 floats, ${rows * out} needed`);
+    }
     pairs.flat().forEach((t) => t.dispose());
     expect(tf.memory().numTensors).toBe(before);
     // the feed-forward: GELU applied by the GEMM as it stores the last K slice, intermediate kept on the host
@@ -141,7 +150,10 @@ describeEachBackend('nn primitives on %s', (backend) => {
     const ffWant = tf.tidy(() => linear(geluTanh(linear(x8, device)), downDevice));
     expect(ffGot.shape).toEqual([2, rows / 2, 23]);
     expect(diff(ffGot.dataSync(), ffWant.dataSync()).relL2).toBeLessThan(1e-6);
-    tf.dispose([ffGot, ffWant, x8]);
+    // in row chunks (130 rows at ≤ 40 per chunk: 4 equal chunks of 33, 33, 33, 31) the same rows
+    const ffChunked = feedForward(x8, host, downHost, 40);
+    expect(diff(ffChunked.dataSync(), ffGot.dataSync()).maxAbs).toBeLessThan(1e-6);
+    tf.dispose([ffGot, ffWant, ffChunked, x8]);
     disposeLinear(downHost);
     disposeLinear(downDevice);
     expect(tf.memory().numTensors).toBe(before);

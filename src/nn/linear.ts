@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor } from '../weights/host_tensor.js';
 import { geluTanh } from './activations.js';
 import { commitToDevice, isWasm } from './backend.js';
-import { hostFloats, nativeLinear, nativeThreads } from './native.js';
+import { hostFloats, hostOut, nativeLinear, nativeThreads } from './native.js';
 
 export type Linear =
   | {
@@ -172,13 +172,16 @@ function hostProduct(x: tf.Tensor | HostRows, p: Extract<Linear, { layout: 'host
   return tf.tensor2d(y, [rows, out]);
 }
 
-/** x·Wᵀ + b as host rows [n, out], for a host weight and the native GEMM (a kernel reads it next, not TensorFlow). */
-export function linearToHost(x: tf.Tensor | HostRows, p: Linear): HostRows {
+/**
+ * x·Wᵀ + b as host rows [n, out], for a host weight and the native GEMM (a kernel reads it next, not TensorFlow).
+ * `into`: a host array of at least n·out floats to write (reused scratch; it must not be x's).
+ */
+export function linearToHost(x: tf.Tensor | HostRows, p: Linear, into?: Float32Array): HostRows {
   const native = nativeLinear();
   if (p.layout !== 'host' || !native) throw new Error('linearToHost needs a host weight and the native GEMM');
   const [out, inp] = p.shape;
   const { data, rows } = hostValues(x, inp, 'linear');
-  const y = hostFloats(rows * out);
+  const y = hostOut(into, rows * out, 'linearToHost');
   if (rows > 0) native.linear(data, rows, inp, p.w, inp, out, p.b, y, nativeThreads());
   return { data: y, rows, cols: out };
 }
@@ -291,7 +294,9 @@ export function feedForward(x: tf.Tensor | HostRows, up: Linear, down: Linear, r
   }
   const { data, rows } = hostValues(x, inp, 'feedForward');
   const y = hostFloats(rows * out);
-  const chunk = Math.max(1, Math.min(rows, rowsPerChunk));
+  // equal chunks (26 660 rows at ≤ 8 738 per chunk: 4 × 6 665, not 3 × 8 738 + 446)
+  const chunks = Math.max(1, Math.ceil(rows / Math.max(1, rowsPerChunk)));
+  const chunk = Math.max(1, Math.ceil(rows / chunks));
   const h = hostFloats(chunk * hidden);
   for (let r = 0; r < rows; r += chunk) {
     const n = Math.min(chunk, rows - r);
