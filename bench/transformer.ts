@@ -5,6 +5,8 @@
 //   (b) one block of Fun-2b and of Fun-5b at 384×672×49 (13 104 + 226 tokens), CFG batch 2: cold (the first
 //       forward, weights read from disk) and warm (a second forward after one untimed, weights resident), each side
 //   plus the cost of streaming every block's weights once (read, bf16 → fp32, upload) and the derived whole forward.
+//   Beside wall time, each side's process CPU time (all threads) for the block: on a shared machine the CPU-time
+//   ratio is the steadier one (ours counts from the forward's start, so it includes the small patch embedding).
 // Usage: npx tsx bench/transformer.ts [--backends tensorflow,wasm] [--cases a,b] [--models 2b,5b] [--no-torch]
 //        [--repeats N]: (a) is the best of N timed runs after a warm-up, for PyTorch and ours alike (default 3; this
 //        VM's speed drifts by ±20 % between runs). (b) is one cold and one warm run (minutes each).
@@ -61,10 +63,17 @@ async function childBlock(backend: string, dir: string, T: number, lh: number, l
   const inputs = { hiddenStates, inpaintLatents, encoderHiddenStates, timestep: [999, 999] };
   if (warm) model.forward(inputs).dispose(); // as PyTorch's warm-up: first use uploads the weights
   let forwardS = Infinity;
+  let cpuS = Infinity; // process CPU time (all threads) from the forward's start to the block's end (embedding included)
   let finite = true;
   for (let r = 0; r < (warm ? repeats : 1); r++) {
     const t0 = performance.now();
-    const out = model.forward(inputs, { onProfile: (p) => (prof = !prof.computeMs || p.computeMs < prof.computeMs ? p : prof) });
+    const c0 = process.cpuUsage();
+    const onProfile = (p: { block: number; loadMs: number; computeMs: number }) => {
+      const c = process.cpuUsage(c0);
+      cpuS = Math.min(cpuS, (c.user + c.system) / 1e6);
+      prof = !prof.computeMs || p.computeMs < prof.computeMs ? p : prof;
+    };
+    const out = model.forward(inputs, { onProfile });
     finite &&= out.dataSync().every(Number.isFinite);
     forwardS = Math.min(forwardS, (performance.now() - t0) / 1000);
     out.dispose();
@@ -73,7 +82,7 @@ async function childBlock(backend: string, dir: string, T: number, lh: number, l
   fs.rmSync(view, { recursive: true, force: true });
   const D = model.innerDim;
   const offloaded = needsOffload(B, 226 + T * (lh / 2) * (lw / 2), D, tf.getBackend());
-  const res = { backend: describeBackend() + (offloaded ? ', offloaded' : ''), block_s: prof.computeMs / 1000, block_weights_s: prof.loadMs / 1000, forward_1layer_s: forwardS, finite, peak_rss_gib: peakRssGiB(), wasm_heap_gib: wasmHeapGiB() };
+  const res = { backend: describeBackend() + (offloaded ? ', offloaded' : ''), block_s: prof.computeMs / 1000, block_cpu_s: cpuS, block_weights_s: prof.loadMs / 1000, forward_1layer_s: forwardS, finite, peak_rss_gib: peakRssGiB(), wasm_heap_gib: wasmHeapGiB() };
   model.dispose();
   shutdownBackend();
   console.log(JSON.stringify(res));
@@ -133,17 +142,18 @@ function blockGflop(D: number, S: number, B = 2): number {
 
 async function main(): Promise<void> {
   const pyEnv = torchEnv();
-  for (const v of ['2b', '5b']) {
-    if (!fs.existsSync(path.join(WEIGHTS, `fun-${v}`, 'transformer', 'config.json'))) {
-      console.log(`generating random Fun-${v} weights (bf16) …`);
-      runJson(PYTHON, [path.join(HERE, 'gen_transformer_weights.py'), WEIGHTS, v], pyEnv);
-    }
-  }
   const backends = (arg('--backends') ?? availableBackends().join(',')).split(',');
   const cases = (arg('--cases') ?? 'a,b').split(',');
   const torch = !process.argv.includes('--no-torch');
   const models = (arg('--models') ?? '2b,5b').split(',');
   const repeats = Number(arg('--repeats') ?? 3);
+  // only the checkpoints this run reads ((a) runs on the Fun-2b shapes)
+  for (const v of new Set([...(cases.includes('a') ? ['2b'] : []), ...(cases.some((c) => c === 'b' || c === 'full') ? models : [])])) {
+    if (!fs.existsSync(path.join(WEIGHTS, `fun-${v}`, 'transformer', 'config.json'))) {
+      console.log(`generating random Fun-${v} weights (bf16) …`);
+      runJson(PYTHON, [path.join(HERE, 'gen_transformer_weights.py'), WEIGHTS, v], pyEnv);
+    }
+  }
   console.log(`CogVideoX-Fun transformer blocks, CFG batch 2 — ${machine()}`);
   const plan: { label: string; v: string; T: number; lh: number; lw: number; warm: boolean; repeats: number }[] = [];
   if (cases.includes('a')) {
@@ -156,23 +166,26 @@ async function main(): Promise<void> {
       plan.push({ label: `(b) Fun-${v} 384×672×49, warm`, v, T: 13, lh: 48, lw: 84, warm: true, repeats: 1 });
     }
   }
-  console.log('\n| case | run | block s | GFLOP/s | vs PyTorch fp32 | peak RSS GiB | wasm heap GiB | load after |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('\n| case | run | block s | GFLOP/s | vs PyTorch fp32 | block CPU s | CPU vs PyTorch | peak RSS GiB | wasm heap GiB | load after |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const c of plan) {
     const dir = path.join(WEIGHTS, `fun-${c.v}`, 'transformer');
     const D = c.v === '2b' ? 1920 : 3072;
     const S = 226 + c.T * (c.lh / 2) * (c.lw / 2);
     const gf = blockGflop(D, S);
     let ref: number | undefined;
+    let refCpu: number | undefined;
     if (torch) {
       const r = runJson(PYTHON, [path.join(HERE, 'transformer_torch.py'), dir, String(c.T), String(c.lh), String(c.lw), c.warm ? 'warmup' : '', String(c.repeats)], pyEnv);
       ref = r.block_s as number;
-      console.log(`| ${c.label} | pytorch fp32 | ${ref.toFixed(2)} | ${(gf / ref).toFixed(0)} | 1.00× | ${(r.peak_rss_gib as number).toFixed(2)} | — | ${loadavg()} |`);
+      refCpu = r.block_cpu_s as number;
+      console.log(`| ${c.label} | pytorch fp32 | ${ref.toFixed(2)} | ${(gf / ref).toFixed(0)} | 1.00× | ${refCpu.toFixed(1)} | 1.00× | ${(r.peak_rss_gib as number).toFixed(2)} | — | ${loadavg()} |`);
     }
     for (const b of backends) {
       const r = runJson(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', 'block', b, dir, String(c.T), String(c.lh), String(c.lw), c.warm ? 'warm' : '', String(c.repeats)]);
       const s = r.block_s as number;
-      console.log(`| ${c.label} | ours ${r.backend} | ${s.toFixed(2)} | ${(gf / s).toFixed(0)} | ${ref ? (s / ref).toFixed(2) + '×' : '—'} | ${(r.peak_rss_gib as number).toFixed(2)} | ${r.wasm_heap_gib === null ? '—' : (r.wasm_heap_gib as number).toFixed(2)} | ${loadavg()} |`);
+      const cpu = r.block_cpu_s as number;
+      console.log(`| ${c.label} | ours ${r.backend} | ${s.toFixed(2)} | ${(gf / s).toFixed(0)} | ${ref ? (s / ref).toFixed(2) + '×' : '—'} | ${cpu.toFixed(1)} | ${refCpu ? (cpu / refCpu).toFixed(2) + '×' : '—'} | ${(r.peak_rss_gib as number).toFixed(2)} | ${r.wasm_heap_gib === null ? '—' : (r.wasm_heap_gib as number).toFixed(2)} | ${loadavg()} |`);
     }
   }
   if (cases.includes('full')) {

@@ -24,7 +24,8 @@ import type { DecodeChunking } from './vae/chunking.js';
 import { decodeOps, encodeOps, type OpsRun } from './vae/differentiable.js';
 import { checkLatents, checkPixels } from './vae/inputs.js';
 import { DiagonalGaussianDistribution } from './vae/posterior.js';
-import { decodeCrop, encodeCrop, runSteps, runStepsAsync, stackHost, type HostVideo, type OnOutput } from './vae/stream.js';
+import { runSteps, runStepsAsync } from './vae/passes.js';
+import { decodeCrop, encodeCrop, stackHost, type HostVideo, type OnOutput } from './vae/stream.js';
 import { tiledDecode, tiledEncode, type TileParams } from './vae/tiling.js';
 import { allParts, buildDecoder, buildEncoder, namesFactory, streamFactory, type DecoderW, type EncoderW } from './vae/weights.js';
 

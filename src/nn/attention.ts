@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { isWasm } from './backend.js';
 import type { HostRows } from './linear.js';
-import { hostFloats, nativeAttention, nativeThreads, type NativeAttention } from './native.js';
+import { hostFloats, hostOut, nativeAttention, nativeThreads, type NativeAttention } from './native.js';
 
 export interface AttentionOptions {
   /** Multiplies the scores before the bias is added (T5 uses none; the DiT 1/√d). Default 1. */
@@ -139,16 +139,19 @@ export function splitHeadsHost(x: HostRows, B: number, S: number, H: number, hd:
   return out;
 }
 
-/** softmax(scale·q·kᵀ)·v for host q/k/v [BH, S, d] → [BH, S, d], by the fused kernel (no copies out of TensorFlow). */
-export function attentionHost(q: Float32Array, k: Float32Array, v: Float32Array, BH: number, S: number, d: number, scale: number): Float32Array {
-  const out = hostFloats(BH * S * d);
+/**
+ * softmax(scale·q·kᵀ)·v for host q/k/v [BH, S, d] → [BH, S, d], by the fused kernel (no copies out of TensorFlow).
+ * `into`: scratch of at least BH·S·d floats to write (none of q, k, v).
+ */
+export function attentionHost(q: Float32Array, k: Float32Array, v: Float32Array, BH: number, S: number, d: number, scale: number, into?: Float32Array): Float32Array {
+  const out = hostOut(into, BH * S * d, 'attentionHost');
   addon().attention(q, k, v, BH, S, S, d, scale, out, nativeThreads());
   return out;
 }
 
-/** Heads [B, H, S, hd] (host) → rows [B·S, H·hd] for the output projection. */
-export function mergeHeadsHost(o: Float32Array, B: number, S: number, H: number, hd: number): HostRows {
-  const out = hostFloats(B * S * H * hd);
+/** Heads [B, H, S, hd] (host) → rows [B·S, H·hd] for the output projection; `into`: scratch to write (not o). */
+export function mergeHeadsHost(o: Float32Array, B: number, S: number, H: number, hd: number, into?: Float32Array): HostRows {
+  const out = hostOut(into, B * S * H * hd, 'mergeHeadsHost');
   addon().mergeHeads(o, B, S, H, hd, out, nativeThreads());
   return { data: out, rows: B * S, cols: H * hd };
 }

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor } from '../weights/host_tensor.js';
 import { geluTanh } from './activations.js';
 import { commitToDevice, isWasm } from './backend.js';
-import { hostFloats, nativeLinear, nativeThreads } from './native.js';
+import { hostFloats, hostOut, nativeLinear, nativeThreads } from './native.js';
 
 export type Linear =
   | {
@@ -152,37 +152,36 @@ export function linearBytes(p: Linear): number {
 }
 
 /**
- * The native GEMM on a host weight: y [rows, count] = x [rows, K] · W[start : start+count, k0 : k0+K]ᵀ (+ bias).
- * Without the addon (turned off after loading) the same product on TensorFlow ops.
+ * The native GEMM on a host weight: y [rows, out] = x [rows, in] · Wᵀ + b. Without the addon (turned off after
+ * loading) the same product on TensorFlow ops.
  */
-function hostProduct(x: tf.Tensor | HostRows, p: Extract<Linear, { layout: 'host' }>, start: number, count: number, k0: number, bias: boolean): tf.Tensor2D {
-  const inp = p.shape[1];
-  const K = isHostRows(x) ? x.cols : x.shape[x.shape.length - 1]!;
-  const w = p.w.subarray(start * inp + k0, (start + count - 1) * inp + k0 + K);
-  const b = bias && p.b ? p.b.subarray(start, start + count) : null;
+function hostProduct(x: tf.Tensor | HostRows, p: Extract<Linear, { layout: 'host' }>): tf.Tensor2D {
+  const [out, inp] = p.shape;
   const native = nativeLinear();
   if (!native) {
     return tf.tidy(() => {
-      const wt = tf.tensor2d(p.w.subarray(start * inp, (start + count) * inp), [count, inp]);
-      const ws = K === inp ? wt : tf.slice(wt, [0, k0], [count, K]);
-      const x2 = isHostRows(x) ? tf.tensor2d(x.data.subarray(0, x.rows * K), [x.rows, K]) : tf.reshape(x, [-1, K]);
-      const y = tf.matMul(x2, ws, false, true);
-      return (b ? tf.add(y, tf.tensor1d(b)) : y) as tf.Tensor2D;
+      const w = tf.tensor2d(p.w, [out, inp]);
+      const x2 = isHostRows(x) ? tf.tensor2d(x.data.subarray(0, x.rows * inp), [x.rows, inp]) : tf.reshape(x, [-1, inp]);
+      const y = tf.matMul(x2, w, false, true);
+      return (p.b ? tf.add(y, tf.tensor1d(p.b)) : y) as tf.Tensor2D;
     });
   }
-  const { data, rows } = hostValues(x, K, 'linear');
-  const out = hostFloats(rows * count);
-  if (rows > 0) native.linear(data, rows, K, w, inp, count, b, out, nativeThreads());
-  return tf.tensor2d(out, [rows, count]);
+  const { data, rows } = hostValues(x, inp, 'linear');
+  const y = hostFloats(rows * out);
+  if (rows > 0) native.linear(data, rows, inp, p.w, inp, out, p.b, y, nativeThreads());
+  return tf.tensor2d(y, [rows, out]);
 }
 
-/** x·Wᵀ + b as host rows [n, out], for a host weight and the native GEMM (a kernel reads it next, not TensorFlow). */
-export function linearToHost(x: tf.Tensor | HostRows, p: Linear): HostRows {
+/**
+ * x·Wᵀ + b as host rows [n, out], for a host weight and the native GEMM (a kernel reads it next, not TensorFlow).
+ * `into`: a host array of at least n·out floats to write (reused scratch; it must not be x's).
+ */
+export function linearToHost(x: tf.Tensor | HostRows, p: Linear, into?: Float32Array): HostRows {
   const native = nativeLinear();
   if (p.layout !== 'host' || !native) throw new Error('linearToHost needs a host weight and the native GEMM');
   const [out, inp] = p.shape;
   const { data, rows } = hostValues(x, inp, 'linear');
-  const y = hostFloats(rows * out);
+  const y = hostOut(into, rows * out, 'linearToHost');
   if (rows > 0) native.linear(data, rows, inp, p.w, inp, out, p.b, y, nativeThreads());
   return { data: y, rows, cols: out };
 }
@@ -190,7 +189,7 @@ export function linearToHost(x: tf.Tensor | HostRows, p: Linear): HostRows {
 /** y = x·Wᵀ + b over the last axis of x (any rank), as 2-D matMuls; host rows [n, in] give [n, out]. */
 export function linear(x: tf.Tensor | HostRows, p: Linear): tf.Tensor {
   if (isHostRows(x)) {
-    if (p.layout === 'host') return hostProduct(x, p, 0, p.shape[0], 0, true);
+    if (p.layout === 'host') return hostProduct(x, p);
     const t = tf.tensor2d(x.data.subarray(0, x.rows * x.cols), [x.rows, x.cols]);
     try {
       return linear(t, p);
@@ -203,7 +202,7 @@ export function linear(x: tf.Tensor | HostRows, p: Linear): tf.Tensor {
   }
   if (p.layout === 'host') {
     const lead = x.shape.slice(0, -1);
-    const y = hostProduct(x, p, 0, p.shape[0], 0, true);
+    const y = hostProduct(x, p);
     const shaped = tf.reshape(y, [...lead, p.shape[0]]);
     y.dispose();
     return shaped;
@@ -231,9 +230,15 @@ export function linear(x: tf.Tensor | HostRows, p: Linear): tf.Tensor {
   });
 }
 
+// linearColumns / linearRows serve the head-wise attention (src/nn/dit/headwise_ops.ts), which runs on wasm only,
+// where linearFromHost never makes a host weight.
+function hostSliceError(fn: string): Error {
+  return new Error(`${fn}: the weight is in the native GEMM's host layout, which only the tensorflow backend makes; the head-wise path runs on wasm (load the model on the backend it runs on)`);
+}
+
 /** x·W[:, start : start+count] (+ b[start : start+count]): `count` output features only, e.g. one head's q. */
 export function linearColumns(x: tf.Tensor2D, p: Linear, start: number, count: number): tf.Tensor2D {
-  if (p.layout === 'host') return hostProduct(x, p, start, count, 0, true);
+  if (p.layout === 'host') throw hostSliceError('linearColumns');
   return tf.tidy(() => {
     const inp = inFeatures(p);
     let y: tf.Tensor;
@@ -250,7 +255,7 @@ export function linearColumns(x: tf.Tensor2D, p: Linear, start: number, count: n
 
 /** x·W[start : start+count, :]ᵀ-contribution: x [rows, count] times the weight rows of input features start…, no bias. */
 export function linearRows(x: tf.Tensor2D, p: Linear, start: number, count: number): tf.Tensor2D {
-  if (p.layout === 'host') return hostProduct(x, p, 0, p.shape[0], start, false);
+  if (p.layout === 'host') throw hostSliceError('linearRows');
   return tf.tidy(() => {
     const out = outFeatures(p);
     if (p.layout === 'in-out') return tf.matMul(x, tf.slice(p.w, [start, 0], [count, out]));
@@ -289,7 +294,9 @@ export function feedForward(x: tf.Tensor | HostRows, up: Linear, down: Linear, r
   }
   const { data, rows } = hostValues(x, inp, 'feedForward');
   const y = hostFloats(rows * out);
-  const chunk = Math.max(1, Math.min(rows, rowsPerChunk));
+  // equal chunks (26 660 rows at ≤ 8 738 per chunk: 4 × 6 665, not 3 × 8 738 + 446)
+  const chunks = Math.max(1, Math.ceil(rows / Math.max(1, rowsPerChunk)));
+  const chunk = Math.max(1, Math.ceil(rows / chunks));
   const h = hostFloats(chunk * hidden);
   for (let r = 0; r < rows; r += chunk) {
     const n = Math.min(chunk, rows - r);

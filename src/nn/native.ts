@@ -145,6 +145,13 @@ export function hostFloats(n: number): Float32Array {
   return new Float32Array(b.buffer, b.byteOffset, n);
 }
 
+/** `into` (a caller's scratch, at least n floats) viewed as n floats, or a new host array when none is given. */
+export function hostOut(into: Float32Array | undefined, n: number, what: string): Float32Array {
+  if (!into) return hostFloats(n);
+  if (into.length < n) throw new Error(`${what}: the output array holds ${into.length} floats, ${n} needed`);
+  return into.length === n ? into : into.subarray(0, n);
+}
+
 /** Threads the kernels use: all the CPUs Node may use. */
 export function nativeThreads(): number {
   return Math.max(1, os.availableParallelism());

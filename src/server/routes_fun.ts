@@ -12,7 +12,7 @@ import type { FieldValue, FileField } from './fields.js';
 import { resolveInside } from './models.js';
 import type { CollectedJob } from './request.js';
 import { newJobId, submitCollected } from './routes_jobs.js';
-import type { ServerContext } from './server.js';
+import type { ServerContext } from './context.js';
 import { RequestError } from './types.js';
 
 /** Fun's request fields and their defaults (api.py `datas.get(name, default)`). */

@@ -8,7 +8,7 @@ import { jobBodySchema } from './fields.js';
 import { removePartial } from './job.js';
 import { listModels } from './models.js';
 import { buildJobSpec, workDirFor, type CollectedJob } from './request.js';
-import type { ServerContext } from './server.js';
+import type { ServerContext } from './context.js';
 import { RequestError, type JobInfo, type ServerJobEvent } from './types.js';
 
 const TERMINAL = new Set(['done', 'failed', 'cancelled']);

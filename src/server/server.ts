@@ -20,6 +20,9 @@ import { toPortablePath } from './portable.js';
 import { checkRedisUrl } from './redis.js';
 import { RedisQueue } from './redis_queue.js';
 import { RequestError, type JobInfo } from './types.js';
+import type { ServerContext } from './context.js';
+
+export type { ServerContext };
 
 export interface ServerOptions {
   /** the default model folder; undefined: the bundled demo model */
@@ -40,20 +43,6 @@ export interface ServerOptions {
   maxQueued?: number;
   /** one line per request; default stderr, null for none */
   log?: ((line: string) => void) | null;
-}
-
-export interface ServerContext {
-  outputDir: string;
-  modelsDir?: string;
-  uploadLimit: number;
-  /** the generation threads (with --redis: none; backend and backendName describe the remote workers) */
-  pool: WorkerPool;
-  queue: JobQueue;
-  probe: UploadProbe;
-  /** the model jobs use when they name none (absolute), undefined for the demo model */
-  currentModel(): string | undefined;
-  setCurrentModel(dir: string): void;
-  currentModelInfo(): { path: string; variant: string; kind: string; maxFrames: number; defaultWidth: number; defaultHeight: number; demo: boolean };
 }
 
 export interface RunningServer {

@@ -1,12 +1,11 @@
-// AutoencoderKLCogVideoX on the differentiable strategy (src/nn/vae/tensor_ops.ts): the blocks of blocks.ts over
-// whole-chunk tensors, in the same calls as the reference (chunking.ts), conv caches carried from call to call. For
+// AutoencoderKLCogVideoX on the differentiable strategy (src/nn/vae/tensor_ops.ts): the chunk loop of passes.ts over
+// whole-chunk tensors, in the same calls as the reference, conv caches carried from call to call. For
 // training and gradient checks; inference streams (stream.ts) with the same blocks and the same numbers.
 import * as tf from '@tensorflow/tfjs-core';
 import { TensorOps, type ParamLookup, type TensorW, type Video } from '../../nn/vae/tensor_ops.js';
 import type { DecoderOf, EncoderOf } from '../../nn/vae/types.js';
-import { decoderCall, encoderCall } from './blocks.js';
-import { decodeCalls, encodeChunks, type DecodeChunking } from './chunking.js';
-import { runSteps } from './stream.js';
+import type { DecodeChunking } from './chunking.js';
+import { decodePass, encodePass, runSteps, type OpsForCall } from './passes.js';
 
 export type { ParamLookup };
 /** Receives a block's output [B, C, t, H, W] of call `call` (disposed after the callback). */
@@ -21,30 +20,32 @@ const toLast = (x: tf.Tensor5D) => tf.transpose(x, [0, 2, 3, 4, 1]) as Video;
 const toFirst = (x: Video) => tf.transpose(x, [0, 4, 1, 2, 3]) as tf.Tensor5D;
 const frames = (x: Video, start: number, n: number): Video => tf.slice(x, [0, start], [-1, n]);
 
-function ops(run: OpsRun, call: () => number): TensorOps {
-  if (!run.onBlock) return new TensorOps(run.p);
+/** The ops of call k: one TensorOps for the whole pass (it carries the conv caches), its hook told the call number. */
+function opsFor(run: OpsRun): OpsForCall<Video, Video, Video, TensorW> {
+  let call = 0;
   const onBlock = run.onBlock;
-  return new TensorOps(run.p, (name, t) => {
-    const v = toFirst(t);
-    try {
-      onBlock(name, call(), v);
-    } finally {
-      v.dispose();
-    }
-  });
+  const o = onBlock
+    ? new TensorOps(run.p, (name, t) => {
+        const v = toFirst(t);
+        try {
+          onBlock(name, call, v);
+        } finally {
+          v.dispose();
+        }
+      })
+    : new TensorOps(run.p);
+  return (k) => {
+    call = k;
+    return o;
+  };
 }
 
 /** x [B, C, F, H, W] → moments [B, 2·latent, T, H/8, W/8], encoded in the chunks of `encodeChunks`. */
 export function encodeOps(w: EncoderOf<TensorW>, x: tf.Tensor5D, run: OpsRun): tf.Tensor5D {
   return tf.tidy(() => {
     const xl = toLast(x);
-    let k = 0;
-    const o = ops(run, () => k);
     const out: Video[] = [];
-    for (const [start, end] of encodeChunks(xl.shape[1])) {
-      out.push(runSteps(encoderCall(o, w, frames(xl, start, end - start))));
-      k++;
-    }
+    runSteps(encodePass(w, xl.shape[1], opsFor(run), (start, end) => frames(xl, start, end - start), (y) => out.push(y)));
     return toFirst(out.length === 1 ? out[0]! : tf.concat(out, 1));
   });
 }
@@ -53,13 +54,9 @@ export function encodeOps(w: EncoderOf<TensorW>, x: tf.Tensor5D, run: OpsRun): t
 export function decodeOps(w: DecoderOf<TensorW>, z: tf.Tensor5D, chunking: DecodeChunking, run: OpsRun): tf.Tensor5D {
   return tf.tidy(() => {
     const zl = toLast(z);
-    let k = 0;
-    const o = ops(run, () => k);
     const out: Video[] = [];
-    for (const [start, end, mode] of decodeCalls(zl.shape[1], chunking)) {
-      out.push(runSteps(decoderCall(o, w, frames(zl, start, end - start), mode)));
-      k++;
-    }
+    // the chunks are slices inside this tidy: released with it
+    runSteps(decodePass(w, zl.shape[1], chunking, opsFor(run), (start, end) => frames(zl, start, end - start), () => {}, (y) => out.push(y)));
     return toFirst(out.length === 1 ? out[0]! : tf.concat(out, 1));
   });
 }

@@ -1,13 +1,14 @@
-// The streaming encode / decode of one batch element (and one spatial crop, for tiling): the chunk loop of
-// diffusers' `_encode` / Fun's `_decode` (see chunking.ts) over the encoder / decoder calls of blocks.ts on the
-// streaming strategy (src/nn/vae/stream_ops.ts), the conv caches carried from call to call, each call's output
+// The streaming encode / decode of one batch element (and one spatial crop, for tiling): the chunk loop of passes.ts
+// on the streaming strategy (src/nn/vae/stream_ops.ts), the conv caches carried from call to call, each call's output
 // gathered in host memory. Generators that yield between blocks; returning one early disposes everything it holds.
 import * as tf from '@tensorflow/tfjs-core';
 import { FrameSeq } from '../../nn/vae/frames.js';
 import { disposeCaches, type ConvCaches, type RunContext } from '../../nn/vae/stream_conv.js';
-import { StreamOps, type OnSeq } from '../../nn/vae/stream_ops.js';
-import { decoderCall, encoderCall } from './blocks.js';
-import { decodeCalls, encodeChunks, type DecodeChunking } from './chunking.js';
+import type { ZqSource } from '../../nn/vae/stream_norm.js';
+import { StreamOps, type OnSeq, type StreamAct } from '../../nn/vae/stream_ops.js';
+import type { StreamW } from '../../nn/vae/stream_weights.js';
+import type { DecodeChunking } from './chunking.js';
+import { decodePass, encodePass, type OpsForCall } from './passes.js';
 import type { DecoderW, EncoderW } from './weights.js';
 
 /** A video in host memory, [C, T, H, W] row-major (one batch element). */
@@ -42,24 +43,30 @@ function hook(fn: OnOutput, call: number): OnSeq {
   };
 }
 
+/** The streaming ops of call k: a fresh StreamOps on the shared conv caches, which the last call does not keep. */
+function streamOps(ctx: RunContext, caches: ConvCaches, onOutput?: OnOutput): OpsForCall<FrameSeq, StreamAct, ZqSource, StreamW> {
+  return (k, last) => {
+    ctx.keepCaches = !last;
+    return new StreamOps(ctx, caches, onOutput ? hook(onOutput, k) : undefined);
+  };
+}
+
 /** Encodes a crop of x in chunks of 8 frames (the first taking the remainder) → moments in host memory. */
 export function* encodeCrop(ctx: RunContext, w: EncoderW, x: tf.Tensor5D, c: Crop, onOutput?: OnOutput): Generator<void, HostVideo> {
-  const chunks = encodeChunks(x.shape[2]);
   const caches: ConvCaches = new Map();
   const out: FrameSeq[] = [];
-  try {
-    for (const [k, [start, end]] of chunks.entries()) {
-      ctx.keepCaches = k < chunks.length - 1;
-      const seq = new FrameSeq(ctx.pool, x.shape[1], false);
-      try {
-        for (let f = start; f < end; f++) seq.push(pixelFrame(x, c, f));
-      } catch (e) {
-        seq.dispose();
-        throw e;
-      }
-      out.push(yield* encoderCall(new StreamOps(ctx, caches, onOutput ? hook(onOutput, k) : undefined), w, seq));
-      yield;
+  const chunk = (start: number, end: number): FrameSeq => {
+    const seq = new FrameSeq(ctx.pool, x.shape[1], false);
+    try {
+      for (let f = start; f < end; f++) seq.push(pixelFrame(x, c, f));
+    } catch (e) {
+      seq.dispose();
+      throw e;
     }
+    return seq;
+  };
+  try {
+    yield* encodePass(w, x.shape[2], streamOps(ctx, caches, onOutput), chunk, (y) => out.push(y));
     return seqsToHost(out);
   } finally {
     out.forEach((s) => s.dispose());
@@ -76,25 +83,18 @@ export function* decodeCrop(
   chunking: DecodeChunking,
   onOutput?: OnOutput,
 ): Generator<void, HostVideo> {
-  const calls = decodeCalls(z.shape[2], chunking);
   const caches: ConvCaches = new Map();
   const out: HostVideo[] = [];
-  try {
-    for (const [k, [start, end, mode]] of calls.entries()) {
-      ctx.keepCaches = k < calls.length - 1;
-      const zc = latentChunk(z, c, start, end);
-      try {
-        const seq = yield* decoderCall(new StreamOps(ctx, caches, onOutput ? hook(onOutput, k) : undefined), w, { z: zc }, mode);
-        try {
-          out.push(seqsToHost([seq]));
-        } finally {
-          seq.dispose();
-        }
-      } finally {
-        zc.dispose();
-      }
-      yield;
+  const take = (seq: FrameSeq): void => {
+    try {
+      out.push(seqsToHost([seq]));
+    } finally {
+      seq.dispose();
     }
+  };
+  try {
+    const chunk = (start: number, end: number): ZqSource => ({ z: latentChunk(z, c, start, end) });
+    yield* decodePass(w, z.shape[2], chunking, streamOps(ctx, caches, onOutput), chunk, (zc) => zc.z.dispose(), take);
     return concatTime(out);
   } finally {
     disposeCaches(caches);
@@ -151,31 +151,4 @@ export function stackHost(parts: HostVideo[]): tf.Tensor5D {
   const data = new Float32Array(parts.length * c * t * h * w);
   parts.forEach((p, b) => data.set(p.data, b * c * t * h * w));
   return tf.tensor5d(data, [parts.length, c, t, h, w]);
-}
-
-/** Runs a generator of steps to its end. */
-export function runSteps<T>(g: Generator<void, T>): T {
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-  }
-}
-
-/**
- * Runs a generator of steps, handing the event loop back between steps (setImmediate) so that timers and I/O — an
- * AbortController fired from a timer — run meanwhile. When `signal` aborts, the generator is returned (its finally
- * blocks dispose what it holds) and the signal's reason is thrown.
- */
-export async function runStepsAsync<T>(g: Generator<void, T>, signal?: AbortSignal): Promise<T> {
-  try {
-    for (;;) {
-      signal?.throwIfAborted();
-      const r = g.next();
-      if (r.done) return r.value;
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  } catch (e) {
-    g.return(undefined as never);
-    throw e;
-  }
 }

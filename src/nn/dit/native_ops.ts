@@ -16,6 +16,18 @@ function rowsTensor(x: Rows, shape: { B: number; S: number; D: number }): tf.Ten
   return tf.tensor3d(x.data.subarray(0, x.rows * x.cols), [shape.B, shape.S, shape.D]);
 }
 
+/**
+ * Rows per chunk of the native feed-forward. Its one intermediate (a chunk's [rows, 4D], GELU applied in place by the
+ * GEMM) is the largest allocation of a block: for a whole CFG batch of Fun-2b at 384×672×49 (26 660 rows) 0.76 GiB,
+ * which set the block's peak RSS (bench/transformer.ts (b)). Chunks of ≤ 256 MiB still have thousands of rows
+ * (8 738 at D = 1920), where the GEMM runs at its full rate.
+ */
+export function nativeFfRows(D: number): number {
+  return Math.max(1, Math.floor(NATIVE_FF_SCRATCH_BYTES / (4 * 4 * D)));
+}
+
+const NATIVE_FF_SCRATCH_BYTES = 256 * 2 ** 20;
+
 export function nativeOps(o: TensorOpsOptions): BlockOps<TensorStream, Rows> {
   const { B, Lt, N, heads: H, headDim: hd } = o.shape;
   const S = Lt + N;
@@ -24,17 +36,22 @@ export function nativeOps(o: TensorOpsOptions): BlockOps<TensorStream, Rows> {
 
   const attentionOnHost = (x: HostRows, w: AttentionWeights, rope: Rotary | null, emit: Emit | null, prefix: string): tf.Tensor3D => {
     const ropeOpt = rope ? { cos: rope.cos, sin: rope.sin, offset: Lt } : undefined;
-    const q = splitHeadsHost(linearToHost(x, w.q), B, S, H, hd, { norm: { ...w.normQ, eps: w.qkEps }, rope: ropeOpt });
-    const k = splitHeadsHost(linearToHost(x, w.k), B, S, H, hd, { norm: { ...w.normK, eps: w.qkEps }, rope: ropeOpt });
-    const v = splitHeadsHost(linearToHost(x, w.v), B, S, H, hd);
+    // Host arrays are freed only when the garbage collector runs, so each [B, S, D] array is reused as soon as it is
+    // dead (one projection buffer for q, k and v; x for the attention output; q for the merged heads): 5 new arrays
+    // instead of 9 keep the block's peak RSS down.
+    const proj = hostFloats(B * S * D);
+    const q = splitHeadsHost(linearToHost(x, w.q, proj), B, S, H, hd, { norm: { ...w.normQ, eps: w.qkEps }, rope: ropeOpt });
+    const k = splitHeadsHost(linearToHost(x, w.k, proj), B, S, H, hd, { norm: { ...w.normK, eps: w.qkEps }, rope: ropeOpt });
+    const v = splitHeadsHost(linearToHost(x, w.v, proj), B, S, H, hd);
     if (emit) {
       const [qt, kt] = [q, k].map((a) => tf.tensor4d(a, [B, H, S, hd]));
       emit(`${prefix}.q`, qt!);
       emit(`${prefix}.k`, kt!);
       tf.dispose([qt!, kt!]);
     }
-    const a = attentionHost(q, k, v, B * H, S, hd, 1 / Math.sqrt(hd));
-    const out = tf.tidy(() => tf.reshape(linear(mergeHeadsHost(a, B, S, H, hd), w.out), [B, S, D]) as tf.Tensor3D);
+    const a = attentionHost(q, k, v, B * H, S, hd, 1 / Math.sqrt(hd), x.data);
+    // (not over q when it was emitted: a tensor the hook kept may still read it)
+    const out = tf.tidy(() => tf.reshape(linear(mergeHeadsHost(a, B, S, H, hd, emit ? undefined : q), w.out), [B, S, D]) as tf.Tensor3D);
     emit?.(`${prefix}.out`, out);
     return out;
   };
@@ -59,7 +76,7 @@ export function nativeOps(o: TensorOpsOptions): BlockOps<TensorStream, Rows> {
       }
     },
     feedForward(x, up, down) {
-      const rows = ffRowsPerChunk(o.ffScratchBytes, D);
+      const rows = Math.min(ffRowsPerChunk(o.ffScratchBytes, D), nativeFfRows(D));
       const y = tf.tidy(() => tf.reshape(feedForward(x, up, down, rows), [B, S, D]) as tf.Tensor3D);
       if (x instanceof tf.Tensor) x.dispose();
       return y;

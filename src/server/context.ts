@@ -1,0 +1,19 @@
+// What the routes share with the server that registers them (its own file, so the route modules and server.ts do
+// not import each other).
+import type { WorkerPool } from './pool.js';
+import type { UploadProbe } from './probe.js';
+import type { JobQueue } from './queue.js';
+
+export interface ServerContext {
+  outputDir: string;
+  modelsDir?: string;
+  uploadLimit: number;
+  /** the generation threads (with --redis: none; backend and backendName describe the remote workers) */
+  pool: WorkerPool;
+  queue: JobQueue;
+  probe: UploadProbe;
+  /** the model jobs use when they name none (absolute), undefined for the demo model */
+  currentModel(): string | undefined;
+  setCurrentModel(dir: string): void;
+  currentModelInfo(): { path: string; variant: string; kind: string; maxFrames: number; defaultWidth: number; defaultHeight: number; demo: boolean };
+}
