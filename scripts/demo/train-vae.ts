@@ -1,16 +1,25 @@
 // Trains the demo model's 3D causal VAE (CogVideoX's AutoencoderKLCogVideoX) on demo-world clips.
-// Objective: reconstruction + small KL, loss = rec + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²), rec = --loss l1 (mean|x − x̂|,
-// default), mse or l1+mse (from scratch, L1 alone settles on background-only reconstructions: see README), pixels in
-// [−1, 1], x̂ decoded from a posterior sample; AdamW (decoupled weight decay), constant learning rate.
-//   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN [--resume] [--steps N] [--batch 4]
-//       [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--loss l1|mse|l1+mse] [--weight-decay 1e-2] [--save-minutes 5]
+// Objective: loss = rec + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²), pixels in [−1, 1]. rec = --loss l1 (|x − x̂|,
+// default), mse or l1+mse, averaged with per-pixel weights w = 1 + λ·[pixel differs from the clip's background colour]
+// (--object-weight λ; Σ w·e / Σ w): a flat shape on a solid background is a few % of the pixels, and an unweighted
+// loss from scratch settles on background-only reconstructions (README). x̂ is decoded from the posterior mean while
+// step < --mean-steps (deterministic warm-up: at initialisation σ ≈ 1 drowns the small μ, so the decoder learns to
+// ignore z), from a posterior sample after. The demo run uses l1+mse, λ = 10, KL 1e-6, mean decoding for the first
+// 3000 steps (README, stage 2). AdamW (decoupled weight decay), constant learning rate.
+//   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN [--resume] [--resume-from DIR] [--persist DIR]
+//       [--steps N] [--batch 4] [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--loss l1|mse|l1+mse]
+//       [--object-weight 0] [--mean-steps 0] [--object-crops 0.8] [--weight-decay 1e-2] [--save-minutes 5]
 //       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --export DEST [--bf16]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --eval N     (reconstruction PSNR, analyzer)
 // DIR holds the initial vae/ (scripts/demo/init_model.py); WORLD is a make-world folder (its world.json: clips are
 // rendered from their specs, the frames the MP4s hold before H.264). Batches are drawn from (seed, step), so a resumed
-// run sees the batches it would have seen. RUN gets checkpoint-N folders (atomic), `latest`, and log.jsonl (one line
-// per step). --resume continues from `latest` (options may change between runs, e.g. larger crops later).
+// run sees the batches it would have seen (the step is the whole data/RNG position). RUN gets checkpoint-N folders
+// (atomic), `latest`, and log.jsonl (one line per step). --resume continues from `latest` (options may change
+// between runs, e.g. larger crops later). When RUN has no checkpoint, --resume-from DIR (a run folder with `latest`,
+// or one checkpoint folder) supplies the starting state. --persist DIR also writes every checkpoint into DIR keeping
+// only the newest: the copy committed to the repository (train-state/demo-vae), since the machine keeps nothing else
+// between sessions. --object-crops is the share of crops centred near the object.
 // --export writes DEST/config.json + diffusion_pytorch_model.safetensors from `latest`, with scaling_factor set to
 // 1 / std of posterior samples over 32 world clips (the convention of the released VAEs).
 import * as fs from 'node:fs';
