@@ -57,6 +57,14 @@ describe('checkpoints', () => {
     }
   });
 
+  it('keep = 1 (the copy committed to the repository) leaves only the newest checkpoint', () => {
+    const run = path.join(tmp, 'run-keep1');
+    const opt = makeOpt([1, 2, 3], 'keep1');
+    for (const step of [4, 9]) saveCheckpoint(run, opt, { step, lossEma: null, seconds: 0, cpuSeconds: step, options: {} }, 1);
+    expect(fs.readdirSync(run).sort()).toEqual(['checkpoint-9', 'latest']);
+    expect(loadCheckpoint(latestCheckpoint(run)!, makeOpt([0, 0, 0], 'keep1b')).cpuSeconds).toBe(9);
+  });
+
   it('refuses a checkpoint of another shape, naming the tensor', () => {
     const run = path.join(tmp, 'run2');
     fs.mkdirSync(run);

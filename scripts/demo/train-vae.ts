@@ -1,16 +1,25 @@
 // Trains the demo model's 3D causal VAE (CogVideoX's AutoencoderKLCogVideoX) on demo-world clips.
-// Objective: reconstruction + small KL, loss = rec + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²), rec = --loss l1 (mean|x − x̂|,
-// default), mse or l1+mse (from scratch, L1 alone settles on background-only reconstructions: see README), pixels in
-// [−1, 1], x̂ decoded from a posterior sample; AdamW (decoupled weight decay), constant learning rate.
-//   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN [--resume] [--steps N] [--batch 4]
-//       [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--loss l1|mse|l1+mse] [--weight-decay 1e-2] [--save-minutes 5]
+// Objective: loss = rec + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²), pixels in [−1, 1]. rec = --loss l1 (|x − x̂|,
+// default), mse or l1+mse, averaged with per-pixel weights w = 1 + λ·[pixel differs from the clip's background colour]
+// (--object-weight λ; Σ w·e / Σ w): a flat shape on a solid background is a few % of the pixels, and an unweighted
+// loss from scratch settles on background-only reconstructions (README). x̂ is decoded from the posterior mean while
+// step < --mean-steps (deterministic warm-up: at initialisation σ ≈ 1 drowns the small μ, so the decoder learns to
+// ignore z), from a posterior sample after. The demo run uses l1+mse, λ = 10, KL 1e-6, mean decoding for the first
+// 3000 steps (README, stage 2). AdamW (decoupled weight decay), constant learning rate.
+//   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN [--resume] [--resume-from DIR] [--persist DIR]
+//       [--steps N] [--batch 4] [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--loss l1|mse|l1+mse]
+//       [--object-weight 0] [--mean-steps 0] [--object-crops 0.8] [--weight-decay 1e-2] [--save-minutes 5]
 //       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --export DEST [--bf16]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --eval N     (reconstruction PSNR, analyzer)
 // DIR holds the initial vae/ (scripts/demo/init_model.py); WORLD is a make-world folder (its world.json: clips are
 // rendered from their specs, the frames the MP4s hold before H.264). Batches are drawn from (seed, step), so a resumed
-// run sees the batches it would have seen. RUN gets checkpoint-N folders (atomic), `latest`, and log.jsonl (one line
-// per step). --resume continues from `latest` (options may change between runs, e.g. larger crops later).
+// run sees the batches it would have seen (the step is the whole data/RNG position). RUN gets checkpoint-N folders
+// (atomic), `latest`, and log.jsonl (one line per step). --resume continues from `latest` (options may change
+// between runs, e.g. larger crops later). When RUN has no checkpoint, --resume-from DIR (a run folder with `latest`,
+// or one checkpoint folder) supplies the starting state. --persist DIR also writes every checkpoint into DIR keeping
+// only the newest: the copy committed to the repository (train-state/demo-vae), since the machine keeps nothing else
+// between sessions. --object-crops is the share of crops centred near the object.
 // --export writes DEST/config.json + diffusion_pytorch_model.safetensors from `latest`, with scaling_factor set to
 // 1 / std of posterior samples over 32 world clips (the convention of the released VAEs).
 import * as fs from 'node:fs';
@@ -18,12 +27,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, analyzeVideo, centerAt, psnr, renderClip, type ClipSpec } from '../../src/data/index.js';
+import { BACKGROUND_RGB, Rng, analyzeVideo, centerAt, psnr, renderClip, type ClipSpec } from '../../src/data/index.js';
 import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
 import { setBackend } from '../../src/nn/backend.js';
 import { saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
 import { AdamW, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from './vae_state.js';
-import { trainStep, type RecLoss } from './vae_step.js';
+import { objectWeights, trainStep, type RecLoss } from './vae_step.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -38,6 +47,11 @@ const { values: a } = parseArgs({
     lr: { type: 'string', default: '5e-4' },
     'kl-weight': { type: 'string', default: '1e-3' },
     loss: { type: 'string', default: 'l1' },
+    'object-weight': { type: 'string', default: '0' },
+    'mean-steps': { type: 'string', default: '0' },
+    'object-crops': { type: 'string', default: '0.8' },
+    'resume-from': { type: 'string' },
+    persist: { type: 'string' },
     'weight-decay': { type: 'string', default: '1e-2' },
     'save-minutes': { type: 'string', default: '5' },
     'max-minutes': { type: 'string' },
@@ -71,6 +85,12 @@ interface Options {
   lr: number;
   klWeight: number;
   recLoss: RecLoss;
+  /** λ of the object weighting (0: plain mean). */
+  objectWeight: number;
+  /** Decode the posterior mean (not a sample) while step < meanSteps. */
+  meanSteps: number;
+  /** Share of crops centred near the object. */
+  objectCrops: number;
   weightDecay: number;
   seed: number;
 }
@@ -94,6 +114,9 @@ function readOptions(): Options {
       if (v !== 'l1' && v !== 'mse' && v !== 'l1+mse') throw new Error(`--loss must be l1, mse or l1+mse, got '${v}'`);
       return v;
     })(a.loss),
+    objectWeight: nonNeg('object-weight', a['object-weight']),
+    meanSteps: nonNeg('mean-steps', a['mean-steps']),
+    objectCrops: num('object-crops', a['object-crops'], (n) => n >= 0 && n <= 1, 'in [0, 1]'),
     weightDecay: nonNeg('weight-decay', a['weight-decay']),
     seed: num('seed', a.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
   };
@@ -108,13 +131,21 @@ function loadWorld(dir: string): ClipSpec[] {
   return specs;
 }
 
-/** Batch `step`: clips, a window of `frames` frames and a crop, all drawn from (seed, step). Pixels in [−1, 1]. */
-function batchFor(specs: ClipSpec[], o: Options, step: number): tf.Tensor5D {
+/** [−1, 1] value of a uint8 pixel, rounded to float32 as the batch stores it (so equality tests are exact). */
+const unit = (v: number) => Math.fround(v / 127.5 - 1);
+
+/**
+ * Batch `step`: clips, a window of `frames` frames and a crop, all drawn from (seed, step). Pixels in [−1, 1];
+ * `weights` [B, 1, F, H, W] (objectWeights against each clip's background) when o.objectWeight > 0.
+ */
+function batchFor(specs: ClipSpec[], o: Options, step: number): { x: tf.Tensor5D; weights?: tf.Tensor5D } {
   const rng = new Rng((Math.imul(o.seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca77)) >>> 0);
   const { cropH: H, cropW: W, frames: F } = o;
   const data = new Float32Array(o.batch * 3 * F * H * W);
+  const bgs: number[][] = [];
   for (let b = 0; b < o.batch; b++) {
     const spec = specs[rng.int(specs.length)]!;
+    bgs.push(BACKGROUND_RGB[spec.background].map(unit));
     if (spec.frames < F || spec.height < H || spec.width < W) {
       throw new Error(`world clip ${spec.width}x${spec.height}x${spec.frames} is smaller than the batch's ${W}x${H}x${F}`);
     }
@@ -123,7 +154,7 @@ function batchFor(specs: ClipSpec[], o: Options, step: number): tf.Tensor5D {
     // Most crops are centred near the object (jittered): a crop of bare background teaches little.
     let y0 = rng.int(spec.height - H + 1);
     let x0 = rng.int(spec.width - W + 1);
-    if (rng.next() < 0.8) {
+    if (rng.next() < (o.objectCrops ?? 0.8)) {
       const [cx, cy] = centerAt(spec, t0 + (F - 1) / 2);
       const clamp = (v: number, hi: number) => Math.max(0, Math.min(hi, Math.round(v)));
       x0 = clamp(cx - W / 2 + rng.uniform(-W / 4, W / 4), spec.width - W);
@@ -139,27 +170,33 @@ function batchFor(specs: ClipSpec[], o: Options, step: number): tf.Tensor5D {
       }
     }
   }
-  return tf.tensor5d(data, [o.batch, 3, F, H, W]);
+  const shape = [o.batch, 3, F, H, W] as const;
+  const x = tf.tensor5d(data, [...shape]);
+  if (!(o.objectWeight > 0)) return { x };
+  return { x, weights: tf.tensor5d(objectWeights(data, shape, bgs, o.objectWeight), [o.batch, 1, F, H, W]) };
 }
 
 const rssGiB = () => process.memoryUsage().rss / 2 ** 30;
 const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 /**
- * Reconstruction quality on the last `n` world clips (whole frames, the first 4k+1, posterior mean): mean PSNR and
- * how often the analyzer reads the same colour, shape, direction and background from the reconstruction as from
- * the clip — what the demo model's quality bar needs from its VAE.
+ * Reconstruction quality on the last `n` world clips (whole frames, the first 4k+1, posterior mean): mean PSNR over
+ * whole frames and over the object's pixels (those differing from the background in the clip: the part a VAE that
+ * drops the object gets wrong), and how often the analyzer reads the same colour, shape, direction and background
+ * from the reconstruction as from the clip — what the demo model's quality bar needs from its VAE.
  */
 function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>, specs: ClipSpec[], n: number): void {
   const lookup = (k: string) => params.get(k);
   let psnrSum = 0;
+  let objSum = 0;
   let same = 0;
+  const attrs = { color: 0, shape: 0, direction: 0, background: 0, found: 0 };
   const picked = specs.slice(-n);
   for (const spec of picked) {
     const F = Math.floor((spec.frames - 1) / 4) * 4 + 1;
     const frames = renderClip(spec).slice(0, F);
     const recon = tf.tidy(() => {
-      const x = batchFor([spec], { batch: 1, frames: F, cropH: spec.height, cropW: spec.width, seed: 0 } as Options, 0);
+      const { x } = batchFor([spec], { batch: 1, frames: F, cropH: spec.height, cropW: spec.width, seed: 0, objectWeight: 0 } as Options, 0);
       const post = vae.encode(x, { params: lookup });
       const y = vae.decode(post.mode(), { params: lookup });
       post.dispose();
@@ -171,11 +208,35 @@ function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>,
     const size = spec.width * spec.height * 3;
     const out = frames.map((_, t) => Uint8Array.from(data.subarray(t * size, (t + 1) * size)));
     psnrSum += frames.reduce((acc, f, t) => acc + Math.min(psnr(f, out[t]!), 60), 0) / F;
+    objSum += Math.min(objectPsnr(frames, out, BACKGROUND_RGB[spec.background]), 60);
     const want = analyzeVideo({ frames, width: spec.width, height: spec.height });
     const got = analyzeVideo({ frames: out, width: spec.width, height: spec.height });
+    for (const k of ['color', 'shape', 'direction', 'background'] as const) if (want[k] === got[k]) attrs[k]++;
+    if (got.color !== null) attrs.found++;
     if (want.color === got.color && want.shape === got.shape && want.direction === got.direction && want.background === got.background) same++;
   }
-  console.log(`eval over ${picked.length} clips: mean PSNR ${(psnrSum / picked.length).toFixed(2)} dB; analyzer agrees on ${same}/${picked.length}`);
+  const m = picked.length;
+  console.log(
+    `eval over ${m} clips: mean PSNR ${(psnrSum / m).toFixed(2)} dB, object region ${(objSum / m).toFixed(2)} dB; analyzer agrees on ${same}/${m} ` +
+      `(object found ${attrs.found}, colour ${attrs.color}, shape ${attrs.shape}, direction ${attrs.direction}, background ${attrs.background})`,
+  );
+}
+
+/** PSNR over the pixels (all three channels) where the clip differs from its background colour. */
+function objectPsnr(frames: Uint8Array[], out: Uint8Array[], bg: readonly number[]): number {
+  let se = 0;
+  let count = 0;
+  frames.forEach((f, t) => {
+    const o = out[t]!;
+    for (let p = 0; p < f.length; p += 3) {
+      if (f[p] === bg[0] && f[p + 1] === bg[1] && f[p + 2] === bg[2]) continue;
+      for (let c = 0; c < 3; c++) se += (f[p + c]! - o[p + c]!) ** 2;
+      count += 3;
+    }
+  });
+  if (count === 0) return 60;
+  const mse = se / count;
+  return mse === 0 ? 60 : 10 * Math.log10((255 * 255) / mse);
 }
 
 async function exportVae(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>, specs: ClipSpec[], modelDir: string, dest: string): Promise<void> {
@@ -186,7 +247,7 @@ async function exportVae(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Var
   for (let i = 0; i < n; i++) {
     const spec = specs[i]!;
     tf.tidy(() => {
-      const x = batchFor([spec], { batch: 1, frames: F, cropH: spec.height, cropW: spec.width, seed: i } as Options, 0);
+      const { x } = batchFor([spec], { batch: 1, frames: F, cropH: spec.height, cropW: spec.width, seed: i, objectWeight: 0 } as Options, 0);
       const post = vae.encode(x, { params: (k) => params.get(k) });
       const z = post.sample({ seed: i });
       const v = z.dataSync();
@@ -220,9 +281,16 @@ async function main(): Promise<void> {
   const maxMs = a['max-minutes'] !== undefined ? nonNeg('max-minutes', a['max-minutes']) * 60_000 : Infinity;
   if (!fs.existsSync(path.join(modelDir, 'vae', 'config.json'))) throw new Error(`--model ${modelDir}: no vae/config.json`);
   fs.mkdirSync(runDir, { recursive: true });
-  const latest = latestCheckpoint(runDir);
+  let latest = latestCheckpoint(runDir);
   if (latest && !a.resume && !a.export && !a.eval) throw new Error(`${runDir} already has ${path.basename(latest)}; pass --resume to continue it or choose another --out`);
+  if (!latest && a['resume-from']) {
+    // A fresh machine: the run folder is empty, the state committed in the repository (--persist) carries on.
+    const from = a['resume-from'];
+    latest = fs.existsSync(path.join(from, 'latest')) ? latestCheckpoint(from) : from;
+    if (!latest || !fs.existsSync(path.join(latest, 'state.json'))) throw new Error(`--resume-from ${from}: neither a run folder with \`latest\` nor a checkpoint folder (no state.json)`);
+  }
   if (a.resume && !latest) console.warn(`--resume: no checkpoint in ${runDir} yet, starting from ${modelDir}/vae`);
+  const persist = a.persist;
 
   const backend = await setBackend(a.backend, { quiet: true });
   const vae = await AutoencoderKLCogVideoX.fromPretrained(path.join(modelDir, 'vae'), { weights: 'resident' });
@@ -230,7 +298,7 @@ async function main(): Promise<void> {
   const params = new Map<string, tf.Variable>();
   for (const name of vae.parameterNames()) params.set(name, tf.variable(vae.readParameter(name), true, `vae/${name}`));
   const opt = new AdamW(params, o.lr, 0.9, 0.999, 1e-8, o.weightDecay);
-  let state: TrainState = { step: 0, lossEma: null, seconds: 0, options: { ...o } };
+  let state: TrainState = { step: 0, lossEma: null, seconds: 0, cpuSeconds: 0, options: { ...o } };
   if (latest) {
     state = loadCheckpoint(latest, opt);
     console.log(`resumed ${latest} at step ${state.step}`);
@@ -263,29 +331,39 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   const t0 = Date.now();
   let lastSave = Date.now();
+  state.cpuSeconds ??= 0;
+  let cpuMark = process.cpuUsage();
+  const save = () => {
+    const c = process.cpuUsage(cpuMark);
+    cpuMark = process.cpuUsage();
+    state.cpuSeconds = (state.cpuSeconds ?? 0) + (c.user + c.system) / 1e6;
+    saveCheckpoint(runDir, opt, state);
+    // The copy in the repository keeps only the newest checkpoint (≈ 25 MB: parameters and both AdamW moments, fp32).
+    if (persist) saveCheckpoint(persist, opt, state, 1);
+  };
   while (state.step < o.steps && !stop && Date.now() - t0 < maxMs) {
     await new Promise<void>((resolve) => setImmediate(resolve)); // lets a SIGINT / SIGTERM handler run between steps
     if (stop) break;
     const ts = Date.now();
-    const x = batchFor(specs, o, state.step);
-    const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1, o.recLoss);
+    const { x, weights } = batchFor(specs, o, state.step);
+    const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1, o.recLoss, { weights, decodeMean: state.step < o.meanSteps });
     const { loss: total, rec, kl, gradNorm } = r;
-    x.dispose();
+    tf.dispose([x, ...(weights ? [weights] : [])]);
     state.step++;
     const dt = (Date.now() - ts) / 1000;
     state.seconds += dt;
     state.lossEma = state.lossEma === null ? total : 0.98 * state.lossEma + 0.02 * total;
-    const entry = { step: state.step, loss: total, rec, kl, gradNorm, lr: o.lr, sPerStep: dt, rssGiB: +rssGiB().toFixed(2), load: loadavg(), time: new Date().toISOString() };
+    const entry = { step: state.step, loss: total, rec, kl, gradNorm, lr: o.lr, decodeMean: state.step <= o.meanSteps, sPerStep: dt, rssGiB: +rssGiB().toFixed(2), load: loadavg(), time: new Date().toISOString() };
     fs.writeSync(log, JSON.stringify(entry) + '\n');
     process.stdout.write(`\rstep ${state.step}/${o.steps} loss ${total.toFixed(4)} (ema ${state.lossEma.toFixed(4)}) rec ${rec.toFixed(4)} kl ${kl.toFixed(2)} ${dt.toFixed(2)} s/step rss ${entry.rssGiB} GiB   `);
     if (Date.now() - lastSave >= saveMs) {
-      saveCheckpoint(runDir, opt, state);
+      save();
       lastSave = Date.now();
     }
   }
-  saveCheckpoint(runDir, opt, state);
+  save();
   fs.closeSync(log);
-  console.log(`\nsaved step ${state.step} (${(state.seconds / 3600).toFixed(2)} h of training in all)`);
+  console.log(`\nsaved step ${state.step} (${(state.seconds / 3600).toFixed(2)} h of training, ${((state.cpuSeconds ?? 0) / 3600).toFixed(2)} CPU h in all)${persist ? `; also in ${persist}` : ''}`);
 }
 
 main().catch((e: unknown) => {

@@ -13,6 +13,8 @@ export interface TrainState {
   lossEma: number | null;
   /** Wall seconds spent training so far, over all runs. */
   seconds: number;
+  /** CPU seconds (user + system, all threads) of the training processes so far (absent in older checkpoints). */
+  cpuSeconds?: number;
   options: Record<string, unknown>;
 }
 

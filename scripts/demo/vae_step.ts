@@ -1,7 +1,10 @@
-// One training step of the demo VAE: loss = rec + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²), rec = mean|x − x̂|
-// (l1), mean (x − x̂)² (mse) or their sum (l1+mse), with x̂ decoded
-// from a posterior sample (pixels in [−1, 1]), gradients of every parameter by tf.variableGrads through the VAE's
-// tensor-op path (parameters given as overrides by checkpoint name), then one AdamW update.
+// One training step of the demo VAE: loss = rec + klWeight · 0.5·mean(μ² + σ² − 1 − log σ²), rec an object-weighted
+// mean of |x − x̂| (l1), (x − x̂)² (mse) or their sum (l1+mse): Σ w·e / Σ w with per-pixel weights w (1 on the
+// background, 1 + λ on the object, see objectWeights), so the few object pixels are not outvoted by the background.
+// x̂ is decoded from a posterior sample, or from the posterior mean (`decodeMean`, a deterministic warm-up: with
+// σ ≈ 1 at initialisation the sample is mostly noise and the decoder learns to ignore z). Pixels in [−1, 1];
+// gradients of every parameter by tf.variableGrads through the VAE's tensor-op path (parameters given as overrides
+// by checkpoint name), then one AdamW update.
 import * as tf from '@tensorflow/tfjs-core';
 import type { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
 import type { AdamW } from './vae_state.js';
@@ -14,22 +17,56 @@ export interface StepResult {
   gradNorm: number;
 }
 
-/** x [B, 3, F, H, W] in [−1, 1]; `noiseSeed` seeds the posterior sample; `step` counts from 1 (AdamW's bias correction). */
 export type RecLoss = 'l1' | 'mse' | 'l1+mse';
 
-export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5D, klWeight: number, noiseSeed: number, step: number, recLoss: RecLoss = 'l1'): StepResult {
+export interface StepOptions {
+  /** Per-pixel weights [B, 1, F, H, W] (broadcast over channels); none = plain mean. */
+  weights?: tf.Tensor5D;
+  /** Decode the posterior mean instead of a sample. */
+  decodeMean?: boolean;
+}
+
+/**
+ * Pixel weights of a batch laid out [B, 3, F, H, W] (`x`, values as given) against each sample's background colour
+ * `bg[b]` (same units): 1 + λ where any channel differs from the background (the object, with its anti-aliased
+ * edge), else 1. Returned [B, 1, F, H, W] flat.
+ */
+export function objectWeights(x: Float32Array, shape: readonly [number, number, number, number, number], bg: readonly (readonly number[])[], lambda: number): Float32Array {
+  const [B, C, F, H, W] = shape;
+  const plane = F * H * W;
+  const w = new Float32Array(B * plane).fill(1);
+  for (let b = 0; b < B; b++) {
+    for (let c = 0; c < C; c++) {
+      const base = (b * C + c) * plane;
+      const v = bg[b]![c]!;
+      for (let i = 0; i < plane; i++) if (x[base + i] !== v) w[b * plane + i] = 1 + lambda;
+    }
+  }
+  return w;
+}
+
+/** The reconstruction term: (weighted) mean of the per-element error `d` = x̂ − x. */
+export function recLossOf(d: tf.Tensor, kind: RecLoss, weights?: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const e = kind === 'l1' ? tf.abs(d) : kind === 'mse' ? tf.square(d) : tf.add(tf.abs(d), tf.square(d));
+    if (!weights) return tf.mean(e);
+    // Σ w·e / Σ w over every element (w broadcast over channels): a mean where object pixels count 1 + λ times.
+    const wb = tf.broadcastTo(weights, d.shape);
+    return tf.div(tf.sum(tf.mul(e, wb)), tf.sum(wb));
+  });
+}
+
+/** x [B, 3, F, H, W] in [−1, 1]; `noiseSeed` seeds the posterior sample; `step` counts from 1 (AdamW's bias correction). */
+export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5D, klWeight: number, noiseSeed: number, step: number, recLoss: RecLoss = 'l1', so: StepOptions = {}): StepResult {
   const params = opt.params;
   const lookup = (n: string) => params.get(n);
   let rec = 0;
   let kl = 0;
   const { value, grads } = tf.variableGrads(() => {
     const post = vae.encode(x, { params: lookup });
-    const z = post.sample({ seed: noiseSeed });
+    const z = so.decodeMean ? post.mode() : post.sample({ seed: noiseSeed });
     const xHat = vae.decode(z, { params: lookup });
-    const d = tf.sub(xHat, x);
-    const l1 = () => tf.mean(tf.abs(d));
-    const mse = () => tf.mean(tf.square(d));
-    const r = recLoss === 'l1' ? l1() : recLoss === 'mse' ? mse() : tf.add(l1(), mse());
+    const r = recLossOf(tf.sub(xHat, x), recLoss, so.weights);
     const k = tf.mul(tf.mean(tf.sub(tf.sub(tf.add(tf.square(post.mean), tf.exp(post.logvar)), 1), post.logvar)), 0.5);
     post.dispose();
     rec = r.dataSync()[0]!;

@@ -1,0 +1,60 @@
+// scripts/demo/vae_step: the demo VAE's object-weighted reconstruction loss and the weights it uses.
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { objectWeights, recLossOf } from '../scripts/demo/vae_step.js';
+import { BACKENDS, useBackend } from './helpers.js';
+
+// Plain tensor arithmetic: the first available backend is enough.
+beforeAll(async () => useBackend(BACKENDS[0]!));
+
+describe('objectWeights', () => {
+  it('1 + λ where any channel differs from that sample’s background, 1 elsewhere; per sample', () => {
+    // [B=2, C=3, F=1, H=1, W=3]: sample 0 on black (−1), sample 1 on white (1)
+    const x = Float32Array.from([
+      // b0: c0, c1, c2 over 3 pixels — pixel 1 differs in channel 2 only, pixel 2 in channel 0
+      -1, -1, 0.5,
+      -1, -1, -1,
+      -1, 0.2, -1,
+      // b1: pixel 0 differs in channel 1
+      1, 1, 1,
+      -1, 1, 1,
+      1, 1, 1,
+    ]);
+    const w = objectWeights(x, [2, 3, 1, 1, 3], [[-1, -1, -1], [1, 1, 1]], 4);
+    expect(Array.from(w)).toEqual([1, 5, 5, 5, 1, 1]);
+  });
+});
+
+describe('recLossOf', () => {
+  const d = tf.tensor5d([0.5, -1, 2, 0, 1, -0.25, 3, 0.1, -2, 0.4, 0, 1], [1, 3, 1, 2, 2]);
+  const e = [0.5, 1, 2, 0, 1, 0.25, 3, 0.1, 2, 0.4, 0, 1];
+
+  it('without weights: the plain mean of |d|, d² or both', () => {
+    const mean = (f: (v: number) => number) => e.reduce((s, v) => s + f(v), 0) / e.length;
+    expect(recLossOf(d, 'l1').dataSync()[0]).toBeCloseTo(mean((v) => v), 5);
+    expect(recLossOf(d, 'mse').dataSync()[0]).toBeCloseTo(mean((v) => v * v), 5);
+    expect(recLossOf(d, 'l1+mse').dataSync()[0]).toBeCloseTo(mean((v) => v + v * v), 5);
+  });
+
+  it('weights [B, 1, F, H, W] broadcast over channels: Σ w·e / Σ w; all-ones weights give the plain mean', () => {
+    const wv = [1, 11, 1, 3];
+    const w = tf.tensor5d(wv, [1, 1, 1, 2, 2]);
+    let num = 0;
+    let den = 0;
+    e.forEach((v, i) => {
+      num += wv[i % 4]! * v;
+      den += wv[i % 4]!;
+    });
+    expect(recLossOf(d, 'l1', w).dataSync()[0]).toBeCloseTo(num / den, 5);
+    const ones = tf.ones([1, 1, 1, 2, 2]);
+    expect(recLossOf(d, 'mse', ones).dataSync()[0]).toBeCloseTo(recLossOf(d, 'mse').dataSync()[0]!, 6);
+  });
+
+  it('leaves no tensors behind but its result', () => {
+    const before = tf.memory().numTensors;
+    const r = recLossOf(d, 'l1+mse', tf.tidy(() => tf.ones([1, 1, 1, 2, 2])));
+    // the weights tensor made by tidy above and the result
+    expect(tf.memory().numTensors).toBe(before + 2);
+    r.dispose();
+  });
+});
