@@ -8,6 +8,7 @@ import { Queue, QueueEvents, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { removePartial } from './job.js';
 import { toPortableSpec, type Roots } from './portable.js';
+import type { LiveState } from './live.js';
 import type { JobQueue } from './queue.js';
 import { CANCEL_CHANNEL, cancelKey, CANCELLED_KEY, checkRedisUrl, connect, guarded, QUEUE_NAME, SEQ_KEY } from './redis.js';
 import { RequestError, type JobInfo, type JobSpec, type ServerJobEvent } from './types.js';
@@ -18,13 +19,7 @@ export interface QueueData {
   seq: number;
 }
 /** A running job's live state (job.updateProgress), written by the worker. */
-export interface QueueProgress {
-  stage?: string;
-  step?: number;
-  steps?: number;
-  secondsPerStep?: number;
-  etaSeconds?: number;
-  warnings: string[];
+export interface QueueProgress extends LiveState {
   worker?: string;
   /** the event this update publishes */
   event?: ServerJobEvent;
