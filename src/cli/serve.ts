@@ -22,6 +22,8 @@ DELETE /v1/jobs/{id}, /result, GET /v1/jobs, /openapi.json, and CogVideoX-Fun's 
                            \`cogvideox-fun worker\` processes sharing --output-dir and --models-dir, not here
       --retries N          with --redis: runs after a failure before a job fails for good (default 2)
       --max-queued N       with --redis: waiting jobs beyond which submissions get HTTP 429 (default 10000)
+      --rate-limit N       with --token: job submissions per minute per client address, then HTTP 429 with
+                           Retry-After (default 60; 0 = no limit)
   -q, --quiet              no per-request log lines
   -h, --help               this help
 `;
@@ -39,6 +41,7 @@ export interface ServeFlags {
   redis?: string;
   retries: number;
   maxQueued: number;
+  rateLimit: number;
   quiet: boolean;
   help: boolean;
 }
@@ -61,6 +64,7 @@ export function parseServeArgs(argv: readonly string[]): ServeFlags {
         redis: { type: 'string' },
         retries: { type: 'string' },
         'max-queued': { type: 'string' },
+        'rate-limit': { type: 'string' },
         quiet: { type: 'boolean', short: 'q' },
         debug: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -94,6 +98,7 @@ export function parseServeArgs(argv: readonly string[]): ServeFlags {
     redis: s('redis'),
     retries: int('retries', s('retries'), 2, 0, 100),
     maxQueued: int('max-queued', s('max-queued'), 10_000, 1, 10_000_000),
+    rateLimit: int('rate-limit', s('rate-limit'), 60, 0, 1_000_000),
     quiet: values.quiet === true,
     help: values.help === true,
   };
@@ -119,6 +124,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     redis: flags.redis,
     retries: flags.retries,
     maxQueued: flags.maxQueued,
+    rateLimit: flags.rateLimit,
     log: flags.quiet ? null : undefined,
   });
   const address = await server.app.listen({ host: flags.host, port: flags.port });

@@ -14,6 +14,7 @@ import { WorkerPool } from './pool.js';
 import { UploadProbe } from './probe.js';
 import { InProcessQueue, type JobQueue } from './queue.js';
 import { relativeName } from './models.js';
+import { RateLimiter } from './rate_limit.js';
 import { registerFunRoutes } from './routes_fun.js';
 import { registerJobRoutes } from './routes_jobs.js';
 import { toPortablePath } from './portable.js';
@@ -23,6 +24,9 @@ import { RequestError, type JobInfo } from './types.js';
 import type { ServerContext } from './context.js';
 
 export type { ServerContext };
+
+/** the routes that start a job (rate-limited per client with --token) */
+const SUBMISSIONS = new Set(['/v1/jobs', '/cogvideox_fun/infer_forward']);
 
 export interface ServerOptions {
   /** the default model folder; undefined: the bundled demo model */
@@ -41,6 +45,8 @@ export interface ServerOptions {
   retries?: number;
   /** Redis queue: waiting jobs beyond which a submission gets 429 */
   maxQueued?: number;
+  /** with a token: job submissions per minute per client address (default 60; 0 = no limit); without a token: none */
+  rateLimit?: number;
   /** one line per request; default stderr, null for none */
   log?: ((line: string) => void) | null;
 }
@@ -127,7 +133,9 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
   });
   await app.register(multipart, { limits: { fileSize: uploadLimit } });
 
-  app.addHook('onRequest', async (req) => {
+  const rate = o.rateLimit ?? 60;
+  const limiter = o.token && rate > 0 ? new RateLimiter(rate) : undefined;
+  app.addHook('onRequest', async (req, reply) => {
     (req as unknown as { t0: number }).t0 = performance.now();
     if (!o.token) return;
     const url = req.url.split('?')[0]!;
@@ -138,6 +146,13 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
     // sends the bare token
     const given = header.startsWith('Bearer ') ? header.slice(7) : header || query;
     if (!given || !sameToken(given, o.token)) throw new RequestError(401, 'token', 'missing or wrong token: send Authorization: Bearer <token>');
+    if (limiter && req.method === 'POST' && SUBMISSIONS.has(url)) {
+      const d = limiter.take(req.ip);
+      if (!d.ok) {
+        reply.header('Retry-After', String(d.retryAfter));
+        throw new RequestError(429, undefined, `too many submissions from ${req.ip}: at most ${limiter.perMinute} per minute (--rate-limit); retry in ${d.retryAfter} s`);
+      }
+    }
   });
   app.addHook('onResponse', async (req, reply) => {
     const ms = performance.now() - ((req as unknown as { t0?: number }).t0 ?? performance.now());
@@ -146,7 +161,7 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
   app.setErrorHandler((e: FastifyError | RequestError, _req, reply) => {
     if (e instanceof RequestError) {
       // a full queue (429) or an unreachable Redis (503): the client may retry, after a few seconds
-      if (e.status === 429 || e.status === 503) reply.header('Retry-After', '5');
+      if ((e.status === 429 || e.status === 503) && !reply.hasHeader('Retry-After')) reply.header('Retry-After', '5');
       return reply.code(e.status).send({ error: e.message, field: e.field });
     }
     if ((e as FastifyError).validation) {
