@@ -65,6 +65,25 @@ describe('checkpoints', () => {
     expect(loadCheckpoint(latestCheckpoint(run)!, makeOpt([0, 0, 0], 'keep1b')).cpuSeconds).toBe(9);
   });
 
+  it('a compact checkpoint (the repository copy) holds F16 parameters only; loading it restarts AdamW from its step', () => {
+    const run = path.join(tmp, 'run-compact');
+    const opt = makeOpt([1, 2.5, -3.1], 'compact');
+    opt.apply(new Map([['a.weight', tf.tensor1d([0.3, -0.1, 0.7])]]), 1);
+    saveCheckpoint(run, opt, { step: 7, lossEma: null, seconds: 0, options: {} }, 1, true);
+    const fresh = makeOpt([0, 0, 0], 'compact-load');
+    fresh.m.get('a.weight')!.assign(tf.tensor1d([9, 9, 9]));
+    const state = loadCheckpoint(latestCheckpoint(run)!, fresh);
+    expect(state.step).toBe(7);
+    expect(state.optimizerFrom).toBe(7);
+    const want = Array.from(opt.params.get('a.weight')!.dataSync());
+    Array.from(fresh.params.get('a.weight')!.dataSync()).forEach((g, i) => expect(Math.abs(g - want[i]!)).toBeLessThanOrEqual(Math.abs(want[i]!) * 2 ** -11));
+    expect(Array.from(fresh.m.get('a.weight')!.dataSync())).toEqual([0, 0, 0]);
+    expect(Array.from(fresh.v.get('a.weight')!.dataSync())).toEqual([0, 0, 0]);
+    const header = fs.readFileSync(path.join(latestCheckpoint(run)!, 'state.safetensors')).toString('latin1', 8, 400);
+    expect(header).toMatch(/"param\/a.weight":\{"dtype":"F16"/);
+    expect(header).not.toMatch(/"m\/|"v\//);
+  });
+
   it('refuses a checkpoint of another shape, naming the tensor', () => {
     const run = path.join(tmp, 'run2');
     fs.mkdirSync(run);

@@ -339,14 +339,14 @@ async function main(): Promise<void> {
     state.cpuSeconds = (state.cpuSeconds ?? 0) + (c.user + c.system) / 1e6;
     saveCheckpoint(runDir, opt, state);
     // The copy in the repository keeps only the newest checkpoint (≈ 25 MB: parameters and both AdamW moments, fp32).
-    if (persist) saveCheckpoint(persist, opt, state, 1);
+    if (persist) saveCheckpoint(persist, opt, state, 1, true);
   };
   while (state.step < o.steps && !stop && Date.now() - t0 < maxMs) {
     await new Promise<void>((resolve) => setImmediate(resolve)); // lets a SIGINT / SIGTERM handler run between steps
     if (stop) break;
     const ts = Date.now();
     const { x, weights } = batchFor(specs, o, state.step);
-    const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1, o.recLoss, { weights, decodeMean: state.step < o.meanSteps });
+    const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1 - (state.optimizerFrom ?? 0), o.recLoss, { weights, decodeMean: state.step < o.meanSteps });
     const { loss: total, rec, kl, gradNorm } = r;
     tf.dispose([x, ...(weights ? [weights] : [])]);
     state.step++;
