@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch CPU fp32 time of one training step of the demo transformer (CogVideoX-Fun's CogVideoXTransformer3DModel
-from TRANSFORMER_DIR/config.json, random weights): forward on [B, 5, 16, 8, 12] noisy latents + 17-channel inpaint
+from TRANSFORMER_DIR/config.json, random weights): forward on [B, T, 16, h, w] noisy latents (the config's sample sizes) + 17-channel inpaint
 latents + [B, L, text_embed_dim] text, v-prediction MSE against a random target, backward, AdamW step. Sizes the
 demo model for CPU training (it does not check numbers).
   PYTHONPATH=reference:/work/pyref/site:/work/pyref/site-tf:/work/pyref/src/diffusers-0.32.2/src:/work/pyref/src/CogVideoX-Fun \
@@ -49,7 +49,7 @@ def main():
             opt.step()
             times.append(time.perf_counter() - t0)
         n = sum(p.numel() for p in model.parameters())
-        print(json.dumps({"batch": B, "text_len": L, "video_tokens": T * (h // 2) * (w // 2), "params": n,
+        print(json.dumps({"batch": B, "text_len": L, "video_tokens": T * (h // cfg.patch_size) * (w // cfg.patch_size), "params": n,
                           "s_per_step": [round(v, 3) for v in times[1:]], "threads": torch.get_num_threads(),
                           "loadavg": open("/proc/loadavg").read().strip()}))
 

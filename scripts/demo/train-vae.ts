@@ -9,7 +9,7 @@
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN [--resume] [--resume-from DIR] [--persist DIR]
 //       [--steps N] [--batch 4] [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--loss l1|mse|l1+mse]
 //       [--object-weight 0] [--mean-steps 0] [--object-crops 0.8] [--weight-decay 1e-2] [--save-minutes 5]
-//       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm]
+//       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm] [--freeze-encoder]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --export DEST [--bf16]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --eval N     (reconstruction PSNR, analyzer)
 // DIR holds the initial vae/ (scripts/demo/init_model.py); WORLD is a make-world folder (its world.json: clips are
@@ -20,6 +20,8 @@
 // or one checkpoint folder) supplies the starting state. --persist DIR also writes every checkpoint into DIR keeping
 // only the newest: the copy committed to the repository (train-state/demo-vae), since the machine keeps nothing else
 // between sessions. --object-crops is the share of crops centred near the object.
+// --freeze-encoder trains the decoder alone (the encoder, its latents and the exported scaling_factor stay fixed), so
+// the transformer can be trained on the encoder's latents while the decoder goes on improving.
 // --export writes DEST/config.json + diffusion_pytorch_model.safetensors from `latest`, with scaling_factor set to
 // 1 / std of posterior samples over 32 world clips (the convention of the released VAEs).
 import * as fs from 'node:fs';
@@ -30,6 +32,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { BACKGROUND_RGB, Rng, analyzeVideo, centerAt, psnr, renderClip, type ClipSpec } from '../../src/data/index.js';
 import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
 import { setBackend } from '../../src/nn/backend.js';
+import { writePng } from '../../src/media/index.js';
 import { saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
 import { AdamW, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from './vae_state.js';
 import { objectWeights, trainStep, type RecLoss } from './vae_step.js';
@@ -60,6 +63,8 @@ const { values: a } = parseArgs({
     export: { type: 'string' },
     eval: { type: 'string' },
     bf16: { type: 'boolean', default: false },
+    strip: { type: 'string' },
+    'freeze-encoder': { type: 'boolean', default: false },
   },
 });
 
@@ -93,6 +98,8 @@ interface Options {
   objectCrops: number;
   weightDecay: number;
   seed: number;
+  /** Decoder-only training (the encoder, hence the latents, fixed). */
+  freezeEncoder?: boolean;
 }
 
 function readOptions(): Options {
@@ -119,6 +126,7 @@ function readOptions(): Options {
     objectCrops: num('object-crops', a['object-crops'], (n) => n >= 0 && n <= 1, 'in [0, 1]'),
     weightDecay: nonNeg('weight-decay', a['weight-decay']),
     seed: num('seed', a.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
+    freezeEncoder: a['freeze-encoder'],
   };
 }
 
@@ -185,13 +193,14 @@ const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(
  * drops the object gets wrong), and how often the analyzer reads the same colour, shape, direction and background
  * from the reconstruction as from the clip — what the demo model's quality bar needs from its VAE.
  */
-function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>, specs: ClipSpec[], n: number): void {
+async function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>, specs: ClipSpec[], n: number, stripFile?: string): Promise<void> {
   const lookup = (k: string) => params.get(k);
   let psnrSum = 0;
   let objSum = 0;
   let same = 0;
   const attrs = { color: 0, shape: 0, direction: 0, background: 0, found: 0 };
   const picked = specs.slice(-n);
+  const rows: { spec: ClipSpec; frames: Uint8Array[] }[] = [];
   for (const spec of picked) {
     const F = Math.floor((spec.frames - 1) / 4) * 4 + 1;
     const frames = renderClip(spec).slice(0, F);
@@ -211,15 +220,32 @@ function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>,
     objSum += Math.min(objectPsnr(frames, out, BACKGROUND_RGB[spec.background]), 60);
     const want = analyzeVideo({ frames, width: spec.width, height: spec.height });
     const got = analyzeVideo({ frames: out, width: spec.width, height: spec.height });
+    if (stripFile && rows.length < 16) rows.push({ spec, frames }, { spec, frames: out });
     for (const k of ['color', 'shape', 'direction', 'background'] as const) if (want[k] === got[k]) attrs[k]++;
     if (got.color !== null) attrs.found++;
     if (want.color === got.color && want.shape === got.shape && want.direction === got.direction && want.background === got.background) same++;
   }
+  if (stripFile) await writePng(stripOf(rows), stripFile);
   const m = picked.length;
   console.log(
     `eval over ${m} clips: mean PSNR ${(psnrSum / m).toFixed(2)} dB, object region ${(objSum / m).toFixed(2)} dB; analyzer agrees on ${same}/${m} ` +
       `(object found ${attrs.found}, colour ${attrs.color}, shape ${attrs.shape}, direction ${attrs.direction}, background ${attrs.background})`,
   );
+}
+
+/** --strip: one row per clip (frames 0, 4, 8, …), each clip's reconstruction under it. */
+function stripOf(rows: { spec: ClipSpec; frames: Uint8Array[] }[]): { width: number; height: number; channels: 3; data: Uint8Array } {
+  const { width: w, height: h } = rows[0]!.spec;
+  const cols = Math.ceil(rows[0]!.frames.length / 4);
+  const W = cols * (w + 2);
+  const data = new Uint8Array(W * rows.length * (h + 2) * 3).fill(128);
+  rows.forEach((r, i) => {
+    for (let c = 0; c < cols; c++) {
+      const f = r.frames[c * 4]!;
+      for (let y = 0; y < h; y++) data.set(f.subarray(y * w * 3, (y + 1) * w * 3), ((i * (h + 2) + y) * W + c * (w + 2)) * 3);
+    }
+  });
+  return { width: W, height: rows.length * (h + 2), channels: 3, data };
 }
 
 /** PSNR over the pixels (all three channels) where the clip differs from its background colour. */
@@ -304,7 +330,7 @@ async function main(): Promise<void> {
     console.log(`resumed ${latest} at step ${state.step}`);
   }
   if (a.eval) {
-    evaluate(vae, params, specs, posInt('eval', a.eval));
+    await evaluate(vae, params, specs, posInt('eval', a.eval), a.strip);
     return;
   }
   if (a.export) {
@@ -346,7 +372,7 @@ async function main(): Promise<void> {
     if (stop) break;
     const ts = Date.now();
     const { x, weights } = batchFor(specs, o, state.step);
-    const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1 - (state.optimizerFrom ?? 0), o.recLoss, { weights, decodeMean: state.step < o.meanSteps });
+    const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1 - (state.optimizerFrom ?? 0), o.recLoss, { weights, decodeMean: state.step < o.meanSteps, freezeEncoder: o.freezeEncoder });
     const { loss: total, rec, kl, gradNorm } = r;
     tf.dispose([x, ...(weights ? [weights] : [])]);
     state.step++;

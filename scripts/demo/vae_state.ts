@@ -89,11 +89,12 @@ export function saveCheckpoint(runDir: string, opt: AdamW, state: TrainState, ke
   const latestTmp = path.join(runDir, `.latest.${process.pid}.tmp`);
   fs.writeFileSync(latestTmp, name + '\n');
   fs.renameSync(latestTmp, path.join(runDir, 'latest'));
+  // the one just written always stays (a folder may hold a higher step from an older run, e.g. a changed design)
   const old = fs
     .readdirSync(runDir)
-    .filter((d) => /^checkpoint-\d+$/.test(d))
+    .filter((d) => /^checkpoint-\d+$/.test(d) && d !== name)
     .sort((a, b) => Number(b.slice(11)) - Number(a.slice(11)))
-    .slice(keep);
+    .slice(keep - 1);
   for (const d of old) fs.rmSync(path.join(runDir, d), { recursive: true, force: true });
   return final;
 }

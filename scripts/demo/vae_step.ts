@@ -24,6 +24,9 @@ export interface StepOptions {
   weights?: tf.Tensor5D;
   /** Decode the posterior mean instead of a sample. */
   decodeMean?: boolean;
+  /** Train the decoder only: the encoder runs outside the gradient tape and its parameters stay as they are (the
+   *  latents the transformer is trained on do not move while the decoder goes on learning). */
+  freezeEncoder?: boolean;
 }
 
 /**
@@ -62,7 +65,23 @@ export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5
   const lookup = (n: string) => params.get(n);
   let rec = 0;
   let kl = 0;
+  // frozen encoder: z from outside the tape, no KL (nothing it could change)
+  const frozenZ = so.freezeEncoder
+    ? tf.tidy(() => {
+        const post = vae.encode(x, { params: lookup });
+        const z = so.decodeMean ? post.mode() : post.sample({ seed: noiseSeed });
+        const keep = tf.keep(z.clone());
+        post.dispose();
+        return keep;
+      })
+    : null;
+  const trained = [...params.entries()].filter(([n]) => !so.freezeEncoder || !n.startsWith('encoder.'));
   const { value, grads } = tf.variableGrads(() => {
+    if (frozenZ) {
+      const r = recLossOf(tf.sub(vae.decode(frozenZ, { params: lookup }), x), recLoss, so.weights);
+      rec = r.dataSync()[0]!;
+      return r;
+    }
     const post = vae.encode(x, { params: lookup });
     const z = so.decodeMean ? post.mode() : post.sample({ seed: noiseSeed });
     const xHat = vae.decode(z, { params: lookup });
@@ -72,9 +91,10 @@ export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5
     rec = r.dataSync()[0]!;
     kl = k.dataSync()[0]!;
     return tf.add(r, tf.mul(k, klWeight)) as tf.Scalar;
-  }, [...params.values()]);
+  }, trained.map(([, p]) => p));
+  frozenZ?.dispose();
   const byName = new Map<string, tf.Tensor>();
-  for (const [n, p] of params) byName.set(n, grads[p.name]!);
+  for (const [n, p] of trained) byName.set(n, grads[p.name]!);
   const sq = tf.tidy(() => tf.addN([...byName.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!);
   opt.apply(byName, step);
   const loss = value.dataSync()[0]!;

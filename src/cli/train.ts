@@ -30,7 +30,7 @@ computed once and cached in <out>/cache (or --cache-dir).
   --random-hw-adapt                                --text-drop-ratio P          (0.1)
   --motion-sub-loss --motion-sub-loss-ratio R      --validation-prompts P [P…]  (sample/sample-STEP-I.gif)
   --validation-steps N             (2000)          --validation-epochs N        (5)
-  --validation-inference-steps N   (50)
+  --validation-inference-steps N   (50)            --tokenizer-max-length N     (the transformer's max_text_seq_length)
   --seed N                         (42)            --cache-dir DIR
   --backend tensorflow|wasm        --quiet         --debug
 `;
@@ -71,6 +71,7 @@ const OPTIONS = {
   'training-with-video-token-length': { type: 'boolean' },
   'random-hw-adapt': { type: 'boolean' },
   'text-drop-ratio': { type: 'string' },
+  'tokenizer-max-length': { type: 'string' },
   'motion-sub-loss': { type: 'boolean' },
   'motion-sub-loss-ratio': { type: 'string' },
   'validation-prompts': { type: 'string', multiple: true },
@@ -159,6 +160,7 @@ export function parseTrainArgs(argv: readonly string[]): (Partial<TrainOptions> 
     trainingWithVideoTokenLength: !!v['training-with-video-token-length'],
     randomHwAdapt: !!v['random-hw-adapt'],
     textDropRatio: num('text-drop-ratio', s('text-drop-ratio'), d.textDropRatio),
+    tokenizerMaxLength: s('tokenizer-max-length') === undefined ? undefined : num('tokenizer-max-length', s('tokenizer-max-length'), 0, true),
     motionSubLoss: !!v['motion-sub-loss'],
     motionSubLossRatio: num('motion-sub-loss-ratio', s('motion-sub-loss-ratio'), d.motionSubLossRatio),
     validationPrompts: v['validation-prompts'] as string[] | undefined,

@@ -43,20 +43,20 @@ export function latestCheckpoint(out: string): string | null {
   return steps.length ? checkpointDir(out, Math.max(...steps)) : null;
 }
 
-/** Writes a diffusers-layout transformer folder (config + safetensors, sharded with an index when large). */
-export function writeTransformerFolder(dir: string, config: Record<string, unknown>, tensors: [string, TensorToWrite][]): void {
+/** Writes a diffusers-layout transformer folder (config + safetensors, sharded with an index above `shardBytes`). */
+export function writeTransformerFolder(dir: string, config: Record<string, unknown>, tensors: [string, TensorToWrite][], shardBytes = SHARD_BYTES): void {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   const bytes = (t: TensorToWrite) => t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'F32' ? 4 : 2);
   const total = tensors.reduce((a, [, t]) => a + bytes(t), 0);
-  if (total <= SHARD_BYTES) {
+  if (total <= shardBytes) {
     saveSafetensors(path.join(dir, 'diffusion_pytorch_model.safetensors'), Object.fromEntries(tensors));
     return;
   }
   const shards: [string, TensorToWrite][][] = [[]];
   let size = 0;
   for (const e of tensors) {
-    if (size + bytes(e[1]) > SHARD_BYTES && shards.at(-1)!.length) {
+    if (size + bytes(e[1]) > shardBytes && shards.at(-1)!.length) {
       shards.push([]);
       size = 0;
     }

@@ -49,6 +49,10 @@ export interface TrainOptions {
   trainingWithVideoTokenLength: boolean;
   randomHwAdapt: boolean;
   textDropRatio: number;
+  /** train.py --tokenizer_max_length (226 there): T5 ids are padded / truncated to it; default the transformer's
+   * max_text_seq_length (226 in every released model), which it must equal when the model adds a position table to
+   * the text (2b sincos, learned) */
+  tokenizerMaxLength?: number;
   motionSubLoss: boolean;
   motionSubLossRatio: number;
   validationPrompts?: string[];

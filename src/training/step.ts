@@ -33,8 +33,9 @@ export interface InpaintBatch {
   maskPixelValues: Float32Array;
   /** F, H, W of the pixels. */
   pixelShape: [number, number, number];
-  /** VAE encoder: [B, F, 3, H, W] pixels → posterior moments [B, 2C, f, h, w] (caller's VAE; cached or live). */
-  encode(pixels: Float32Array, shape: readonly number[]): tf.Tensor5D;
+  /** VAE encoder: [B, F, 3, H, W] pixels → posterior moments [B, 2C, f, h, w] (caller's VAE; cached or live). Rows
+   *  whose t2v flag is 0 only need finite moments (their inpaint latents are multiplied by 0): maskedVideoMoments. */
+  encode(pixels: Float32Array, shape: readonly number[], t2vFlags: readonly number[]): tf.Tensor5D;
 }
 
 export interface StepBatch {
@@ -84,7 +85,7 @@ export function prepareStep(batch: StepBatch, ctx: StepContext): PreparedStep {
     const resized = resizeMask(keep, [B, 1, F, H, W], [f, h, w]);
     const shape = [B, F, 3, H, W];
     const pixels = ctx.addNoiseInInpaintModel ? addNoiseToReferenceVideo(ib.maskPixelValues, shape, rng) : ib.maskPixelValues;
-    const maskMoments = ib.encode(pixels, shape);
+    const maskMoments = ib.encode(pixels, shape, flags!);
     try {
       inpaint = tf.tidy(() => {
         const maskLatents = samplePosterior(maskMoments, tf.tensor(rng.randn([B, C, f, h, w]), [B, C, f, h, w]));
@@ -101,6 +102,45 @@ export function prepareStep(batch: StepBatch, ctx: StepContext): PreparedStep {
   const noisyLatents = schedule.addNoise(latents, noise, timesteps) as tf.Tensor5D;
   const target = schedule.target(latents, noise, timesteps) as tf.Tensor5D;
   return { latents, inpaintLatents: inpaint, noise, noisyLatents, target, timesteps, t2vFlags: flags };
+}
+
+/**
+ * The posterior moments of the masked video (train.py:1483) from `encode` (the VAE), running it only where the result
+ * can matter. A row that is −1 everywhere (a mask covering every pixel: collate_fn's mask_pixel_values, and
+ * add_noise_to_reference_video leaves −1 pixels as they are) has the same encoding as every other such row of its
+ * shape (`blank` caches it), and with t2v_flag 0 (90 % of full masks, train.py:1440-1447) its inpaint latents are
+ * multiplied by 0 whatever the encoding is: it gets zero moments. The posterior sample still draws every row's noise,
+ * so the random stream is the original's. Encoding is most of a small model's step (the demo transformer: ~80 %),
+ * and a fifth of video masks are full (get_random_mask type 1).
+ */
+export function maskedVideoMoments(
+  encode: (pixels: Float32Array, shape: readonly number[]) => tf.Tensor5D,
+  pixels: Float32Array,
+  shape: readonly number[],
+  flags: readonly number[],
+  blank: Map<string, tf.Tensor5D>,
+): tf.Tensor5D {
+  const B = shape[0]!;
+  const per = pixels.length / B;
+  const full = Array.from({ length: B }, (_, b) => pixels.subarray(b * per, (b + 1) * per).every((v) => v === -1));
+  if (!full.some(Boolean)) return encode(pixels, shape);
+  const rows = full.flatMap((f, b) => (f ? [] : [b]));
+  const sub = rows.length ? encode(Float32Array.from(rows.flatMap((b) => Array.from(pixels.subarray(b * per, (b + 1) * per)))), [rows.length, ...shape.slice(1)]) : null;
+  const key = shape.slice(1).join('x');
+  // the blank encoding is needed by a full row with flag 1, and for its output shape when every row is full
+  if ((rows.length === 0 || full.some((f, b) => f && flags[b] !== 0)) && !blank.has(key)) {
+    blank.set(key, tf.keep(encode(new Float32Array(per).fill(-1), [1, ...shape.slice(1)])));
+  }
+  try {
+    return tf.tidy(() => {
+      const o = (sub ?? blank.get(key)!).shape.slice(1);
+      let k = 0;
+      const pieces = full.map((f, b) => (!f ? tf.slice(sub!, [k++, 0, 0, 0, 0], [1, ...o]) : flags[b] !== 0 ? blank.get(key)! : tf.zeros([1, ...o])));
+      return tf.concat(pieces, 0) as tf.Tensor5D;
+    });
+  } finally {
+    sub?.dispose();
+  }
 }
 
 export function disposePrepared(p: PreparedStep): void {

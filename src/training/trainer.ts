@@ -28,7 +28,7 @@ import { AdamW, type ParamGroup } from './optimizer.js';
 import { SeededRandom } from './random.js';
 import { bucketPixels, cacheKey, componentId, decodeSample, DiskCache, encodeMoments, loadPixels, type DecodedSample, type PreparedSample } from './samples.js';
 import { NoiseSchedule } from './schedule.js';
-import { disposePrepared, fullTrainables, lossAndGrads, loraTrainables, prepareStep, type Trainables } from './step.js';
+import { disposePrepared, fullTrainables, lossAndGrads, loraTrainables, maskedVideoMoments, prepareStep, type Trainables } from './step.js';
 import { TRAIN_DEFAULTS, type TrainOptions, type TrainProgress } from './options.js';
 import { runValidation, VALIDATION_NEGATIVE_PROMPT, type TrainedWeights } from './validation.js';
 
@@ -69,6 +69,15 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   const C = vcfg.latent_channels ?? 16;
   if (o.trainMode === 'inpaint' && tcfg.in_channels !== 2 * C + 1) {
     throw new Error(`--model ${o.model}: transformer in_channels ${tcfg.in_channels} is not a CogVideoX-Fun InP checkpoint (${2 * C + 1}); use --train-mode normal`);
+  }
+  // CogVideoXPatchEmbed adds its sincos / learned table to concat(text, video) (Fun transformer3d.py:150-160 slices
+  // it at the text length and views the rest as the video grid; RoPE models have no table): another text length
+  // fails there, so it is refused up front
+  const textLength = o.tokenizerMaxLength ?? tcfg.max_text_seq_length ?? 226;
+  if ((!tcfg.use_rotary_positional_embeddings || tcfg.use_learned_positional_embeddings) && textLength !== (tcfg.max_text_seq_length ?? 226)) {
+    throw new Error(
+      `--tokenizer-max-length ${textLength} must equal the transformer's max_text_seq_length ${tcfg.max_text_seq_length ?? 226} (${path.join(o.model, 'transformer', 'config.json')}): its position table covers exactly that many text tokens`,
+    );
   }
   if (o.trainMode === 'normal' && tcfg.in_channels !== C) throw new Error(`--train-mode normal needs in_channels ${C}, the transformer has ${tcfg.in_channels}`);
   const samples = readMetadata(o.data, o.dataDir);
@@ -119,13 +128,17 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     { modelDir: o.model, mode: o.mode, rank: o.rank, batch: o.trainBatchSize, latent: largest, useEma: o.useEma, inpaint: o.trainMode === 'inpaint', gradientCheckpointing: o.gradientCheckpointing },
     o.memoryLimitBytes,
   );
+  /** The VAE moments of an all −1 (fully masked) video, per pixel shape (maskedVideoMoments). */
+  const blankMoments = new Map<string, tf.Tensor5D>();
   const cache = new DiskCache(o.cacheDir ?? path.join(o.out, 'cache'));
   const t5Id = componentId(path.join(o.model, 'text_encoder'));
+  // 226 keeps the key of caches written before --tokenizer-max-length existed
+  const t5Key = (t: string) => (textLength === 226 ? cacheKey(t5Id, t) : cacheKey(t5Id, t, String(textLength)));
   const validationPrompts = o.validationPrompts ?? [];
   const texts = [...new Set([...samples.map((s) => s.text), '', ...(validationPrompts.length ? [...validationPrompts, VALIDATION_NEGATIVE_PROMPT] : [])])];
   const embeds = new Map<string, { data: Float32Array; shape: number[] }>();
   const missing = texts.filter((t) => {
-    const hit = cache.get('t5', cacheKey(t5Id, t));
+    const hit = cache.get('t5', t5Key(t));
     if (hit) embeds.set(t, hit.get('embeds')!);
     return !hit;
   });
@@ -134,10 +147,10 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     const tok = await T5Tokenizer.fromPretrained(path.join(o.model, 'tokenizer'));
     const enc = await T5EncoderModel.fromPretrained(path.join(o.model, 'text_encoder'));
     for (const t of missing) {
-      const e = enc.forward(tok.call([t]).inputIds);
+      const e = enc.forward(tok.call([t], { maxLength: textLength }).inputIds);
       const v = { data: Float32Array.from(e.dataSync() as Float32Array), shape: e.shape.slice(1) };
       e.dispose();
-      cache.put('t5', cacheKey(t5Id, t), { embeds: v });
+      cache.put('t5', t5Key(t), { embeds: v });
       embeds.set(t, v);
     }
     enc.dispose();
@@ -277,13 +290,13 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
         // --random-hw-adapt: collate_fn sizes the batch from the clips as the dataset hands them over, so they are
         // decoded again (the same frames; no draw)
         const decoded = o.randomHwAdapt ? await Promise.all(b.map((i) => decodeSample(samples[i]!, sampleOpts, raw[i]!.indices ?? []))) : null;
-        const { loss, shape } = runStep(b.map((i) => prepared[i]!), decoded);
+        const { loss, shape, seconds } = runStep(b.map((i) => prepared[i]!), decoded);
         state.step += 1;
         const lr = groupLrs(o.lrScheduler, state.step - 1, o.lrWarmupSteps, [o.learningRate])[0]!;
         smoothed = smoothed === null ? loss : 0.9 * smoothed + 0.1 * loss;
         const secPerStep = (Date.now() - t0) / 1000 / (state.step - startStep);
         const progress: TrainProgress = { step: state.step, maxSteps: o.maxTrainSteps, loss, smoothedLoss: smoothed, lr, secPerStep, etaSec: secPerStep * (o.maxTrainSteps - state.step) };
-        log({ ...progress, stepSec: (Date.now() - started) / 1000, samples: b, shape });
+        log({ ...progress, stepSec: (Date.now() - started) / 1000, seconds, samples: b, shape });
         o.onProgress?.(progress);
         if (state.step % o.checkpointingSteps === 0 || state.step === o.maxTrainSteps) say(`checkpoint: ${writeOutputs()}`);
         // train.py:1681-1701 (after the checkpoint of the same step)
@@ -299,6 +312,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   } finally {
     model.dispose();
     vae.dispose();
+    tf.dispose([...blankMoments.values()]);
   }
   return { step: state.step, outputs };
 
@@ -351,7 +365,9 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     };
   }
 
-  function runStep(batchIn: PreparedSample[], decoded: DecodedSample[] | null): { loss: number; shape: number[] } {
+  /** One step; `seconds` says where its time went (inputs + VAE encoding of the masked video, forward + backward, clip + AdamW + EMA). */
+  function runStep(batchIn: PreparedSample[], decoded: DecodedSample[] | null): { loss: number; shape: number[]; seconds: { prepare: number; forwardBackward: number; optimizer: number } } {
+    const t0 = performance.now();
     // text dropout (ds.py:300-313: random.random() < text_drop_ratio → "") then the masks, per sample
     let texts = batchIn.map((s) => (stepRng.pyRandom() < o.textDropRatio ? '' : s.text));
     const adapted = decoded ? adaptBatch(batchIn, decoded) : null;
@@ -386,22 +402,31 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
                 masks,
                 maskPixelValues: mpv,
                 pixelShape: [F, H, W],
-                encode: (px, shape) => {
-                  const x = tf.tidy(() => tf.transpose(tf.tensor<tf.Rank>(px, Array.from(shape)), [0, 2, 1, 3, 4]) as tf.Tensor5D);
-                  const d = vae.encode(x);
-                  x.dispose();
-                  const m = d.moments.clone();
-                  d.dispose();
-                  return m;
-                },
+                encode: (pixels, pixelShape, flags) =>
+                  maskedVideoMoments(
+                    (px, shape) => {
+                      const x = tf.tidy(() => tf.transpose(tf.tensor<tf.Rank>(px, Array.from(shape)), [0, 2, 1, 3, 4]) as tf.Tensor5D);
+                      const d = vae.encode(x);
+                      x.dispose();
+                      const m = d.moments.clone();
+                      d.dispose();
+                      return m;
+                    },
+                    pixels,
+                    pixelShape,
+                    flags,
+                    blankMoments,
+                  ),
               }
             : undefined,
       },
       { schedule, scalingFactor: sf, addNoiseInInpaintModel: !!tcfg.add_noise_in_inpaint_model, rng: stepRng },
     );
+    const t1 = performance.now();
     const r = lossAndGrads(model, p, prompt, trainables, { loss: { motionSubLoss: o.motionSubLoss, motionSubLossRatio: o.motionSubLossRatio }, gradientCheckpointing: o.gradientCheckpointing });
     disposePrepared(p);
     tf.dispose([moments, prompt]);
+    const t2 = performance.now();
     let maxNorm = o.maxGradNorm;
     if (o.mode === 'full') {
       maxNorm = adaptiveMaxNorm(totalNorm(r.grads), state.step, {
@@ -414,7 +439,8 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     opt.step(host, r.grads, groupLrs(o.lrScheduler, state.step, o.lrWarmupSteps, groups.map((g) => g.lr)));
     ema?.step(host);
     // the batch as trained: B (after token tiling), F, H, W of the pixels
-    return { loss: r.loss, shape: [B, F, H, W] };
+    const sec = (a: number, b: number) => Math.round(b - a) / 1000;
+    return { loss: r.loss, shape: [B, F, H, W], seconds: { prepare: sec(t0, t1), forwardBackward: sec(t1, t2), optimizer: sec(t2, performance.now()) } };
   }
 }
 
