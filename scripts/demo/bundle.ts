@@ -123,8 +123,19 @@ function readme(info: DemoInfo, sizes: [string, number][], params: Record<string
   return lines.join('\n');
 }
 
-export function bundle(src: string, dest: string, o: { dtype: 'BF16' | 'F32'; trained: boolean; notes: Record<string, unknown> | null; force: boolean; log?: (l: string) => void }): { bytes: number } {
+export interface BundleOptions {
+  dtype: 'BF16' | 'F32';
+  trained: boolean;
+  notes: Record<string, unknown> | null;
+  force: boolean;
+  /** default MAX_BYTES (issue 15's 25 MB) */
+  maxBytes?: number;
+  log?: (line: string) => void;
+}
+
+export function bundle(src: string, dest: string, o: BundleOptions): { bytes: number } {
   const log = o.log ?? ((l: string) => console.log(l));
+  const maxBytes = o.maxBytes ?? MAX_BYTES;
   src = path.resolve(src);
   dest = path.resolve(dest);
   if (src === dest) throw new Error('SRC and DEST are the same folder');
@@ -191,8 +202,8 @@ export function bundle(src: string, dest: string, o: { dtype: 'BF16' | 'F32'; tr
     sizes.push(['README.md', Buffer.byteLength(text)]);
     const total = sizes.reduce((a, [, b]) => a + b, 0);
     for (const [c, b] of sizes) log(`${c.padEnd(17)} ${b.toLocaleString('en-US').padStart(12)} bytes${params[c] !== undefined ? `  ${params[c]!.toLocaleString('en-US')} parameters, ${info.weights[c]}` : ''}`);
-    log(`${'total'.padEnd(17)} ${total.toLocaleString('en-US').padStart(12)} bytes (${mb(total)}; limit ${mb(MAX_BYTES)})`);
-    if (total > MAX_BYTES) throw new Error(`the bundle is ${mb(total)} (${total} bytes), over the ${mb(MAX_BYTES)} limit of issue 15${o.dtype === 'F32' ? '; try --bf16' : ''}; nothing written to ${dest}`);
+    log(`${'total'.padEnd(17)} ${total.toLocaleString('en-US').padStart(12)} bytes (${mb(total)}; limit ${mb(maxBytes)})`);
+    if (total > maxBytes) throw new Error(`the bundle is ${mb(total)} (${total} bytes), over the ${mb(maxBytes)} limit${o.dtype === 'F32' ? '; try --bf16' : ''}; nothing written to ${dest}`);
     if (fs.existsSync(dest)) fs.rmSync(dest, { recursive: true });
     fs.renameSync(tmp, dest);
     log(`wrote ${dest}`);
