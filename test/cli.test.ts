@@ -407,9 +407,23 @@ describe('demo.json: what the demo model knows (scripts/demo/bundle.ts writes it
     expect(info.training).toEqual({ steps: 123 });
   });
 
+  it('bundle.ts --vae-fp32: the VAE upcast exactly (bf16 bits << 16), the transformer bf16, demo.json says so', () => {
+    const dest = path.join(workdir(), 'mixed');
+    bundle(DEMO, dest, { dtype: 'BF16', vaeDtype: 'F32', trained: false, notes: null, force: false, log: () => {} });
+    const src = tensorBytes(path.join(DEMO, 'vae', 'diffusion_pytorch_model.safetensors'));
+    const out = tensorBytes(path.join(dest, 'vae', 'diffusion_pytorch_model.safetensors'));
+    for (const [k, v] of src) {
+      const bf = new Uint16Array(Uint8Array.from(v.bytes).buffer); // a copy: aligned
+      const f32 = out.get(k)!;
+      expect(f32.dtype).toBe('F32');
+      expect(Buffer.from(Uint32Array.from(bf, (b) => (b << 16) >>> 0).buffer).equals(f32.bytes), k).toBe(true);
+    }
+    expect(readDemoInfo(dest)!.weights).toMatchObject({ transformer: 'bf16', vae: 'fp32' });
+  });
+
   it('bundle.ts refuses a bundle over the size limit (nothing written) and a non-empty DEST', () => {
     const dest = path.join(workdir(), 'too-big');
-    expect(() => bundle(DEMO, dest, { dtype: 'F32', trained: false, notes: null, force: false, maxBytes: 1_000_000, log: () => {} })).toThrow(/over the 1\.00 MB limit; try --bf16; nothing written/);
+    expect(() => bundle(DEMO, dest, { dtype: 'F32', trained: false, notes: null, force: false, maxBytes: 1_000_000, log: () => {} })).toThrow(/over the 1\.00 MB limit; try --bf16 \(without --vae-fp32\); nothing written/);
     expect(fs.existsSync(dest)).toBe(false);
     expect(fs.readdirSync(path.dirname(dest))).toEqual([]); // no partial folder left
     expect(() => bundle(DEMO, trained, { dtype: 'BF16', trained: true, notes: null, force: false, log: () => {} })).toThrow(/exists and is not an empty folder \(--force replaces it\)/);

@@ -3,7 +3,10 @@
 //   weights re-stored as one safetensors file in BF16 or F32), demo.json (what the model knows: src/cli/demo.ts
 //   DemoInfo) and README.md. Prints every component's size; refuses if the folder would exceed 25 MB (issue 15).
 //
-//   npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--force]
+//   npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 [--vae-fp32] | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--force]
+//
+// --vae-fp32 keeps the VAE in F32 beside a BF16 transformer (on the untrained folder the VAE's bf16 rounding changed
+// more output pixels than the transformer's: scripts/demo/README.md).
 //
 // DEST must not exist or be empty (--force replaces it). The folder is built next to DEST and renamed into place only
 // when complete and within the limit, so a refused or failed run leaves DEST as it was.
@@ -21,7 +24,7 @@ export const MAX_BYTES = 25_000_000;
 const WEIGHTS = 'diffusion_pytorch_model.safetensors';
 const EXAMPLE: Combo = { color: 'red', shape: 'circle', direction: 'right', background: 'black' };
 
-const USAGE = 'usage: npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--force]';
+const USAGE = 'usage: npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 [--vae-fp32] | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--force]';
 
 function readJson(file: string): Record<string, unknown> {
   if (!fs.existsSync(file)) throw new Error(`${file}: missing`);
@@ -125,6 +128,8 @@ function readme(info: DemoInfo, sizes: [string, number][], params: Record<string
 
 export interface BundleOptions {
   dtype: 'BF16' | 'F32';
+  /** the VAE's dtype when it differs from `dtype` (--vae-fp32) */
+  vaeDtype?: 'BF16' | 'F32';
   trained: boolean;
   notes: Record<string, unknown> | null;
   force: boolean;
@@ -160,11 +165,12 @@ export function bundle(src: string, dest: string, o: BundleOptions): { bytes: nu
     fs.writeFileSync(path.join(tmp, 'model_index.json'), JSON.stringify(index, null, 2) + '\n');
     for (const c of ['scheduler', 'tokenizer', 'text_encoder']) copyDir(path.join(src, c), path.join(tmp, c));
     const params: Record<string, number> = {};
-    const stored = o.dtype === 'BF16' ? 'bf16' : 'fp32';
-    for (const c of ['transformer', 'vae']) {
+    const dtypes = { transformer: o.dtype, vae: o.vaeDtype ?? o.dtype };
+    const stored = (c: 'transformer' | 'vae') => (dtypes[c] === 'BF16' ? 'bf16' : 'fp32');
+    for (const c of ['transformer', 'vae'] as const) {
       fs.mkdirSync(path.join(tmp, c));
       fs.copyFileSync(path.join(src, c, 'config.json'), path.join(tmp, c, 'config.json'));
-      const r = restore(path.join(src, c), o.dtype);
+      const r = restore(path.join(src, c), dtypes[c]);
       params[c] = r.params;
       saveSafetensors(path.join(tmp, c, WEIGHTS), r.tensors, r.metadata);
     }
@@ -191,7 +197,7 @@ export function bundle(src: string, dest: string, o: BundleOptions): { bytes: nu
       backgrounds: [...BACKGROUNDS],
       held_out: HELD_OUT.map((c) => ({ ...c, prompt: canonicalCaption(c) })),
       output: { frames, height: h * spatial, width: w * spatial, latent: [T, h, w], video_tokens: T * (h / p) * (w / p), text_tokens: tConfig.max_text_seq_length as number },
-      weights: { transformer: stored, vae: stored, text_encoder: [...teDtypes].join('+') },
+      weights: { transformer: stored('transformer'), vae: stored('vae'), text_encoder: [...teDtypes].join('+') },
       training: o.notes,
     };
     fs.writeFileSync(path.join(tmp, DEMO_INFO_FILE), JSON.stringify(info, null, 2) + '\n');
@@ -203,7 +209,7 @@ export function bundle(src: string, dest: string, o: BundleOptions): { bytes: nu
     const total = sizes.reduce((a, [, b]) => a + b, 0);
     for (const [c, b] of sizes) log(`${c.padEnd(17)} ${b.toLocaleString('en-US').padStart(12)} bytes${params[c] !== undefined ? `  ${params[c]!.toLocaleString('en-US')} parameters, ${info.weights[c]}` : ''}`);
     log(`${'total'.padEnd(17)} ${total.toLocaleString('en-US').padStart(12)} bytes (${mb(total)}; limit ${mb(maxBytes)})`);
-    if (total > maxBytes) throw new Error(`the bundle is ${mb(total)} (${total} bytes), over the ${mb(maxBytes)} limit${o.dtype === 'F32' ? '; try --bf16' : ''}; nothing written to ${dest}`);
+    if (total > maxBytes) throw new Error(`the bundle is ${mb(total)} (${total} bytes), over the ${mb(maxBytes)} limit${dtypes.transformer === 'F32' || dtypes.vae === 'F32' ? '; try --bf16 (without --vae-fp32)' : ''}; nothing written to ${dest}`);
     if (fs.existsSync(dest)) fs.rmSync(dest, { recursive: true });
     fs.renameSync(tmp, dest);
     log(`wrote ${dest}`);
@@ -216,15 +222,16 @@ export function bundle(src: string, dest: string, o: BundleOptions): { bytes: nu
 
 function main(): void {
   const { values, positionals } = parseArgs({
-    options: { bf16: { type: 'boolean' }, fp32: { type: 'boolean' }, trained: { type: 'boolean' }, untrained: { type: 'boolean' }, notes: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { bf16: { type: 'boolean' }, fp32: { type: 'boolean' }, 'vae-fp32': { type: 'boolean' }, trained: { type: 'boolean' }, untrained: { type: 'boolean' }, notes: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,
     strict: true,
   });
   if (values.help) return void console.log(USAGE);
   if (positionals.length !== 2) throw new Error(`expected SRC and DEST, got ${positionals.length} argument(s)\n${USAGE}`);
   if (!!values.bf16 === !!values.fp32) throw new Error(`give exactly one of --bf16 / --fp32 (how the transformer and VAE weights are stored)\n${USAGE}`);
+  if (values['vae-fp32'] && !values.bf16) throw new Error(`--vae-fp32 goes with --bf16 (with --fp32 everything is F32 already)\n${USAGE}`);
   if (!!values.trained === !!values.untrained) throw new Error(`give exactly one of --trained / --untrained (demo.json "trained": the CLI stops calling the demo noise only when true)\n${USAGE}`);
-  bundle(positionals[0]!, positionals[1]!, { dtype: values.bf16 ? 'BF16' : 'F32', trained: !!values.trained, notes: parseNotes(values.notes), force: !!values.force });
+  bundle(positionals[0]!, positionals[1]!, { dtype: values.bf16 ? 'BF16' : 'F32', vaeDtype: values['vae-fp32'] ? 'F32' : undefined, trained: !!values.trained, notes: parseNotes(values.notes), force: !!values.force });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
