@@ -7,7 +7,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { bundle } from '../scripts/demo/bundle.js';
+import { DEMO_NOTICE, demoNotice, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
 import { main } from '../src/cli/main.js';
+import { inspectModelFolder } from '../src/cli/model_folder.js';
+import { generateUsage } from '../src/cli/usage.js';
+import { HELD_OUT } from '../src/data/world.js';
+import { SafetensorsFile } from '../src/weights/safetensors.js';
 import { canonicalSampler, outputKind, parseGenerateArgs, parseLora } from '../src/cli/options.js';
 import { readImage } from '../src/media/image.js';
 import { readVideo } from '../src/media/video_read.js';
@@ -344,5 +350,139 @@ describe('flag parsing', () => {
     expect(() => parseGenerateArgs(['--seed', '18446744073709551616'])).toThrow(/--seed must be an integer in \[0, 2\^64\)/);
     expect(() => parseGenerateArgs(['--image', 'a.png', '--resize-to-reference', '640'])).toThrow(/512, 768, 960, 1024, got 640/);
     expect(() => parseGenerateArgs(['a cat'])).toThrow(/unexpected argument 'a cat' \(quote the prompt/);
+  });
+});
+
+/** A copy of the bundled demo folder (its demo.json, if any, removed) to edit. */
+function demoCopy(): string {
+  const d = path.join(workdir(), 'demo-copy');
+  fs.cpSync(DEMO, d, { recursive: true });
+  fs.rmSync(path.join(d, 'demo.json'), { force: true });
+  return d;
+}
+
+function tensorBytes(file: string): Map<string, { dtype: string; bytes: Buffer }> {
+  const f = SafetensorsFile.open(file);
+  try {
+    return new Map(f.keys().map((k) => [k, { dtype: f.entry(k).dtype, bytes: Buffer.from(f.readBytes(k)) }]));
+  } finally {
+    f.close();
+  }
+}
+
+describe('demo.json: what the demo model knows (scripts/demo/bundle.ts writes it, the CLI lists it)', () => {
+  let trained: string;
+  let info: DemoInfo;
+  let log: string[];
+
+  beforeAll(() => {
+    // a trained-looking bundle of the tiny demo folder, into a temporary folder (assets/demo-model is not touched)
+    trained = path.join(workdir(), 'bundle-trained');
+    log = [];
+    bundle(DEMO, trained, { dtype: 'BF16', trained: true, notes: { steps: 123 }, force: false, log: (l) => log.push(l) });
+    info = readDemoInfo(trained)!;
+  });
+
+  it('bundle.ts: the released layout, sizes printed, BF16 kept bit for bit, demo.json from src/data', () => {
+    expect(fs.readdirSync(trained).sort()).toEqual(['README.md', 'demo.json', 'model_index.json', 'scheduler', 'text_encoder', 'tokenizer', 'transformer', 'vae']);
+    expect(log.at(-2)).toMatch(/^total\s+[\d,]+ bytes \([\d.]+ MB; limit 25\.00 MB\)$/);
+    expect(log.some((l) => /^transformer\s+[\d,]+ bytes\s+[\d,]+ parameters, bf16$/.test(l))).toBe(true);
+    // the source VAE is stored bf16: --bf16 keeps its bits; the F32 transformer is rounded to bf16
+    const srcVae = tensorBytes(path.join(DEMO, 'vae', 'diffusion_pytorch_model.safetensors'));
+    const outVae = tensorBytes(path.join(trained, 'vae', 'diffusion_pytorch_model.safetensors'));
+    expect([...outVae.keys()].sort()).toEqual([...srcVae.keys()].sort());
+    for (const [k, v] of srcVae) {
+      expect(v.dtype).toBe('BF16');
+      expect(outVae.get(k)!.bytes.equals(v.bytes), k).toBe(true);
+    }
+    const outT = tensorBytes(path.join(trained, 'transformer', 'diffusion_pytorch_model.safetensors'));
+    expect(new Set([...outT.values()].map((v) => v.dtype))).toEqual(new Set(['BF16']));
+    // the text encoder is copied as it is (sharded in the source)
+    for (const n of fs.readdirSync(path.join(DEMO, 'text_encoder'))) {
+      expect(fs.readFileSync(path.join(trained, 'text_encoder', n)).equals(fs.readFileSync(path.join(DEMO, 'text_encoder', n))), n).toBe(true);
+    }
+    expect(info.trained).toBe(true);
+    expect(info.held_out.map((h) => h.prompt)).toEqual(HELD_OUT.map((c) => `a ${c.color} ${c.shape} moving ${c.direction} on a ${c.background} background`));
+    expect(info.output).toMatchObject({ frames: 9, height: 64, width: 96 }); // the tiny folder's grid
+    expect(info.training).toEqual({ steps: 123 });
+  });
+
+  it('bundle.ts --vae-fp32: the VAE upcast exactly (bf16 bits << 16), the transformer bf16, demo.json says so', () => {
+    const dest = path.join(workdir(), 'mixed');
+    bundle(DEMO, dest, { dtype: 'BF16', vaeDtype: 'F32', trained: false, notes: null, force: false, log: () => {} });
+    const src = tensorBytes(path.join(DEMO, 'vae', 'diffusion_pytorch_model.safetensors'));
+    const out = tensorBytes(path.join(dest, 'vae', 'diffusion_pytorch_model.safetensors'));
+    for (const [k, v] of src) {
+      const bf = new Uint16Array(Uint8Array.from(v.bytes).buffer); // a copy: aligned
+      const f32 = out.get(k)!;
+      expect(f32.dtype).toBe('F32');
+      expect(Buffer.from(Uint32Array.from(bf, (b) => (b << 16) >>> 0).buffer).equals(f32.bytes), k).toBe(true);
+    }
+    expect(readDemoInfo(dest)!.weights).toMatchObject({ transformer: 'bf16', vae: 'fp32' });
+  });
+
+  it('bundle.ts refuses a bundle over the size limit (nothing written) and a non-empty DEST', () => {
+    const dest = path.join(workdir(), 'too-big');
+    expect(() => bundle(DEMO, dest, { dtype: 'F32', trained: false, notes: null, force: false, maxBytes: 1_000_000, log: () => {} })).toThrow(/over the 1\.00 MB limit; try --bf16 \(without --vae-fp32\); nothing written/);
+    expect(fs.existsSync(dest)).toBe(false);
+    expect(fs.readdirSync(path.dirname(dest))).toEqual([]); // no partial folder left
+    expect(() => bundle(DEMO, trained, { dtype: 'BF16', trained: true, notes: null, force: false, log: () => {} })).toThrow(/exists and is not an empty folder \(--force replaces it\)/);
+  });
+
+  it('generate --help lists what the demo model knows, and calls it noise only when it is not trained', () => {
+    const help = generateUsage(info);
+    expect(help).toMatch(/bundled demo model \(tiny, trained on a toy world/);
+    expect(help).not.toMatch(/noise-like|random weights|is noise/);
+    for (const w of [...info.colors, ...info.shapes, ...info.directions, ...info.backgrounds, info.example_prompt, ...info.held_out.map((h) => h.prompt)]) expect(help).toContain(w);
+    expect(help).toMatch(/default 49; the demo 9;/);
+    const untrained = generateUsage({ ...info, trained: false });
+    expect(untrained).toMatch(/NOT trained: noise-like output/);
+    expect(untrained).toContain(info.held_out[0]!.prompt);
+    // no demo.json: the random-weights wording, no knowledge section
+    expect(generateUsage(null)).toMatch(/tiny, random weights, noise-like output/);
+    expect(generateUsage(null)).not.toMatch(/Demo model \(what/);
+  });
+
+  it('the run notice: trained → what to ask for; untrained or no demo.json → the noise notice', () => {
+    expect(demoNotice(info).join('\n')).not.toMatch(/noise-like|random weights|is noise/);
+    expect(demoNotice(info).join('\n')).toContain(info.example_prompt);
+    expect(demoNotice({ ...info, trained: false })).toEqual(DEMO_NOTICE);
+    expect(demoNotice(null)).toEqual(DEMO_NOTICE);
+    expect(DEMO_NOTICE[0]).toMatch(/random weights; the video is noise/);
+  });
+
+  it('the real generate --help follows the bundled folder (with or without its demo.json)', async () => {
+    const r = await inProcess(['generate', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(generateUsage(readDemoInfo(DEMO)));
+  });
+
+  it('info DIR lists a demo.json; a malformed one is an error naming the field', async () => {
+    const r = await inProcess(['info', trained]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/demo model {3}what it knows \(demo\.json\):\n {4}trained; 9 frames × 96×64/);
+    for (const h of info.held_out) expect(r.stdout).toContain(h.prompt);
+    const plain = await inProcess(['info', DEMO]);
+    expect(plain.stdout).toMatch(readDemoInfo(DEMO) ? /demo model {3}what it knows/ : /^(?![\s\S]*demo model {3}what it knows)/);
+    const bad = demoCopy();
+    fs.writeFileSync(path.join(bad, 'demo.json'), JSON.stringify({ ...info, trained: 'yes' }));
+    expect(() => readDemoInfo(bad)).toThrow(/demo\.json: "trained" must be true or false, got "yes"/);
+    const held = info.held_out.map((h, i) => (i === 1 ? { ...h, prompt: undefined } : h));
+    fs.writeFileSync(path.join(bad, 'demo.json'), JSON.stringify({ ...info, held_out: held }));
+    expect(() => readDemoInfo(bad)).toThrow(/"held_out\[1\]\.prompt" must be a string/);
+    expectOneLineError(await inProcess(['info', bad]), 1, /held_out\[1\]\.prompt/);
+  });
+
+  it('a 3-block VAE compresses 4× in space: the folder\'s own grid is sample size × 4 (the new demo VAE)', async () => {
+    const d = demoCopy();
+    const cfgFile = path.join(d, 'vae', 'config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+    expect((cfg.block_out_channels as number[]).length).toBe(4);
+    expect(inspectModelFolder(d)).toMatchObject({ sampleHeight: 64, sampleWidth: 96 }); // 8 × 12 latent, 8×
+    cfg.block_out_channels = (cfg.block_out_channels as number[]).slice(0, 3);
+    fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+    expect(inspectModelFolder(d)).toMatchObject({ sampleHeight: 32, sampleWidth: 48 });
+    const r = await inProcess(['info', d]);
+    expect(r.stdout).toMatch(/trained at {3}48×32, 9 frames/);
   });
 });

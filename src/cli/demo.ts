@@ -1,6 +1,9 @@
-// The bundled demo checkpoint (assets/demo-model: a tiny Fun-2b-InP layout with random weights, < 3 MB) that
-// `generate` runs when no --model is given, and what the user is told about it.
+// The bundled demo checkpoint (assets/demo-model, a tiny CogVideoX-Fun InP layout) that `generate` runs when no
+// --model is given, and what the user is told about it. What the model knows (its world, held-out combinations, grid,
+// whether it is trained) is in the folder's demo.json (written by scripts/demo/bundle.ts); without demo.json the
+// folder is the random-weights stand-in and the CLI says so.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** assets/demo-model, found from src/cli or dist/cli alike (both are two levels below the package root). */
@@ -10,7 +13,7 @@ export function demoModelDir(): string {
   return dir;
 }
 
-/** Demo defaults: the tiny model's own grid (64×96, 9 frames) and few steps, so a run takes seconds. */
+/** Demo defaults: the tiny model's own grid and few steps, so a run takes seconds. */
 export const DEMO_DEFAULTS = { steps: 10, prompt: 'A cute cat is playing the guitar.' };
 
 export const DEMO_NOTICE = [
@@ -18,3 +21,103 @@ export const DEMO_NOTICE = [
   'For real videos download a CogVideoX-Fun checkpoint, e.g. alibaba-pai/CogVideoX-Fun-V1.1-2b-InP from Hugging Face',
   '(huggingface.co/alibaba-pai) or ModelScope, and run: cogvideox-fun generate --model path/to/CogVideoX-Fun-V1.1-2b-InP --prompt "…"',
 ];
+
+export const DEMO_INFO_FILE = 'demo.json';
+export const DEMO_INFO_FORMAT = 1;
+
+export interface HeldOutCombo {
+  color: string;
+  shape: string;
+  direction: string;
+  background: string;
+  prompt: string;
+}
+
+/** demo.json: what a demo model folder knows (scripts/demo/bundle.ts writes it; src/data defines the world). */
+export interface DemoInfo {
+  format: number;
+  /** false: random weights (the CLI keeps calling the output noise) */
+  trained: boolean;
+  prompt_template: string;
+  example_prompt: string;
+  colors: string[];
+  shapes: string[];
+  directions: string[];
+  backgrounds: string[];
+  /** combinations kept out of training (the model composes them from what it learned) */
+  held_out: HeldOutCombo[];
+  output: { frames: number; height: number; width: number; latent: number[]; video_tokens: number; text_tokens: number };
+  /** how each component's weights are stored, e.g. { transformer: 'bf16', vae: 'bf16', text_encoder: 'f32' } */
+  weights: Record<string, string>;
+  /** the training summary (scripts/demo/bundle.ts --notes), free-form */
+  training: Record<string, unknown> | null;
+}
+
+/** A folder's demo.json, checked; null when the folder has none. A malformed file is an error naming the field. */
+export function readDemoInfo(dir: string): DemoInfo | null {
+  const file = path.join(dir, DEMO_INFO_FILE);
+  if (!fs.existsSync(file)) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const bad = (field: string, want: string, got: unknown) => new Error(`${file}: "${field}" must be ${want}, got ${JSON.stringify(got) ?? String(got)}`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('(top level)', 'an object', v);
+  const o = v as Record<string, unknown>;
+  if (o.format !== DEMO_INFO_FORMAT) throw bad('format', String(DEMO_INFO_FORMAT), o.format);
+  if (typeof o.trained !== 'boolean') throw bad('trained', 'true or false', o.trained);
+  for (const k of ['prompt_template', 'example_prompt'] as const) if (typeof o[k] !== 'string' || o[k] === '') throw bad(k, 'a non-empty string', o[k]);
+  for (const k of ['colors', 'shapes', 'directions', 'backgrounds'] as const) {
+    const a = o[k];
+    if (!Array.isArray(a) || a.length === 0 || a.some((x) => typeof x !== 'string')) throw bad(k, 'a non-empty list of strings', a);
+  }
+  const held = o.held_out;
+  if (!Array.isArray(held)) throw bad('held_out', 'a list', held);
+  held.forEach((h: unknown, i) => {
+    const r = h as Record<string, unknown> | null;
+    for (const k of ['color', 'shape', 'direction', 'background', 'prompt']) {
+      if (typeof r?.[k] !== 'string') throw bad(`held_out[${i}].${k}`, 'a string', r?.[k]);
+    }
+  });
+  const out = o.output as Record<string, unknown> | undefined;
+  for (const k of ['frames', 'height', 'width', 'video_tokens', 'text_tokens']) {
+    if (!Number.isInteger(out?.[k]) || (out![k] as number) < 1) throw bad(`output.${k}`, 'a positive integer', out?.[k]);
+  }
+  if (typeof o.weights !== 'object' || o.weights === null) throw bad('weights', 'an object', o.weights);
+  if (o.training !== null && (typeof o.training !== 'object' || Array.isArray(o.training))) throw bad('training', 'an object or null', o.training);
+  return o as unknown as DemoInfo;
+}
+
+/** The bundled model's demo.json (null: none, the random-weights stand-in). */
+export function bundledDemoInfo(): DemoInfo | null {
+  return readDemoInfo(demoModelDir());
+}
+
+/** The lines `generate` prints before a run on the demo model. */
+export function demoNotice(info: DemoInfo | null): string[] {
+  if (!info?.trained) return DEMO_NOTICE;
+  return [
+    `No --model given: running the bundled demo model (tiny, trained on a toy world: one ${info.shapes.join('/')} moving on a plain background).`,
+    `It follows prompts like "${info.example_prompt}" (colours ${info.colors.join(', ')}; directions ${info.directions.join(', ')}; backgrounds ${info.backgrounds.join(', ')}).`,
+    'For other subjects pass a CogVideoX-Fun checkpoint with --model (e.g. alibaba-pai/CogVideoX-Fun-V1.1-2b-InP).',
+  ];
+}
+
+/** What the demo model knows, for `generate --help` and `info` (indented by `pad`). */
+export function demoKnowledge(info: DemoInfo, pad = '  '): string[] {
+  const g = info.output;
+  const wrap = (label: string, items: string[]) => `${pad}${label.padEnd(13)}${items.join(', ')}`;
+  return [
+    `${pad}${info.trained ? 'trained' : 'NOT trained (random weights: the output is noise-like)'}; ${g.frames} frames × ${g.width}×${g.height}`,
+    `${pad}prompt       ${info.prompt_template}`,
+    `${pad}example      ${info.example_prompt}`,
+    wrap('colours', info.colors),
+    wrap('shapes', info.shapes),
+    wrap('directions', info.directions),
+    wrap('backgrounds', info.backgrounds),
+    `${pad}held out     never seen in training, composed from what it learned:`,
+    ...info.held_out.map((h) => `${pad}               ${h.prompt}`),
+  ];
+}

@@ -5,13 +5,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { planLongVideo } from '../pipelines/long_video.js';
-import { DEMO_DEFAULTS, DEMO_NOTICE, demoModelDir } from './demo.js';
+import { bundledDemoInfo, DEMO_DEFAULTS, demoModelDir, demoNotice, readDemoInfo, type DemoInfo } from './demo.js';
 import { InterruptedError, oneLine, UsageError } from './errors.js';
 import { defaultRequest, inspectModelFolder, isFunKind, type ModelFolder } from './model_folder.js';
 import { outputKind, parseGenerateArgs, type GenerateFlags } from './options.js';
 import { Progress } from './progress.js';
 import type { GenerateJob, JobEvent } from './protocol.js';
-import { GENERATE_USAGE } from './usage.js';
+import { generateUsage } from './usage.js';
 
 /** The predict scripts' negative prompt (predict_t2v.py / predict_i2v.py / predict_v2v.py). */
 export const FUN_NEGATIVE_PROMPT =
@@ -23,6 +23,8 @@ export interface ResolvedRun {
   /** the files written: [out], or the numbered names with --num-videos N > 1 */
   outs: string[];
   demo: boolean;
+  /** the demo model's demo.json (what it knows, whether it is trained); null with --model or without the file */
+  demoInfo: DemoInfo | null;
   folder: ModelFolder;
   notes: string[];
 }
@@ -38,6 +40,7 @@ export function resolveRun(flags: GenerateFlags): ResolvedRun {
   const demo = flags.model === undefined;
   const dir = demo ? demoModelDir() : path.resolve(flags.model!);
   const folder = inspectModelFolder(dir);
+  const demoInfo = demo ? readDemoInfo(dir) : null;
   const fun = isFunKind(folder.kind);
   const notes: string[] = [];
 
@@ -107,7 +110,8 @@ export function resolveRun(flags: GenerateFlags): ResolvedRun {
   const job: GenerateJob = {
     model: dir,
     kind: folder.kind,
-    prompt: flags.prompt ?? DEMO_DEFAULTS.prompt,
+    // a trained demo model is asked for something it knows; the random stand-in for anything
+    prompt: flags.prompt ?? (demoInfo?.trained ? demoInfo.example_prompt : DEMO_DEFAULTS.prompt),
     negativePrompt: flags.negativePrompt ?? (fun ? FUN_NEGATIVE_PROMPT : ''),
     image: flags.image && path.resolve(flags.image),
     endImage: flags.endImage && path.resolve(flags.endImage),
@@ -134,7 +138,7 @@ export function resolveRun(flags: GenerateFlags): ResolvedRun {
     outTmps,
     outKind,
   };
-  return { job, out, outs, demo, folder, notes };
+  return { job, out, outs, demo, demoInfo, folder, notes };
 }
 
 /** --num-videos N > 1: NAME_0.EXT … NAME_{N-1}.EXT next to --out (a folder: NAME_0/ …); N = 1: --out itself. */
@@ -202,7 +206,7 @@ function describe(r: ResolvedRun): string {
 export async function generate(argv: readonly string[]): Promise<number> {
   const flags = parseGenerateArgs(argv);
   if (flags.help) {
-    process.stdout.write(GENERATE_USAGE);
+    process.stdout.write(generateUsage(bundledDemoInfo()));
     return 0;
   }
   const progress = new Progress(flags.json ? 'json' : flags.quiet ? 'quiet' : 'human');
@@ -217,7 +221,7 @@ export async function generate(argv: readonly string[]): Promise<number> {
   const outTmps = job.outTmps ?? [job.outTmp];
   progress.outputName = outs.map((o) => path.relative(process.cwd(), o) || o).join(', ');
   progress.expectedSteps = job.steps;
-  progress.notice([...(run.demo ? DEMO_NOTICE : []), `${describe(run)} → ${progress.outputName}`, ...run.notes], {
+  progress.notice([...(run.demo ? demoNotice(run.demoInfo) : []), `${describe(run)} → ${progress.outputName}`, ...run.notes], {
     model: job.model,
     demo: run.demo,
     variant: run.folder.variant,

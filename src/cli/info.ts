@@ -9,7 +9,7 @@ import { chooseResidency } from '../weights/residency.js';
 import type { T5Config } from '../weights/t5_names.js';
 import type { VaeConfig } from '../weights/vae_names.js';
 import { UsageError } from './errors.js';
-import { demoModelDir } from './demo.js';
+import { demoKnowledge, demoModelDir, readDemoInfo, type DemoInfo } from './demo.js';
 import { COMPONENTS, defaultRequest, describeWeights, inspectModelFolder, type ComponentFiles, type ModelFolder } from './model_folder.js';
 import { INFO_USAGE } from './usage.js';
 import { fusedAttentionAvailable } from '../nn/capabilities.js';
@@ -57,6 +57,8 @@ export interface FolderInfo {
   scheduler: Record<string, unknown>;
   weights: ComponentFiles[];
   totalBytes: number;
+  /** The folder's demo.json (a demo model: what it knows, whether it is trained); null without one. */
+  demo: DemoInfo | null;
   /** The memory plan of `request` on each backend (the pipelines refuse a request whose plan does not fit). */
   memory: { request: MemoryRequestInfo; plans: Record<'tensorflow' | 'wasm', MemoryPlan> };
 }
@@ -119,6 +121,7 @@ export function folderInfo(dir: string, request?: Partial<MemoryRequestInfo>, ti
     },
     weights,
     totalBytes: weights.reduce((a, w) => a + w.files.reduce((b, x) => b + x.bytes, 0), 0),
+    demo: readDemoInfo(dir),
     memory: plans(f, { ...defaultFor(f), ...request }, tiling),
   };
 }
@@ -160,6 +163,7 @@ export function formatInfo(i: FolderInfo): string {
     const files = w.files.length === 1 ? w.files[0]!.name : `${w.files.length} shards`;
     lines.push(`    ${w.component.padEnd(14)}${params(w.parameters)} parameters, ${files}, ${formatBytes(w.files.reduce((a, x) => a + x.bytes, 0))}: ${dtypes}`);
   }
+  if (i.demo) lines.push('  demo model   what it knows (demo.json):', ...demoKnowledge(i.demo, '    '));
   const r = i.memory.request;
   lines.push(`  memory       plan for ${r.width}×${r.height}, ${r.numFrames} frames, guidance ${r.guidanceScale} (peak per stage; the run is refused if it does not fit):`);
   for (const [backend, p] of Object.entries(i.memory.plans)) {

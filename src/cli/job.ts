@@ -18,7 +18,7 @@ import { openModelFolder } from '../pipelines/components.js';
 import { generateLongVideo } from '../pipelines/long_video.js';
 import type { RgbImage } from '../pipelines/inpaint.js';
 import { sizeFromReference } from '../pipelines/rules.js';
-import { PhiloxGenerator } from '../schedulers/generator.js';
+import { PhiloxGenerator, type Generator } from '../schedulers/generator.js';
 import { InterruptedError } from './errors.js';
 import type { GenerateJob, JobEvent } from './protocol.js';
 
@@ -37,7 +37,16 @@ interface Inputs {
   rawVideo?: RgbImage[];
 }
 
-export async function runJob(job: GenerateJob, emit: (e: JobEvent) => void, shouldStop: () => boolean): Promise<void> {
+/**
+ * `generator` replaces the seeded PhiloxGenerator(job.seed) (scripts/demo/reproduce.ts records every draw through it,
+ * so the original PyTorch pipeline can be given the same noise).
+ */
+export async function runJob(
+  job: GenerateJob,
+  emit: (e: JobEvent) => void,
+  shouldStop: () => boolean,
+  generator: Generator = new PhiloxGenerator(BigInt(job.seed)),
+): Promise<void> {
   const controller = new AbortController();
   const poll = () => {
     if (!controller.signal.aborted && shouldStop()) controller.abort(new InterruptedError());
@@ -80,7 +89,7 @@ export async function runJob(job: GenerateJob, emit: (e: JobEvent) => void, shou
       numInferenceSteps: job.steps,
       guidanceScale: job.guidance,
       maxSequenceLength: job.maxSequenceLength,
-      generator: new PhiloxGenerator(BigInt(job.seed)),
+      generator,
       numVideosPerPrompt: job.numVideos ?? 1,
       signal: controller.signal,
       onStep: ({ step, numSteps }) => {

@@ -64,7 +64,10 @@ export function inspectModelFolder(dir: string): ModelFolder {
   const latentChannels = typeof vae.latent_channels === 'number' ? vae.latent_channels : 16;
   const kind = transformerKind(transformer, latentChannels, `${dir}/transformer/config.json`);
   const { max, why } = maxFramesFor(transformer, transformerFlavor(transformer));
-  const spatial = 8;
+  // diffusers' vae_scale_factor_spatial = 2 ** (len(vae.config.block_out_channels) - 1) (diffusers pipelines/cogvideo/pipeline_cogvideox.py:185):
+  // 8 for the released VAEs (4 blocks), 4 for the 3-block demo VAE
+  const blocks = vae.block_out_channels;
+  const spatial = Array.isArray(blocks) && blocks.length > 0 ? 2 ** (blocks.length - 1) : 8;
   return {
     dir,
     kind,

@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.js';
+import { bundledDemoInfo } from './demo.js';
 
 export const SERVE_USAGE = `Usage: cogvideox-fun serve [options]
 
@@ -130,7 +131,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
   const address = await server.app.listen({ host: flags.host, port: flags.port });
   const info = server.ctx.currentModelInfo();
   process.stderr.write(
-    `cogvideox-fun serve: ${address}/  (model: ${info.demo ? 'bundled demo model, tiny random weights' : info.variant}; backend ${server.ctx.pool.backendName}; ` +
+    `cogvideox-fun serve: ${address}/  (model: ${info.demo ? (bundledDemoInfo()?.trained ? 'bundled demo model, trained on a toy world of coloured shapes' : 'bundled demo model, tiny random weights') : info.variant}; backend ${server.ctx.pool.backendName}; ` +
       `output ${flags.outputDir}${flags.token ? '; token required' : ''})\n`,
   );
   await new Promise<void>((resolve) => {

@@ -1,5 +1,6 @@
 // Help texts (printed by --help; also the README's CLI section).
 import { SCHEDULER_NAMES } from '../schedulers/index.js';
+import { demoKnowledge, type DemoInfo } from './demo.js';
 
 export const MAIN_USAGE = `Usage: cogvideox-fun <command> [options]
 
@@ -13,13 +14,25 @@ Commands:
 Run "cogvideox-fun <command> --help" for the options of a command. --version prints the version.
 `;
 
-export const GENERATE_USAGE = `Usage: cogvideox-fun generate [options]
+/**
+ * `generate --help`. `demo`: the bundled model's demo.json (null: none, the random-weights stand-in); when given, the
+ * help lists what the demo model knows, and calls its output noise only when demo.json says it is not trained.
+ */
+export function generateUsage(demo: DemoInfo | null): string {
+  const demoLine = !demo
+    ? 'Without it: the bundled demo model (tiny, random weights, noise-like output).'
+    : demo.trained
+      ? 'Without it: the bundled demo model (tiny, trained on a toy world; see "Demo model").'
+      : 'Without it: the bundled demo model (tiny, NOT trained: noise-like output).';
+  const demoFrames = demo ? demo.output.frames : 9;
+  const section = demo ? `\nDemo model (what the bundled model knows; prompt it like the example)\n${demoKnowledge(demo, '  ').join('\n')}\n` : '';
+  return `Usage: cogvideox-fun generate [options]
 
 Model
   -m, --model DIR            checkpoint folder in diffusers layout (tokenizer, text_encoder, transformer, vae,
                              scheduler): CogVideoX-Fun InP (2b / 5b / V1.1 / V1.5; text, image and video to video)
                              or THUDM CogVideoX-2b / 5b / 1.5 (text to video) and 5b-I2V / 1.5-I2V.
-                             Without it: the bundled demo model (tiny, random weights, noise-like output).
+                             ${demoLine}
       --lora FILE[:W]        merge a CogVideoX-Fun LoRA with strength W (default 0.55); repeatable
       --sampler NAME         ${SCHEDULER_NAMES.join(', ')}
                              (default: DDIM_Origin for Fun models as the predict scripts, DPM_Cog for THUDM ones
@@ -39,7 +52,7 @@ Conditioning (Fun InP models; THUDM I2V models take --image only, THUDM text-to-
       --mask FILE            video-to-video mask: white (≥ 240) is regenerated, the rest kept
 
 Size and length
-      --frames N             1 (an image) or 4k+1 (default 49; the demo 9; THUDM: the model's own length)
+      --frames N             1 (an image) or 4k+1 (default 49; the demo ${demoFrames}; THUDM: the model's own length)
       --height H, --width W  multiples of 16 (default 384×672 for Fun models, the model's own size otherwise)
       --resize-to-reference [512|768|960|1024]
                              pick the size bucket closest to the --image / --video aspect ratio (base 512)
@@ -75,7 +88,11 @@ Examples
   cogvideox-fun generate --model CogVideoX-Fun-V1.1-2b-InP --prompt "A cat playing the guitar" --out cat.mp4
   cogvideox-fun generate --model CogVideoX-Fun-V1.1-2b-InP --prompt "…" --image start.jpg --resize-to-reference
   cogvideox-fun generate --model CogVideoX-Fun-V1.1-2b-InP --prompt "…" --video in.mp4 --strength 0.7
-`;
+${section}`;
+}
+
+/** `generate --help` without a demo.json (the random-weights demo model). */
+export const GENERATE_USAGE = generateUsage(null);
 
 export const INFO_USAGE = `Usage: cogvideox-fun info DIR [--height H] [--width W] [--frames N] [--tiling] [--json]
 
