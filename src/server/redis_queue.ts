@@ -31,6 +31,8 @@ export interface QueueResult {
   frames: number;
   seconds: number;
   worker: string;
+  /** the run whose output is committed: `<worker>/attempt-<n>-<random>`, also in the output's record.json */
+  run: string;
 }
 
 export interface RedisQueueOptions extends Roots {
