@@ -9,8 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, QUEUE_NAME } from '../src/server/redis.js';
-import type { QueueData, QueueResult } from '../src/server/redis_queue.js';
+import { CANCELLED_KEY, CANCELLED_ORDER_KEY, connect, QUEUE_NAME } from '../src/server/redis.js';
+import { RedisQueue, type QueueData, type QueueResult } from '../src/server/redis_queue.js';
+import type { JobSpec } from '../src/server/types.js';
 import { createServer } from '../src/server/server.js';
 import { startRedis, redisServerPath, startWorker, type TestRedis, type TestWorker } from './redis_helpers.js';
 import { call, DEMO_MODEL, readEvents, waitFinished, type TestServer } from './server_helpers.js';
@@ -260,4 +261,38 @@ describe.skipIf(!HAVE_REDIS)('job queue on Redis (BullMQ), remote workers', () =
       conn.disconnect();
     }
   }, 240_000);
+});
+
+describe.skipIf(!HAVE_REDIS)('Redis queue history is bounded', () => {
+  it('jobs cancelled while queued: only the newest historyLimit are kept (hash and order), the API lists those', async () => {
+    const redis = await startRedis();
+    const outputDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cogvideox-redis-history-'));
+    const q = new RedisQueue({ url: redis.url, outputDir, resultUrl: (id) => `/v1/jobs/${id}/result`, historyLimit: 3 });
+    const conn = connect(redis.url, false);
+    try {
+      await q.ready();
+      const spec = (k: number): JobSpec => {
+        const id = `20261202-000000-${k.toString(16).padStart(6, '0')}`;
+        const workDir = path.join(outputDir, `.${id}.partial`);
+        const settings = { model: 'demo', prompt: 'p', format: 'png' } as JobSpec['settings'];
+        return { id, job: { model: DEMO_MODEL, loras: [], outTmp: path.join(workDir, 'sample.png') } as unknown as JobSpec['job'], settings, workDir, finalDir: path.join(outputDir, id), resultName: 'sample.png', submittedAt: new Date().toISOString() };
+      };
+      const ids: string[] = [];
+      for (let k = 0; k < 7; k++) {
+        const info = await q.submit(spec(k));
+        ids.push(info.id);
+        expect((await q.cancel(info.id)).state).toBe('cancelled');
+      }
+      expect(await conn.hlen(CANCELLED_KEY)).toBe(3);
+      expect(await conn.zcard(CANCELLED_ORDER_KEY)).toBe(3);
+      expect((await q.list()).map((j) => j.id)).toEqual(ids.slice(4).reverse());
+      expect(await q.get(ids[0]!)).toBeUndefined();
+      expect((await q.get(ids[6]!))?.state).toBe('cancelled');
+    } finally {
+      conn.disconnect();
+      await q.close();
+      await redis.close();
+      fs.rmSync(outputDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

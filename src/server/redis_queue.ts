@@ -10,7 +10,7 @@ import { removePartial } from './job.js';
 import { toPortableSpec, type Roots } from './portable.js';
 import type { LiveState } from './live.js';
 import type { JobQueue } from './queue.js';
-import { CANCEL_CHANNEL, cancelKey, CANCELLED_KEY, checkRedisUrl, connect, guarded, QUEUE_NAME, SEQ_KEY } from './redis.js';
+import { CANCEL_CHANNEL, cancelKey, CANCELLED_KEY, CANCELLED_ORDER_KEY, checkRedisUrl, connect, guarded, QUEUE_NAME, SEQ_KEY } from './redis.js';
 import { RequestError, type JobInfo, type JobSpec, type ServerJobEvent } from './types.js';
 
 /** What a job carries in Redis. */
@@ -40,7 +40,10 @@ export interface RedisQueueOptions extends Roots {
   resultUrl: (id: string) => string;
   /** runs after the first failure (default 2: three attempts in all) */
   retries?: number;
-  /** finished jobs kept in Redis (each of completed and failed; older ones dropped) */
+  /**
+   * finished jobs kept in Redis, each of completed, failed and cancelled-while-queued (default 1000; older ones
+   * dropped), so Redis's memory is bounded whatever the number of jobs run (bench/queue.ts --trivial measures it)
+   */
   historyLimit?: number;
   /** jobs waiting beyond which submissions get 429 (default 10 000) */
   maxQueued?: number;
@@ -59,9 +62,11 @@ export class RedisQueue implements JobQueue {
   private readonly eventsConn: Redis;
   private readonly listeners = new Map<string, Set<(e: ServerJobEvent) => void>>();
   private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly historyLimit: number;
 
   constructor(private readonly opts: RedisQueueOptions) {
     this.safeUrl = checkRedisUrl(opts.url);
+    this.historyLimit = opts.historyLimit ?? 1000;
     this.cmd = connect(opts.url, true);
     this.queue = new Queue(QUEUE_NAME, { connection: this.cmd });
     this.queue.on('error', () => {});
@@ -100,7 +105,7 @@ export class RedisQueue implements JobQueue {
       const max = this.opts.maxQueued ?? 10_000;
       if (waiting >= max) throw new RequestError(429, undefined, `the queue is full (${waiting} jobs waiting, --max-queued ${max}); retry later`);
       const seq = await this.cmd.incr(SEQ_KEY);
-      const keep = this.opts.historyLimit ?? 1000;
+      const keep = this.historyLimit;
       const data: QueueData = { spec: portable, seq };
       await this.queue.add('generate', data, {
         jobId: spec.id,
@@ -183,7 +188,7 @@ export class RedisQueue implements JobQueue {
       const removed = await this.guard(() => job.remove().then(() => true, () => false)); // fails once a worker holds it
       if (removed) {
         const info: JobInfo = { ...before, state: 'cancelled', position: undefined, finishedAt: new Date().toISOString() };
-        await this.guard(() => this.cmd.hset(CANCELLED_KEY, id, JSON.stringify(info)));
+        await this.guard(() => this.keepCancelled(info));
         removePartial(path.join(this.opts.outputDir, `.${id}.partial`));
         this.publish(id, { type: 'cancelled' });
         this.wake(id);
@@ -248,6 +253,13 @@ export class RedisQueue implements JobQueue {
       info.finishedAt = job.finishedOn ? new Date(job.finishedOn).toISOString() : undefined;
     }
     return info;
+  }
+
+  /** Records a job cancelled while queued; keeps the newest `historyLimit` of them (like BullMQ's removeOn*). */
+  private async keepCancelled(info: JobInfo): Promise<void> {
+    await this.cmd.multi().hset(CANCELLED_KEY, info.id, JSON.stringify(info)).zadd(CANCELLED_ORDER_KEY, info.seq, info.id).exec();
+    const old = await this.cmd.zrange(CANCELLED_ORDER_KEY, 0, -(this.historyLimit + 1));
+    if (old.length) await this.cmd.multi().hdel(CANCELLED_KEY, ...old).zrem(CANCELLED_ORDER_KEY, ...old).exec();
   }
 
   private onQueued(id: string): void {
