@@ -78,14 +78,33 @@ async function startServe(args: string[]): Promise<ServeProcess> {
 
 const statusKiB = (pid: number, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
 const mib = (kib: number) => (kib / 1024).toFixed(1);
+/** CPU seconds (user + system) a process has used: robust to the machine's load, unlike rates and latencies. */
+const cpuSec = (pid: number) => {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100 on Linux)
+};
 
-async function submit(base: string, seed: number): Promise<number> {
+/** One POST /v1/jobs: its latency, ms; a refusal or a connection error is counted in `errors` instead. */
+const errors = new Map<string, number>();
+async function submit(base: string, seed: number): Promise<number | undefined> {
   const t0 = performance.now();
-  const r = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ frames: 1, steps: 1, seed }) });
-  const body = (await r.json()) as { error?: string };
-  if (r.status !== 202) throw new Error(`submit: HTTP ${r.status} ${body.error}`);
-  return performance.now() - t0;
+  try {
+    const r = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ frames: 1, steps: 1, seed }) });
+    const body = (await r.json()) as { error?: string };
+    if (r.status === 202) return performance.now() - t0;
+    const why = `HTTP ${r.status} ${body.error}`;
+    errors.set(why, (errors.get(why) ?? 0) + 1);
+  } catch (e) {
+    const why = String((e as { cause?: unknown }).cause ?? e);
+    errors.set(why, (errors.get(why) ?? 0) + 1);
+  }
+  return undefined;
 }
+const takeErrors = () => {
+  const out = [...errors].map(([k, n]) => `${n}× ${k}`).join('; ');
+  errors.clear();
+  return out ? `; FAILED: ${out}` : '';
+};
 
 /** `n` submissions (or as many as fit in `ms`), `inFlight` outstanding at any time. */
 async function closedLoop(base: string, n: number, inFlight: number, ms = Infinity): Promise<{ perSec: number; lat: number[] }> {
@@ -94,7 +113,10 @@ async function closedLoop(base: string, n: number, inFlight: number, ms = Infini
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
-      while (next < n && performance.now() - t0 < ms) lat.push(await submit(base, next++));
+      while (next < n && performance.now() - t0 < ms) {
+        const ms1 = await submit(base, next++);
+        if (ms1 !== undefined) lat.push(ms1);
+      }
     }),
   );
   return { perSec: lat.length / ((performance.now() - t0) / 1000), lat };
@@ -111,11 +133,11 @@ async function openLoop(base: string, rate: number, seconds: number): Promise<{ 
   while (sent < total) {
     const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
     if (due - sent > rate / 100) late++;
-    for (; sent < due; sent++) pending.push(submit(base, 1_000_000 + sent).then((ms) => void lat.push(ms)));
+    for (; sent < due; sent++) pending.push(submit(base, 1_000_000 + sent).then((ms) => void (ms !== undefined && lat.push(ms))));
     await new Promise((r) => setTimeout(r, 1));
   }
   await Promise.all(pending);
-  return { perSec: total / ((performance.now() - t0) / 1000), lat, late };
+  return { perSec: lat.length / ((performance.now() - t0) / 1000), lat, late };
 }
 
 const pct = (xs: number[], p: number) => {
@@ -131,6 +153,18 @@ export async function trivialBench(o: { finish: number; rate: number; seconds: n
   const serve = await startServe(['--redis', redis.url, '--output-dir', outputDir]);
   const r = connect(redis.url, false);
   const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await r.info('memory'))?.[1] ?? NaN);
+  const redisCpu = async () => {
+    const info = await r.info('cpu');
+    return Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1]);
+  };
+  /** runs `part`; CPU ms per submission of the server process and of redis-server meanwhile */
+  const cpuPer = async <T extends { lat: number[] }>(part: () => Promise<T>): Promise<T & { cpu: string }> => {
+    const [s0, r0] = [cpuSec(serve.pid), await redisCpu()];
+    const out = await part();
+    const [s1, r1] = [cpuSec(serve.pid), await redisCpu()];
+    const n = out.lat.length;
+    return { ...out, cpu: `CPU per submission: server ${(((s1 - s0) * 1000) / n).toFixed(2)} ms, Redis ${(((r1 - r0) * 1000) / n).toFixed(2)} ms` };
+  };
   const p = (x: number) => x.toFixed(1);
   try {
     console.log(`# bench/queue.ts --trivial — ${machine()}; server ${serve.base} (pid ${serve.pid}), redis-server ${redis.url}`);
@@ -138,42 +172,44 @@ export async function trivialBench(o: { finish: number; rate: number; seconds: n
     const rss0 = statusKiB(serve.pid, 'VmRSS');
     const redis0 = await usedMemory();
 
-    // finished: --finish jobs through the trivial worker
-    const worker = await startTrivialWorker(redis.url, 50);
-    const t0 = performance.now();
-    const sub = await closedLoop(serve.base, o.finish, o.inFlight);
-    while (worker.completed() < o.finish + 200) {
-      if (performance.now() - t0 > 600_000) throw new Error(`only ${worker.completed()} of ${o.finish + 200} jobs completed in 10 min`);
-      await new Promise((res) => setTimeout(res, 100));
-    }
-    const finishSec = (performance.now() - t0) / 1000;
-    await worker.close();
-    await new Promise((res) => setTimeout(res, 2000)); // the server's last events
-    const kept = {
-      completed: await r.zcard(`bull:${QUEUE_NAME}:completed`),
-      failed: await r.zcard(`bull:${QUEUE_NAME}:failed`),
-      events: await r.xlen(`bull:${QUEUE_NAME}:events`),
-      cancelled: await r.hlen(CANCELLED_KEY),
-      keys: await r.dbsize(),
-    };
-    console.log(`\n## ${o.finish + 200} jobs finished (${o.finish} submitted ${o.inFlight} at a time, plus 200 warm-up)`);
-    console.log(`submitted and completed in ${finishSec.toFixed(1)} s (submissions ${sub.perSec.toFixed(0)}/s, p50 ${p(pct(sub.lat, 50))} ms, p99 ${p(pct(sub.lat, 99))} ms); load ${o.load()}`);
-    console.log(`server RSS ${mib(rss0)} → ${mib(statusKiB(serve.pid, 'VmRSS'))} MiB (peak ${mib(statusKiB(serve.pid, 'VmHWM'))} MiB); Redis used_memory ${(redis0 / 2 ** 20).toFixed(1)} → ${((await usedMemory()) / 2 ** 20).toFixed(1)} MiB`);
-    console.log(`Redis keeps ${kept.completed} completed, ${kept.failed} failed, ${kept.cancelled} cancelled-while-queued jobs, ${kept.events} events, ${kept.keys} keys`);
+    // finished: --finish jobs through the trivial worker (--finish 0: skipped)
+    if (o.finish > 0) {
+      const worker = await startTrivialWorker(redis.url, 50);
+      const t0 = performance.now();
+      const sub = await closedLoop(serve.base, o.finish, o.inFlight);
+      while (worker.completed() < o.finish + 200) {
+        if (performance.now() - t0 > 600_000) throw new Error(`only ${worker.completed()} of ${o.finish + 200} jobs completed in 10 min`);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      const finishSec = (performance.now() - t0) / 1000;
+      await worker.close();
+      await new Promise((res) => setTimeout(res, 2000)); // the server's last events
+      const kept = {
+        completed: await r.zcard(`bull:${QUEUE_NAME}:completed`),
+        failed: await r.zcard(`bull:${QUEUE_NAME}:failed`),
+        events: await r.xlen(`bull:${QUEUE_NAME}:events`),
+        cancelled: await r.hlen(CANCELLED_KEY),
+        keys: await r.dbsize(),
+      };
+      console.log(`\n## ${o.finish + 200} jobs finished (${o.finish} submitted ${o.inFlight} at a time, plus 200 warm-up)`);
+      console.log(`submitted and completed in ${finishSec.toFixed(1)} s (submissions ${sub.perSec.toFixed(0)}/s, p50 ${p(pct(sub.lat, 50))} ms, p99 ${p(pct(sub.lat, 99))} ms); load ${o.load()}${takeErrors()}`);
+      console.log(`server RSS ${mib(rss0)} → ${mib(statusKiB(serve.pid, 'VmRSS'))} MiB (peak ${mib(statusKiB(serve.pid, 'VmHWM'))} MiB); Redis used_memory ${(redis0 / 2 ** 20).toFixed(1)} → ${((await usedMemory()) / 2 ** 20).toFixed(1)} MiB`);
+      console.log(`Redis keeps ${kept.completed} completed, ${kept.failed} failed, ${kept.cancelled} cancelled-while-queued jobs, ${kept.events} events, ${kept.keys} keys`);
 
+    }
     // sustained: an offered rate, open loop, no worker (the jobs stay queued; --max-queued is 10 000)
-    const open = await openLoop(serve.base, o.rate, o.seconds);
+    const open = await cpuPer(() => openLoop(serve.base, o.rate, o.seconds));
     console.log(`\n## sustained: ${o.rate}/s offered for ${o.seconds} s`);
-    console.log(`achieved ${open.perSec.toFixed(0)}/s, p50 ${p(pct(open.lat, 50))} ms, p99 ${p(pct(open.lat, 99))} ms, max ${p(Math.max(...open.lat))} ms (client behind schedule at ${open.late} ticks); load ${o.load()}`);
+    console.log(`achieved ${open.perSec.toFixed(0)}/s, p50 ${p(pct(open.lat, 50))} ms, p99 ${p(pct(open.lat, 99))} ms, max ${p(Math.max(...open.lat))} ms (client behind schedule at ${open.late} ticks); ${open.cpu}; load ${o.load()}${takeErrors()}`);
     // make room under --max-queued for the next part: the waiting jobs removed
     const q = new Queue(QUEUE_NAME, { connection: r });
     await q.drain();
     await q.close();
 
     // saturated: always --in-flight outstanding
-    const sat = await closedLoop(serve.base, Infinity, o.inFlight, o.seconds * 1000);
+    const sat = await cpuPer(() => closedLoop(serve.base, Infinity, o.inFlight, o.seconds * 1000));
     console.log(`\n## saturated: ${o.inFlight} in flight for ${o.seconds} s`);
-    console.log(`${sat.perSec.toFixed(0)}/s, p50 ${p(pct(sat.lat, 50))} ms, p99 ${p(pct(sat.lat, 99))} ms; load ${o.load()}`);
+    console.log(`${sat.perSec.toFixed(0)}/s, p50 ${p(pct(sat.lat, 50))} ms, p99 ${p(pct(sat.lat, 99))} ms; ${sat.cpu}; load ${o.load()}${takeErrors()}`);
   } finally {
     r.disconnect();
     await serve.stop();
