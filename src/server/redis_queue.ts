@@ -76,8 +76,8 @@ export class RedisQueue implements JobQueue {
   constructor(private readonly opts: RedisQueueOptions) {
     this.safeUrl = checkRedisUrl(opts.url);
     this.historyLimit = opts.historyLimit ?? 1000;
-    // auto-pipelining: the commands of concurrent requests issued in one tick go out in one write (the socket writes
-    // were a third of the server's time per submission under load, bench/queue.ts --trivial)
+    // auto-pipelining: the commands of concurrent requests issued in one tick go out in one write (socket writes to
+    // Redis were about a fifth of the server's time per submission under load: CPU profile, bench/queue.ts --trivial)
     this.cmd = connect(opts.url, true, { enableAutoPipelining: true });
     this.cmd.defineCommand('cogvideoxAdmit', { numberOfKeys: 4, lua: ADMIT_LUA });
     this.queue = new Queue(QUEUE_NAME, { connection: this.cmd });

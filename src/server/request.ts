@@ -50,8 +50,8 @@ function guessField(message: string): string | undefined {
 }
 
 // A model folder's configs, read at most once per FOLDER_TTL_MS: the checks of a submission read four JSON files
-// and test a dozen paths otherwise, the largest part of the server's time per submission (bench/queue.ts --trivial,
-// CPU profile). A folder changed or removed is noticed within the TTL (and by the worker that runs the job).
+// and test a dozen paths otherwise, about a seventh of the server's time per submission (CPU profile of `serve
+// --redis` under bench/queue.ts --trivial). A folder changed or removed is noticed within the TTL (and by the worker that runs the job).
 const FOLDER_TTL_MS = 5000;
 const folders = new Map<string, { at: number; folder: ModelFolder }>();
 function inspectCached(dir: string): ModelFolder {
