@@ -76,9 +76,10 @@ export class RedisQueue implements JobQueue {
   constructor(private readonly opts: RedisQueueOptions) {
     this.safeUrl = checkRedisUrl(opts.url);
     this.historyLimit = opts.historyLimit ?? 1000;
-    // auto-pipelining: the commands of concurrent requests issued in one tick go out in one write (socket writes to
-    // Redis were about a fifth of the server's time per submission under load: CPU profile, bench/queue.ts --trivial)
-    this.cmd = connect(opts.url, true, { enableAutoPipelining: true });
+    // not auto-pipelined: with BullMQ's ~50 scripts defined on the connection, every ioredis Pipeline copies them all,
+    // which cost more per submission (server CPU 1.15–1.19 vs 1.00–1.07 ms at 500 requests/s arriving one by one)
+    // than the batching saved under load (0.40–0.42 vs 0.42–0.44 ms at 32 in flight) — bench/queue.ts --trivial
+    this.cmd = connect(opts.url, true);
     this.cmd.defineCommand('cogvideoxAdmit', { numberOfKeys: 4, lua: ADMIT_LUA });
     this.queue = new Queue(QUEUE_NAME, { connection: this.cmd });
     this.queue.on('error', () => {});
