@@ -2,7 +2,8 @@
 // 30 concurrent jobs over 2 workers each finished once with its own output; a worker killed with SIGKILL mid-job
 // and its job finished by the other; a restarted server reporting and serving what the old one queued; Redis
 // stopped (the API answers 503 naming Redis) and back; cancel of a queued and of a running job; a job run again
-// (at-least-once) whose second output replaces the first, with Redis's result and the served file both the newest.
+// (at-least-once) whose second output replaces the first, with Redis's result and the served file both the newest;
+// a run that lost its lock, whose output is dropped.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -255,6 +256,45 @@ describe.skipIf(!HAVE_REDIS)('job queue on Redis (BullMQ), remote workers', () =
       expect(sha(fs.readFileSync(path.join(outputDir, id, 'sample.png')))).toBe(sha(second));
       for (const b of bodies) expect([sha(first), sha(second)]).toContain(sha(b));
       expect(fs.readdirSync(path.join(outputDir, id)).sort()).toEqual(['record.json', 'sample.png']); // no temporaries
+      expect(strays()).toEqual([]);
+    } finally {
+      await queue.close();
+      conn.disconnect();
+    }
+  }, 240_000);
+
+  it('a run that lost its lock drops its output; the run that holds the lock commits, and Redis names that run', async () => {
+    const id = await submit({ prompt: 'stolen lock', frames: 1, steps: 30, seed: 9 });
+    await waitState(id, 'running');
+    const end = Date.now() + 60_000;
+    let running = (await call(t, 'GET', `/v1/jobs/${id}`)).body;
+    while ((running.step ?? 0) < 1 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+      running = (await call(t, 'GET', `/v1/jobs/${id}`)).body;
+    }
+    expect(running.state).toBe('running');
+    const first = workers.find((w) => running.worker?.endsWith(`:${w.pid}`))!;
+    const conn = connect(redis.url, false);
+    const queue = new Queue(QUEUE_NAME, { connection: conn });
+    try {
+      // as if this worker had stalled past its lock and another had taken the job: the lock is someone else's now
+      await conn.set(`bull:${QUEUE_NAME}:${id}:lock`, 'another-worker-token', 'PX', LOCK_MS);
+      const lost = Date.now() + 60_000;
+      while (!first.log().includes(`job ${id}: this run`)) {
+        if (Date.now() > lost) throw new Error(`the first run did not finish: ${first.log()}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(first.log()).toContain("lost the job's lock");
+      expect(fs.existsSync(path.join(outputDir, id))).toBe(false); // its finished output was not committed
+      // the lock lapses, a stalled check puts the job back, a run that holds the lock completes it
+      const done = await waitFinished(t, id, 150_000);
+      expect(done.state, done.error).toBe('done');
+      const record = JSON.parse(fs.readFileSync(path.join(outputDir, id, 'record.json'), 'utf8'));
+      const result = (await queue.getJob(id))!.returnvalue as QueueResult;
+      expect(record.run).toBe(result.run);
+      const dropped = /job \S+: this run \(([^)]+)\)/.exec(first.log())![1];
+      expect(result.run).not.toBe(dropped);
+      expect(fs.readdirSync(path.join(outputDir, id)).sort()).toEqual(['record.json', 'sample.png']);
       expect(strays()).toEqual([]);
     } finally {
       await queue.close();

@@ -121,7 +121,11 @@ export class RemoteWorker {
       if (outcome.ok) {
         // still ours? (a lock that lapsed while this worker was stalled or cut off may belong to another run now)
         const owned = token !== undefined && (await job.extendLock(token, lockMs)) === 1;
-        if (!owned) throw new Error(`this run (${run}) lost the job's lock to another worker; its output is dropped`);
+        if (!owned) {
+          const why = `this run (${run}) lost the job's lock (another worker may run it now); its output is dropped`;
+          this.o.log?.(`job ${id}: ${why}`);
+          throw new Error(why);
+        }
         commitOutput(attempt, spec.finalDir);
         removePartial(staging); // uploads and abandoned attempts of this job
         this.o.log?.(`job ${id} done (attempt ${job.attemptsStarted})`);
