@@ -6,16 +6,38 @@
 //   outside the job    POST → "done" event, minus the job function's own time (record.json seconds), one at a time;
 //   jobs/s             --jobs submitted at once until the last "done" event.
 // Every row is the median over --runs runs, printed with the load average (the machine is shared).
+//
+// `npx tsx bench/queue.ts --trivial [--finish 10000] [--rate 500] [--seconds 10] [--in-flight 32]`: the Redis queue
+// alone, with `cogvideox-fun serve --redis` in its own process and a bench-only worker that completes each job at once
+// without generating (bench/queue_trivial.ts; the production worker has no such mode):
+//   finished            --finish jobs submitted (--in-flight at a time) and completed; then the server's RSS
+//                       (VmRSS of its process), Redis's INFO memory used_memory, and what Redis keeps (history bound);
+//   sustained           submissions at a fixed offered rate (--rate per second, open loop, for --seconds), no worker:
+//                       achieved submissions/s and p50 / p99 latency of each POST /v1/jobs;
+//   saturated           --in-flight POSTs always outstanding for --seconds: the most submissions/s, and their latency.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createServer } from '../src/server/server.js';
 import { startRedis, startWorker, type TestRedis, type TestWorker } from '../test/redis_helpers.js';
+import { trivialBench } from './queue_trivial.js';
 import { call, DEMO_MODEL, readEvents, type TestServer } from '../test/server_helpers.js';
 import { machine } from './common.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, jobs: { type: 'string', default: '10' }, burst: { type: 'string', default: '200' }, only: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    jobs: { type: 'string', default: '10' },
+    burst: { type: 'string', default: '200' },
+    only: { type: 'string' },
+    trivial: { type: 'boolean' },
+    finish: { type: 'string', default: '10000' },
+    rate: { type: 'string', default: '500' },
+    seconds: { type: 'string', default: '10' },
+    'in-flight': { type: 'string', default: '32' },
+  },
+});
 const RUNS = Number(values.runs);
 const JOBS = Number(values.jobs);
 const BURST = Number(values.burst);
@@ -95,6 +117,11 @@ async function burst(s: Setup): Promise<{ perSec: number; lat: number[] }> {
   const perSec = BURST / ((performance.now() - t0) / 1000);
   for (const id of ids.reverse()) await call(s.t, 'DELETE', `/v1/jobs/${id}`);
   return { perSec, lat };
+}
+
+if (values.trivial) {
+  await trivialBench({ finish: Number(values.finish), rate: Number(values.rate), seconds: Number(values.seconds), inFlight: Number(values['in-flight']), load });
+  process.exit(0);
 }
 
 console.log(`# bench/queue.ts — ${machine()}; ${RUNS} runs, ${JOBS} jobs per throughput run, bursts of ${BURST}`);

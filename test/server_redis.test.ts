@@ -1,11 +1,18 @@
 // `serve --redis` + `cogvideox-fun worker` on a real Redis (Debian's redis-server, started here on a free port):
 // 30 concurrent jobs over 2 workers each finished once with its own output; a worker killed with SIGKILL mid-job
 // and its job finished by the other; a restarted server reporting and serving what the old one queued; Redis
-// stopped (the API answers 503 naming Redis) and back; cancel of a queued and of a running job.
+// stopped (the API answers 503 naming Redis) and back; cancel of a queued and of a running job; a job run again
+// (at-least-once) whose second output replaces the first, with Redis's result and the served file both the newest;
+// a run that lost its lock, whose output is dropped.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CANCELLED_KEY, CANCELLED_ORDER_KEY, connect, QUEUE_NAME } from '../src/server/redis.js';
+import { RedisQueue, type QueueData, type QueueResult } from '../src/server/redis_queue.js';
+import type { JobSpec } from '../src/server/types.js';
 import { createServer } from '../src/server/server.js';
 import { startRedis, redisServerPath, startWorker, type TestRedis, type TestWorker } from './redis_helpers.js';
 import { call, DEMO_MODEL, readEvents, waitFinished, type TestServer } from './server_helpers.js';
@@ -200,4 +207,132 @@ describe.skipIf(!HAVE_REDIS)('job queue on Redis (BullMQ), remote workers', () =
     }
     expect(strays()).toEqual([]);
   }, 180_000);
+
+  it('a job run again: its second output replaces the first atomically; Redis reports it and the server serves it', async () => {
+    const pngSize = (b: Buffer) => ({ width: b.readUInt32BE(16), height: b.readUInt32BE(20) }); // IHDR
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const id = await submit({ prompt: 'twice', frames: 1, steps: 1, seed: 5, width: 96, height: 64 });
+    expect((await waitFinished(t, id, 120_000)).state).toBe('done');
+    const first = (await call(t, 'GET', `/v1/jobs/${id}/result`)).body as Buffer;
+    expect(pngSize(first)).toEqual({ width: 96, height: 64 });
+    const firstRecord = JSON.parse(fs.readFileSync(path.join(outputDir, id, 'record.json'), 'utf8'));
+
+    // BullMQ delivers the job again (as after a worker that died between its commit and "completed"); the second run
+    // is made to differ (another seed and size) so that which output is kept shows in the file itself
+    const conn = connect(redis.url, false);
+    const queue = new Queue(QUEUE_NAME, { connection: conn });
+    try {
+      const job = (await queue.getJob(id))!;
+      const data = job.data as QueueData;
+      const r1 = job.returnvalue as QueueResult;
+      expect(r1.run).toBe(firstRecord.run);
+      await job.updateData({ ...data, spec: { ...data.spec, job: { ...data.spec.job, seed: '6', width: 64, height: 96 } } });
+      await job.retry('completed');
+      // readers while the second run computes and commits: each gets one whole output, the first or the second
+      const bodies: Buffer[] = [];
+      let reading = true;
+      const reader = (async () => {
+        while (reading) {
+          const r = await call(t, 'GET', `/v1/jobs/${id}/result`);
+          if (r.status === 200) bodies.push(r.body as Buffer);
+          await new Promise((res) => setTimeout(res, 5));
+        }
+      })();
+      const again = await waitFinished(t, id, 120_000);
+      reading = false;
+      await reader;
+      expect(again.state, again.error).toBe('done');
+      const second = (await call(t, 'GET', `/v1/jobs/${id}/result`)).body as Buffer;
+      expect(sha(second)).not.toBe(sha(first));
+      // the reported result is the file served: the size the second run made, in Redis, in the API and in the PNG
+      expect(pngSize(second)).toEqual({ width: 64, height: 96 });
+      expect(again.result).toMatchObject({ width: 64, height: 96, frames: 1 });
+      const r2 = (await queue.getJob(id))!.returnvalue as QueueResult;
+      expect(r2).toMatchObject({ width: 64, height: 96 });
+      const record = JSON.parse(fs.readFileSync(path.join(outputDir, id, 'record.json'), 'utf8'));
+      expect(record.run).toBe(r2.run);
+      expect(r2.run).not.toBe(r1.run);
+      expect(record.output).toEqual({ file: 'sample.png', width: 64, height: 96, frames: 1 });
+      expect(sha(fs.readFileSync(path.join(outputDir, id, 'sample.png')))).toBe(sha(second));
+      for (const b of bodies) expect([sha(first), sha(second)]).toContain(sha(b));
+      expect(fs.readdirSync(path.join(outputDir, id)).sort()).toEqual(['record.json', 'sample.png']); // no temporaries
+      expect(strays()).toEqual([]);
+    } finally {
+      await queue.close();
+      conn.disconnect();
+    }
+  }, 240_000);
+
+  it('a run that lost its lock drops its output; the run that holds the lock commits, and Redis names that run', async () => {
+    const id = await submit({ prompt: 'stolen lock', frames: 1, steps: 30, seed: 9 });
+    await waitState(id, 'running');
+    const end = Date.now() + 60_000;
+    let running = (await call(t, 'GET', `/v1/jobs/${id}`)).body;
+    while ((running.step ?? 0) < 1 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+      running = (await call(t, 'GET', `/v1/jobs/${id}`)).body;
+    }
+    expect(running.state).toBe('running');
+    const first = workers.find((w) => running.worker?.endsWith(`:${w.pid}`))!;
+    const conn = connect(redis.url, false);
+    const queue = new Queue(QUEUE_NAME, { connection: conn });
+    try {
+      // as if this worker had stalled past its lock and another had taken the job: the lock is someone else's now
+      await conn.set(`bull:${QUEUE_NAME}:${id}:lock`, 'another-worker-token', 'PX', LOCK_MS);
+      const lost = Date.now() + 60_000;
+      while (!first.log().includes(`job ${id}: this run`)) {
+        if (Date.now() > lost) throw new Error(`the first run did not finish: ${first.log()}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(first.log()).toContain("lost the job's lock");
+      expect(fs.existsSync(path.join(outputDir, id))).toBe(false); // its finished output was not committed
+      // the lock lapses, a stalled check puts the job back, a run that holds the lock completes it
+      const done = await waitFinished(t, id, 150_000);
+      expect(done.state, done.error).toBe('done');
+      const record = JSON.parse(fs.readFileSync(path.join(outputDir, id, 'record.json'), 'utf8'));
+      const result = (await queue.getJob(id))!.returnvalue as QueueResult;
+      expect(record.run).toBe(result.run);
+      const dropped = /job \S+: this run \(([^)]+)\)/.exec(first.log())![1];
+      expect(result.run).not.toBe(dropped);
+      expect(fs.readdirSync(path.join(outputDir, id)).sort()).toEqual(['record.json', 'sample.png']);
+      expect(strays()).toEqual([]);
+    } finally {
+      await queue.close();
+      conn.disconnect();
+    }
+  }, 240_000);
+});
+
+describe.skipIf(!HAVE_REDIS)('Redis queue history is bounded', () => {
+  it('jobs cancelled while queued: only the newest historyLimit are kept (hash and order), the API lists those', async () => {
+    const redis = await startRedis();
+    const outputDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cogvideox-redis-history-'));
+    const q = new RedisQueue({ url: redis.url, outputDir, resultUrl: (id) => `/v1/jobs/${id}/result`, historyLimit: 3 });
+    const conn = connect(redis.url, false);
+    try {
+      await q.ready();
+      const spec = (k: number): JobSpec => {
+        const id = `20261202-000000-${k.toString(16).padStart(6, '0')}`;
+        const workDir = path.join(outputDir, `.${id}.partial`);
+        const settings = { model: 'demo', prompt: 'p', format: 'png' } as JobSpec['settings'];
+        return { id, job: { model: DEMO_MODEL, loras: [], outTmp: path.join(workDir, 'sample.png') } as unknown as JobSpec['job'], settings, workDir, finalDir: path.join(outputDir, id), resultName: 'sample.png', submittedAt: new Date().toISOString() };
+      };
+      const ids: string[] = [];
+      for (let k = 0; k < 7; k++) {
+        const info = await q.submit(spec(k));
+        ids.push(info.id);
+        expect((await q.cancel(info.id)).state).toBe('cancelled');
+      }
+      expect(await conn.hlen(CANCELLED_KEY)).toBe(3);
+      expect(await conn.zcard(CANCELLED_ORDER_KEY)).toBe(3);
+      expect((await q.list()).map((j) => j.id)).toEqual(ids.slice(4).reverse());
+      expect(await q.get(ids[0]!)).toBeUndefined();
+      expect((await q.get(ids[6]!))?.state).toBe('cancelled');
+    } finally {
+      conn.disconnect();
+      await q.close();
+      await redis.close();
+      fs.rmSync(outputDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -6,11 +6,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+let found: string | undefined;
+
 /** assets/demo-model, found from src/cli or dist/cli alike (both are two levels below the package root). */
 export function demoModelDir(): string {
+  if (found) return found; // once there, it stays (the server asks for every submission)
   const dir = fileURLToPath(new URL('../../assets/demo-model', import.meta.url));
   if (!fs.existsSync(dir)) throw new Error(`the bundled demo model is missing (${dir}); reinstall the package or pass --model DIR`);
-  return dir;
+  return (found = dir);
 }
 
 /** Demo defaults: the tiny model's own grid and few steps, so a run takes seconds. */

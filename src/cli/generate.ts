@@ -36,10 +36,11 @@ function fileMustExist(flag: string, file: string | undefined, kind: 'file' | 'f
 }
 
 /** Flags + the model folder → the job the worker runs (defaults as the predict scripts / THUDM cli_demo). */
-export function resolveRun(flags: GenerateFlags): ResolvedRun {
+/** `inspect`: how the model folder is read (the server passes a cached reader: it resolves every submission). */
+export function resolveRun(flags: GenerateFlags, inspect: (dir: string) => ModelFolder = inspectModelFolder): ResolvedRun {
   const demo = flags.model === undefined;
   const dir = demo ? demoModelDir() : path.resolve(flags.model!);
-  const folder = inspectModelFolder(dir);
+  const folder = inspect(dir);
   const demoInfo = demo ? readDemoInfo(dir) : null;
   const fun = isFunKind(folder.kind);
   const notes: string[] = [];

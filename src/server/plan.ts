@@ -31,7 +31,16 @@ function inputsFor(dir: string, backend: string, residency: string): Omit<Memory
   return inputs;
 }
 
+// plans of recent requests: the same few sizes are submitted over and over, and a plan is a pure function of them
+const plans = new Map<string, MemoryPlan>();
+
 export function jobMemoryPlan(dir: string, backend: string, fusedAttention: boolean, residency: string, tiling: boolean, req: MemoryRequest): MemoryPlan {
+  const key = JSON.stringify([dir, backend, fusedAttention, residency, tiling, req]);
+  const hit = plans.get(key);
+  if (hit) return hit;
   const inputs = inputsFor(dir, backend, residency);
-  return planMemory({ ...inputs, vae: { ...inputs.vae, tiling }, backend, fusedAttention }, req);
+  const plan = planMemory({ ...inputs, vae: { ...inputs.vae, tiling }, backend, fusedAttention }, req);
+  if (plans.size > 256) plans.clear();
+  plans.set(key, plan);
+  return plan;
 }

@@ -121,8 +121,11 @@ export class WorkerPool {
     return this.slots.map((s) => s.lastMemory);
   }
 
-  /** Runs a job on a free worker; resolves when it is committed, failed or cancelled. */
-  async run(spec: JobSpec, onEvent: (e: JobEvent) => void): Promise<RunOutcome> {
+  /**
+   * Runs a job on a free worker; resolves when it is committed, failed or cancelled. `opts.commit` false: resolves
+   * with the complete output still in spec.workDir, for the caller to commit (executeJob's JobHooks).
+   */
+  async run(spec: JobSpec, onEvent: (e: JobEvent) => void, opts: { commit?: boolean; run?: string } = {}): Promise<RunOutcome> {
     const slot = this.slots.find((s) => !s.current);
     if (!slot) throw new Error('internal: no idle worker');
     const stop = new Int32Array(new SharedArrayBuffer(4));
@@ -133,7 +136,7 @@ export class WorkerPool {
       // the worker died during start-up: its exit handler settles `done` and replaces the worker
       return done;
     }
-    slot.worker.postMessage({ type: 'run', spec, stop });
+    slot.worker.postMessage({ type: 'run', spec, stop, commit: opts.commit, run: opts.run });
     return done;
   }
 

@@ -11,6 +11,8 @@ export const CANCEL_CHANNEL = `${QUEUE_NAME}:cancel`;
 export const cancelKey = (id: string) => `${QUEUE_NAME}:cancel:${id}`;
 /** Hash id → JobInfo (JSON) of jobs cancelled while queued: BullMQ removes them, the API still reports them. */
 export const CANCELLED_KEY = `${QUEUE_NAME}:cancelled`;
+/** Sorted set id → seq of the same jobs: the oldest beyond the history limit are dropped from both. */
+export const CANCELLED_ORDER_KEY = `${QUEUE_NAME}:cancelled-order`;
 /** Counter of submissions: the API's `seq`. */
 export const SEQ_KEY = `${QUEUE_NAME}:seq`;
 

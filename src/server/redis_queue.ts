@@ -10,7 +10,7 @@ import { removePartial } from './job.js';
 import { toPortableSpec, type Roots } from './portable.js';
 import type { LiveState } from './live.js';
 import type { JobQueue } from './queue.js';
-import { CANCEL_CHANNEL, cancelKey, CANCELLED_KEY, checkRedisUrl, connect, guarded, QUEUE_NAME, SEQ_KEY } from './redis.js';
+import { CANCEL_CHANNEL, cancelKey, CANCELLED_KEY, CANCELLED_ORDER_KEY, checkRedisUrl, connect, guarded, QUEUE_NAME, SEQ_KEY } from './redis.js';
 import { RequestError, type JobInfo, type JobSpec, type ServerJobEvent } from './types.js';
 
 /** What a job carries in Redis. */
@@ -31,6 +31,8 @@ export interface QueueResult {
   frames: number;
   seconds: number;
   worker: string;
+  /** the run whose output is committed: `<worker>/attempt-<n>-<random>`, also in the output's record.json */
+  run: string;
 }
 
 export interface RedisQueueOptions extends Roots {
@@ -38,7 +40,10 @@ export interface RedisQueueOptions extends Roots {
   resultUrl: (id: string) => string;
   /** runs after the first failure (default 2: three attempts in all) */
   retries?: number;
-  /** finished jobs kept in Redis (each of completed and failed; older ones dropped) */
+  /**
+   * finished jobs kept in Redis, each of completed, failed and cancelled-while-queued (default 1000; older ones
+   * dropped), so Redis's memory is bounded whatever the number of jobs run (bench/queue.ts --trivial measures it)
+   */
   historyLimit?: number;
   /** jobs waiting beyond which submissions get 429 (default 10 000) */
   maxQueued?: number;
@@ -49,6 +54,15 @@ export interface RedisQueueOptions extends Roots {
 
 const STATE_TYPES = ['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'] as const;
 
+// One round trip before the add: the jobs waiting (as BullMQ's getWaitingCount: wait, delayed, prioritized — this
+// queue has no parent jobs) and, below --max-queued, the next submission number. Returns [waiting, seq], seq 0 when
+// the queue is full (no number is used up by a refused submission).
+const ADMIT_LUA = `
+local waiting = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
+if waiting >= tonumber(ARGV[1]) then return {waiting, 0} end
+return {waiting, redis.call('INCR', KEYS[4])}`;
+type AdmitConn = Redis & { cogvideoxAdmit(wait: string, delayed: string, prioritized: string, seq: string, max: number): Promise<[number, number]> };
+
 export class RedisQueue implements JobQueue {
   private readonly safeUrl: string;
   private readonly cmd: Redis;
@@ -57,10 +71,16 @@ export class RedisQueue implements JobQueue {
   private readonly eventsConn: Redis;
   private readonly listeners = new Map<string, Set<(e: ServerJobEvent) => void>>();
   private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly historyLimit: number;
 
   constructor(private readonly opts: RedisQueueOptions) {
     this.safeUrl = checkRedisUrl(opts.url);
+    this.historyLimit = opts.historyLimit ?? 1000;
+    // not auto-pipelined: with BullMQ's ~50 scripts defined on the connection, every ioredis Pipeline copies them all,
+    // which cost more per submission (server CPU 1.15–1.19 vs 1.00–1.07 ms at 500 requests/s arriving one by one)
+    // than the batching saved under load (0.40–0.42 vs 0.42–0.44 ms at 32 in flight) — bench/queue.ts --trivial
     this.cmd = connect(opts.url, true);
+    this.cmd.defineCommand('cogvideoxAdmit', { numberOfKeys: 4, lua: ADMIT_LUA });
     this.queue = new Queue(QUEUE_NAME, { connection: this.cmd });
     this.queue.on('error', () => {});
     this.eventsConn = connect(opts.url, false);
@@ -94,11 +114,11 @@ export class RedisQueue implements JobQueue {
   async submit(spec: JobSpec): Promise<JobInfo> {
     const portable = toPortableSpec(spec, this.opts);
     return this.guard(async () => {
-      const waiting = await this.queue.getWaitingCount();
       const max = this.opts.maxQueued ?? 10_000;
-      if (waiting >= max) throw new RequestError(429, undefined, `the queue is full (${waiting} jobs waiting, --max-queued ${max}); retry later`);
-      const seq = await this.cmd.incr(SEQ_KEY);
-      const keep = this.opts.historyLimit ?? 1000;
+      const q = this.queue;
+      const [waiting, seq] = await (this.cmd as AdmitConn).cogvideoxAdmit(q.toKey('wait'), q.toKey('delayed'), q.toKey('prioritized'), SEQ_KEY, max);
+      if (seq === 0) throw new RequestError(429, undefined, `the queue is full (${waiting} jobs waiting, --max-queued ${max}); retry later`);
+      const keep = this.historyLimit;
       const data: QueueData = { spec: portable, seq };
       await this.queue.add('generate', data, {
         jobId: spec.id,
@@ -157,7 +177,7 @@ export class RedisQueue implements JobQueue {
       const info = await this.get(id);
       if (!info) throw new RequestError(404, 'id', `no job ${id}`);
       if (info.state === 'done' || info.state === 'failed' || info.state === 'cancelled') {
-        this.waiters.get(id)?.clear();
+        this.waiters.delete(id);
         return info;
       }
       // a safety poll: an event missed during a Redis outage still ends the wait
@@ -181,7 +201,7 @@ export class RedisQueue implements JobQueue {
       const removed = await this.guard(() => job.remove().then(() => true, () => false)); // fails once a worker holds it
       if (removed) {
         const info: JobInfo = { ...before, state: 'cancelled', position: undefined, finishedAt: new Date().toISOString() };
-        await this.guard(() => this.cmd.hset(CANCELLED_KEY, id, JSON.stringify(info)));
+        await this.guard(() => this.keepCancelled(info));
         removePartial(path.join(this.opts.outputDir, `.${id}.partial`));
         this.publish(id, { type: 'cancelled' });
         this.wake(id);
@@ -248,6 +268,13 @@ export class RedisQueue implements JobQueue {
     return info;
   }
 
+  /** Records a job cancelled while queued; keeps the newest `historyLimit` of them (like BullMQ's removeOn*). */
+  private async keepCancelled(info: JobInfo): Promise<void> {
+    await this.cmd.multi().hset(CANCELLED_KEY, info.id, JSON.stringify(info)).zadd(CANCELLED_ORDER_KEY, info.seq, info.id).exec();
+    const old = await this.cmd.zrange(CANCELLED_ORDER_KEY, 0, -(this.historyLimit + 1));
+    if (old.length) await this.cmd.multi().hdel(CANCELLED_KEY, ...old).zrem(CANCELLED_ORDER_KEY, ...old).exec();
+  }
+
   private onQueued(id: string): void {
     if (!this.listeners.has(id)) return;
     void this.get(id).then(
@@ -257,6 +284,8 @@ export class RedisQueue implements JobQueue {
   }
 
   private async onFinished(id: string): Promise<void> {
+    // nobody to tell (no event stream, no waiter, no log): no need to read the job back (a round trip per job)
+    if (!this.listeners.has(id) && !this.waiters.has(id) && !this.opts.onFinished) return;
     let info: JobInfo | undefined;
     try {
       info = await this.get(id);

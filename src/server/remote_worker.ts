@@ -5,9 +5,12 @@
 // Outputs go to --output-dir, which must be the folder the server serves (one shared filesystem: NFS, SMB, a cloud
 // volume). Why a folder and not Redis: a video is megabytes, Redis holds everything in memory and a result would be
 // copied twice (worker → Redis → server disk); the job's uploads arrive the same way (the server stages them in
-// <out>/.<id>.partial/inputs). Each attempt works in its own <out>/.<id>.partial/.attempt-… folder and commits with
-// one rename to <out>/<id>; a job delivered twice (BullMQ is at-least-once: a worker that dies or loses its lock has
-// its job run again) finds the committed folder and returns it, so the output is written once and a killed
+// <out>/.<id>.partial/inputs). Each attempt works in its own <out>/.<id>.partial/.attempt-… folder; BullMQ is
+// at-least-once (a worker that dies or loses its lock has its job run again), so when an attempt has finished it
+// first renews its lock — proof that no other worker has taken the job over, and a lease of --lock-ms for the commit
+// — and only then commits: one rename to <out>/<id>, or, when an earlier run of the job committed already, each file
+// renamed over the earlier one (job.ts commitOutput). The run that commits is the one BullMQ then marks completed, so
+// the result in Redis describes the newest output; an attempt that lost its lock drops its output, and a killed
 // attempt's partial output is never seen.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -15,13 +18,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { committedResult, removePartial } from './job.js';
+import { commitOutput, removePartial } from './job.js';
 import { applyJobEvent } from './live.js';
 import { WorkerPool } from './pool.js';
 import { fromPortableSpec, rebaseSpec, type Roots } from './portable.js';
 import { CANCEL_CHANNEL, cancelKey, checkRedisUrl, connect, QUEUE_NAME } from './redis.js';
 import type { QueueData, QueueProgress, QueueResult } from './redis_queue.js';
-import type { JobResult, JobSpec } from './types.js';
+import type { JobSpec } from './types.js';
 
 export interface RemoteWorkerOptions extends Roots {
   url: string;
@@ -61,7 +64,7 @@ export class RemoteWorker {
       if (this.running.has(id)) this.pool.cancel(id);
     });
     const lock = this.o.lockDurationMs ?? 30_000;
-    this.worker = new Worker(QUEUE_NAME, (job) => this.process(job), {
+    this.worker = new Worker(QUEUE_NAME, (job, token) => this.process(job, token, lock), {
       connection: (this.workerConn = connect(this.o.url, false)),
       concurrency: this.pool.size,
       lockDuration: lock,
@@ -77,7 +80,7 @@ export class RemoteWorker {
     return this.pool.backendName;
   }
 
-  private async process(job: Job): Promise<QueueResult> {
+  private async process(job: Job, token: string | undefined, lockMs: number): Promise<QueueResult> {
     const id = job.id!;
     const data = job.data as QueueData;
     let spec: JobSpec;
@@ -87,13 +90,6 @@ export class RemoteWorker {
       throw new UnrecoverableError((e as Error).message); // the same job would be refused again: no retry
     }
     const staging = spec.workDir;
-    const done = (r: JobResult): QueueResult => {
-      removePartial(staging); // uploads and abandoned attempts of this job
-      this.o.log?.(`job ${id} done (attempt ${job.attemptsStarted})`);
-      return { width: r.width, height: r.height, frames: r.frames, seconds: r.seconds, worker: this.name };
-    };
-    const earlier = committedResult(spec);
-    if (earlier) return done(earlier);
     if (await this.cmd.get(cancelKey(id))) {
       removePartial(staging);
       throw new UnrecoverableError('cancelled');
@@ -102,21 +98,40 @@ export class RemoteWorker {
     const clock: { denoiseStart?: number } = {};
     await job.updateProgress(state);
 
-    const attempt = path.join(staging, `.attempt-${job.attemptsStarted}-${randomBytes(4).toString('hex')}`);
+    const runName = `attempt-${job.attemptsStarted}-${randomBytes(4).toString('hex')}`;
+    const attempt = path.join(staging, `.${runName}`);
     fs.mkdirSync(attempt, { recursive: true });
     const inputs = path.join(staging, 'inputs');
     if (fs.existsSync(inputs)) fs.cpSync(inputs, path.join(attempt, 'inputs'), { recursive: true });
     const local = rebaseSpec(spec, staging, attempt);
+    const run = `${this.name}/${runName}`;
 
     this.running.add(id);
     try {
-      const run = this.pool.run(local, (ev) => {
-        const out = applyJobEvent(state, clock, ev);
-        if (out) job.updateProgress({ ...state, event: out }).catch(() => {});
-      });
+      const pending = this.pool.run(
+        local,
+        (ev) => {
+          const out = applyJobEvent(state, clock, ev);
+          if (out) job.updateProgress({ ...state, event: out }).catch(() => {});
+        },
+        { commit: false, run },
+      );
       if (await this.cmd.get(cancelKey(id))) this.pool.cancel(id); // cancelled while the inputs were copied
-      const outcome = await run;
-      if (outcome.ok) return done(outcome.result);
+      const outcome = await pending;
+      if (outcome.ok) {
+        // still ours? (a lock that lapsed while this worker was stalled or cut off may belong to another run now)
+        const owned = token !== undefined && (await job.extendLock(token, lockMs)) === 1;
+        if (!owned) {
+          const why = `this run (${run}) lost the job's lock (another worker may run it now); its output is dropped`;
+          this.o.log?.(`job ${id}: ${why}`);
+          throw new Error(why);
+        }
+        commitOutput(attempt, spec.finalDir);
+        removePartial(staging); // uploads and abandoned attempts of this job
+        this.o.log?.(`job ${id} done (attempt ${job.attemptsStarted})`);
+        const r = outcome.result;
+        return { width: r.width, height: r.height, frames: r.frames, seconds: r.seconds, worker: this.name, run };
+      }
       const last = job.attemptsStarted >= (job.opts.attempts ?? 1);
       if (outcome.interrupted || last) removePartial(staging);
       this.o.log?.(`job ${id} ${outcome.interrupted ? 'cancelled' : `failed: ${outcome.error}`}`);
@@ -124,7 +139,7 @@ export class RemoteWorker {
       throw new Error(outcome.error);
     } finally {
       this.running.delete(id);
-      removePartial(attempt); // gone already when committed (renamed) or failed
+      removePartial(attempt); // gone already when committed
     }
   }
 

@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { oneLine } from '../cli/errors.js';
 import { resolveRun, type ResolvedRun } from '../cli/generate.js';
+import { inspectModelFolder, type ModelFolder } from '../cli/model_folder.js';
 import { DEFAULT_LORA_WEIGHT, parseGenerateArgs, parseLora, type GenerateFlags } from '../cli/options.js';
 import { sizeFromReference } from '../pipelines/rules.js';
 import { cliMessageToApi, FILE_FIELDS, JOB_FIELDS, type FieldValue, type FileField } from './fields.js';
@@ -46,6 +47,21 @@ function apiError(e: unknown, hide: string[]): RequestError {
 function guessField(message: string): string | undefined {
   if (/model/i.test(message)) return 'model';
   return undefined;
+}
+
+// A model folder's configs, read at most once per FOLDER_TTL_MS: the checks of a submission read four JSON files
+// and test a dozen paths otherwise, about a seventh of the server's time per submission (CPU profile of `serve
+// --redis` under bench/queue.ts --trivial). A folder changed or removed is noticed within the TTL (and by the worker that runs the job).
+const FOLDER_TTL_MS = 5000;
+const folders = new Map<string, { at: number; folder: ModelFolder }>();
+function inspectCached(dir: string): ModelFolder {
+  const now = performance.now();
+  const hit = folders.get(dir);
+  if (hit && now - hit.at < FOLDER_TTL_MS) return hit.folder;
+  const folder = inspectModelFolder(dir); // throws for a broken folder: never cached
+  if (folders.size > 64) folders.clear();
+  folders.set(dir, { at: now, folder });
+  return folder;
 }
 
 function randomSeed(): string {
@@ -120,7 +136,7 @@ export async function buildJobSpec(id: string, c: CollectedJob, ctx: BuildContex
 
   let run: ResolvedRun;
   try {
-    run = resolveRun(flags);
+    run = resolveRun(flags, inspectCached);
   } catch (e) {
     throw apiError(e, hide);
   }

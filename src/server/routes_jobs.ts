@@ -46,22 +46,36 @@ async function jobOr404(ctx: ServerContext, id: string): Promise<JobInfo> {
   return info;
 }
 
-/** Sends a file, honouring a single Range (a <video> element seeks with them). */
-function sendFile(req: FastifyRequest, reply: FastifyReply, file: string, type: string): FastifyReply {
-  const size = fs.statSync(file).size;
+/**
+ * Sends a file, honouring a single Range (a <video> element seeks with them). The file is opened once and its size
+ * taken from that descriptor: a result replaced meanwhile (a job run again renames a new file over it) is sent whole
+ * from the version opened, never a mix of two.
+ */
+async function sendFile(req: FastifyRequest, reply: FastifyReply, file: string, type: string): Promise<FastifyReply> {
+  const fh = await fs.promises.open(file, 'r');
+  let size: number;
+  try {
+    size = (await fh.stat()).size;
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
   reply.header('Content-Type', type).header('Accept-Ranges', 'bytes').header('Cache-Control', 'no-store');
   const m = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
   if (m && (m[1] !== '' || m[2] !== '')) {
     let start = m[1] === '' ? size - Number(m[2]) : Number(m[1]);
     let end = m[1] === '' || m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
     start = Math.max(0, start);
-    if (start > end || start >= size) return reply.code(416).header('Content-Range', `bytes */${size}`).send();
+    if (start > end || start >= size) {
+      await fh.close();
+      return reply.code(416).header('Content-Range', `bytes */${size}`).send();
+    }
     end = Math.min(end, size - 1);
     reply.code(206).header('Content-Range', `bytes ${start}-${end}/${size}`).header('Content-Length', end - start + 1);
-    return reply.send(fs.createReadStream(file, { start, end }));
+    return reply.send(fh.createReadStream({ start, end }));
   }
   reply.header('Content-Length', size);
-  return reply.send(fs.createReadStream(file));
+  return reply.send(fh.createReadStream());
 }
 
 const idParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9A-Za-z-]+$' } }, required: ['id'] } as const;

@@ -89,7 +89,7 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log === undefined ? (l: string) => process.stderr.write(`${l}\n`) : o.log;
 
   const resultUrl = (id: string) => `/v1/jobs/${id}/result`;
-  const onFinished = (info: JobInfo) => log?.(`job ${info.id} ${info.state}${info.error ? `: ${info.error}` : ''}`);
+  const onFinished = log ? (info: JobInfo) => log(`job ${info.id} ${info.state}${info.error ? `: ${info.error}` : ''}`) : undefined;
   let pool: WorkerPool;
   let queue: JobQueue;
   let ready: () => Promise<void>;

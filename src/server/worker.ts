@@ -25,7 +25,7 @@ tf.tidy(() => void tf.add(tf.scalar(1), tf.scalar(1)));
 const backendName = describeBackend();
 post({ type: 'ready', backend: tf.getBackend(), backendName });
 
-port.on('message', (msg: { type: 'run'; spec: JobSpec; stop: Int32Array }) => {
+port.on('message', (msg: { type: 'run'; spec: JobSpec; stop: Int32Array; commit?: boolean; run?: string }) => {
   if (msg.type !== 'run') return;
   const { spec, stop } = msg;
   let stepsAfterCancel = 0;
@@ -34,7 +34,7 @@ port.on('message', (msg: { type: 'run'; spec: JobSpec; stop: Int32Array }) => {
     post({ type: 'event', id: spec.id, event });
   };
   // jobs arrive one at a time (the pool waits for 'finished'), so no queue is needed here
-  executeJob(spec, { emit, stop, backend: backendName }).then(
+  executeJob(spec, { emit, stop, backend: backendName, commit: msg.commit, run: msg.run }).then(
     (result) => post({ type: 'finished', id: spec.id, ok: true, result, memory: memory() }),
     (e: unknown) => {
       const interrupted = e instanceof InterruptedError || (e instanceof Error && e.name === 'AbortError') || Atomics.load(stop, 0) === STOP_REQUESTED;
