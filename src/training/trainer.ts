@@ -162,13 +162,20 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     const key = cacheKey(vaeId, createHash('sha256').update(new Uint8Array(px.buffer, px.byteOffset, px.byteLength)).digest('hex'), shape.join('x'));
     let m = cache.get('vae', key)?.get('moments') ?? null;
     if (!m) {
+      encoded++;
       m = encodeMoments(vae, px, shape);
       cache.put('vae', key, { moments: m });
     }
     return m;
   };
+  let encoded = 0;
+  let lastSay = Date.now();
   const prepared: PreparedSample[] = samples.map((s, i) => {
     const p = pixels[i]!;
+    if (!o.randomHwAdapt && Date.now() - lastSay > 30_000) {
+      say(`VAE latents: ${i}/${samples.length} samples (${encoded} encoded, the rest from the cache)`);
+      lastSay = Date.now();
+    }
     // with --random-hw-adapt every batch is made and encoded at its own size (adaptBatch): only the bucket is kept
     if (o.randomHwAdapt) return { index: i, text: s.text, type: s.type, shape: p.shape, pixels: new Float32Array(0), moments: new Float32Array(0), momentsShape: [] };
     const m = momentsOf(p.pixels, p.shape);
