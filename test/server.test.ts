@@ -2,9 +2,14 @@
 // (each a 4xx naming its field, nothing written), cancel of queued and running jobs, 20 jobs in order, and
 // CogVideoX-Fun's API routes answered in Fun's shape to the bodies Fun's client (cogvideox/api/post_infer.py) sends.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { call, readEvents, smallPng, startTestServer, waitFinished, type TestServer } from './server_helpers.js';
+import { bundle } from '../scripts/demo/bundle.js';
+import { DEMO_MODEL_ENV, demoModelDir, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
+import { generateUsage } from '../src/cli/usage.js';
+import { createServer } from '../src/server/server.js';
+import { call, DEMO_MODEL, readEvents, smallPng, startTestServer, waitFinished, type TestServer } from './server_helpers.js';
 
 const TOKEN = 'test-token-123';
 let t: TestServer;
@@ -146,6 +151,11 @@ describe('job API', () => {
     expect(models.models.map((m: { path: string }) => m.path)).toEqual(['Diffusion_Transformer/CogVideoX-Fun-2b-InP']);
     expect(models.loras).toEqual(['Personalized_Model/lora_a.safetensors']);
     expect(models.samplers).toContain('Euler A');
+    // the committed folder's demo.json, or null without one (then the page keeps calling the output noise)
+    expect(models.current).toMatchObject({ path: 'demo', demo: true, demoInfo: readDemoInfo(DEMO_MODEL) });
+    expect(doc.paths['/v1/models'].get.responses['200'].content['application/json'].schema.$ref).toBe('#/components/schemas/Models');
+    expect(doc.components.schemas.Models.properties.current.properties.demoInfo.oneOf[0].$ref).toBe('#/components/schemas/DemoInfo');
+    expect(doc.components.schemas.DemoInfo.required).toEqual(expect.arrayContaining(['trained', 'example_prompt', 'colors', 'shapes', 'directions', 'backgrounds', 'held_out', 'output']));
     expect((await call(t, 'GET', '/v1/health')).body.ok).toBe(true);
     expect((await call(t, 'GET', '/v1/jobs/nope')).status).toBe(404);
     expect((await call(t, 'DELETE', '/v1/jobs/nope')).status).toBe(404);
@@ -295,5 +305,92 @@ describe('CogVideoX-Fun API routes', () => {
     expect(((await outside.json()) as { message: string }).message).toMatch(/outside the models folder/);
     expect((await fetch(`${t.base}/cogvideox_fun/infer_forward`, { method: 'POST', body: funBody() })).status).toBe(401);
     expect(strays()).toEqual([]);
+  });
+});
+
+describe('the demo model\'s demo.json through the API (a temporary bundle named by COGVIDEOX_DEMO_MODEL)', () => {
+  let tmp: string;
+  let dir: string;
+  let info: DemoInfo;
+  let d: TestServer;
+  let saved: string | undefined;
+
+  beforeAll(async () => {
+    // a trained-looking bundle of the committed demo folder (as test/cli.test.ts makes one; assets/demo-model untouched)
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cogvideox-demo-'));
+    dir = path.join(tmp, 'demo-model');
+    bundle(DEMO_MODEL, dir, { dtype: 'BF16', trained: true, notes: { steps: 123 }, force: false, log: () => {} });
+    info = readDemoInfo(dir)!;
+    saved = process.env[DEMO_MODEL_ENV];
+    process.env[DEMO_MODEL_ENV] = dir;
+    d = await startTestServer();
+  }, 60_000);
+
+  afterAll(async () => {
+    await d?.close();
+    if (saved === undefined) delete process.env[DEMO_MODEL_ENV];
+    else process.env[DEMO_MODEL_ENV] = saved;
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('GET /v1/models: current.demoInfo is the demo.json `generate --help` lists (trained, what it knows, example, grid)', async () => {
+    expect(demoModelDir()).toBe(dir);
+    const current = (await call(d, 'GET', '/v1/models')).body.current;
+    expect(current).toMatchObject({ path: 'demo', demo: true });
+    expect(current.demoInfo).toEqual(info);
+    expect(current.demoInfo).toMatchObject({ trained: true, output: { frames: 9, height: 64, width: 96 } });
+    expect(current.demoInfo.held_out.length).toBeGreaterThan(0);
+    // the CLI, pointed at the same folder the same way, says the same
+    const { main } = await import('../src/cli/main.js');
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      expect(await main(['generate', '--help'])).toBe(0);
+      expect(String(out.mock.calls.map((c) => c[0]).join(''))).toBe(generateUsage(current.demoInfo));
+    } finally {
+      out.mockRestore();
+    }
+  });
+
+  it('a job naming no prompt or size gets the trained demo\'s example prompt and grid', async () => {
+    const r = await call(d, 'POST', '/v1/jobs', { steps: 1, seed: 1 });
+    expect(r.status, JSON.stringify(r.body)).toBe(202);
+    const done = await waitFinished(d, r.body.id);
+    expect(done.state, done.error).toBe('done');
+    expect(done.settings).toMatchObject({ model: 'demo', prompt: info.example_prompt, frames: info.output.frames, height: info.output.height, width: info.output.width });
+    expect(done.result).toMatchObject({ frames: info.output.frames, height: info.output.height, width: info.output.width });
+  });
+
+  it('follows the folder: trained false and no demo.json are said as such; a malformed demo.json stops the server at start', async () => {
+    const file = path.join(dir, 'demo.json');
+    const original = fs.readFileSync(file, 'utf8');
+    try {
+      fs.writeFileSync(file, JSON.stringify({ ...info, trained: false }));
+      expect((await call(d, 'GET', '/v1/models')).body.current.demoInfo).toEqual({ ...info, trained: false });
+      fs.rmSync(file);
+      expect((await call(d, 'GET', '/v1/models')).body.current.demoInfo).toBeNull();
+      fs.writeFileSync(file, JSON.stringify({ ...info, colors: [] }));
+      const out = path.join(tmp, 'out-bad');
+      await expect(createServer({ outputDir: out, log: null })).rejects.toThrow(/demo\.json: "colors" must be a non-empty list of strings, got \[\]/);
+    } finally {
+      fs.writeFileSync(file, original);
+    }
+    // a --model server says nothing about the demo model
+    const other = await createServer({ outputDir: path.join(tmp, 'out-model'), model: dir, log: null, workers: 0 });
+    try {
+      expect(other.ctx.currentModelInfo()).toMatchObject({ demo: false, demoInfo: null });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('COGVIDEOX_DEMO_MODEL naming no folder is an error naming the variable', () => {
+    const before = process.env[DEMO_MODEL_ENV];
+    process.env[DEMO_MODEL_ENV] = path.join(tmp, 'nope');
+    try {
+      expect(() => demoModelDir()).toThrow(/COGVIDEOX_DEMO_MODEL=.*nope: not a folder/);
+    } finally {
+      process.env[DEMO_MODEL_ENV] = before;
+    }
+    expect(demoModelDir()).toBe(dir);
   });
 });

@@ -11,7 +11,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import puppeteer, { type Browser, type LaunchOptions, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, smallPng, startTestServer, type TestServer } from './server_helpers.js';
+import { bundle } from '../scripts/demo/bundle.js';
+import { DEMO_MODEL_ENV, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
+import { call, DEMO_MODEL, smallPng, startTestServer, type TestServer } from './server_helpers.js';
 
 // browser-side code below runs in the page (no DOM types in this project's compilation)
 declare const document: any;
@@ -65,6 +67,119 @@ afterAll(async () => {
 for (const spec of BROWSERS) {
   const skip = !spec.executable && !spec.expected;
   describe.skipIf(skip)(`page in ${spec.name}${skip ? ` (skipped: not installed; ${spec.install})` : ''}`, () => pageTests(spec));
+}
+
+// A second server whose demo model is a trained-looking bundle of the committed folder in a temporary folder (named by
+// COGVIDEOX_DEMO_MODEL, as test/server.test.ts does; assets/demo-model untouched). It runs after the suites above:
+// the variable is process-wide, so it is set only from its start to the end of the file.
+interface TrainedDemo {
+  t: TestServer;
+  dir: string;
+  info: DemoInfo;
+}
+let trainedShared: Promise<TrainedDemo> | undefined;
+let savedDemoEnv: string | undefined;
+async function startTrained(): Promise<TrainedDemo> {
+  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'page-demo-')), 'demo-model');
+  bundle(DEMO_MODEL, dir, { dtype: 'BF16', trained: true, notes: null, force: false, log: () => {} });
+  savedDemoEnv = process.env[DEMO_MODEL_ENV];
+  process.env[DEMO_MODEL_ENV] = dir;
+  return { t: await startTestServer(), dir, info: readDemoInfo(dir)! };
+}
+afterAll(async () => {
+  if (!trainedShared) return;
+  const d = await trainedShared;
+  await d.t.close();
+  fs.rmSync(path.dirname(d.dir), { recursive: true, force: true });
+  if (savedDemoEnv === undefined) delete process.env[DEMO_MODEL_ENV];
+  else process.env[DEMO_MODEL_ENV] = savedDemoEnv;
+});
+
+for (const spec of BROWSERS) {
+  const skip = !spec.executable && !spec.expected;
+  describe.skipIf(skip)(`page with a trained demo model in ${spec.name}${skip ? ` (skipped: not installed; ${spec.install})` : ''}`, () => trainedDemoTests(spec));
+}
+
+function trainedDemoTests(spec: BrowserSpec): void {
+  let d: TrainedDemo;
+  let browser: Browser;
+  let page: Page;
+
+  const text = (sel: string) => page.$eval(sel, (e) => (e as any).textContent as string);
+  const value = (id: string) => page.$eval(`#${id}`, (e) => (e as any).value as string);
+  const open = async () => {
+    await page.goto(`${d.t.base}/`, { waitUntil: 'load' });
+    await page.waitForFunction(() => (document.getElementById('sampler') as any).options.length > 0);
+  };
+
+  beforeAll(async () => {
+    expect(spec.executable, `${spec.name} is expected here but not installed (${spec.install})`).toBeDefined();
+    d = await (trainedShared ??= startTrained());
+    browser = await puppeteer.launch({ ...spec.launch, executablePath: spec.executable!, headless: true, protocolTimeout: 60_000 });
+    page = await browser.newPage();
+    await page.setViewport({ width: 1200, height: 900 });
+  }, 150_000);
+
+  afterAll(async () => {
+    await browser?.close();
+  }, 30_000);
+
+  it('says what the demo model knows, prefills its example prompt and grid; the example buttons fill the prompt', async () => {
+    await open();
+    const { info } = d;
+    expect(await text('#model-note')).toMatch(/^demo model: tiny, trained on a toy world/);
+    expect(await text('#model-note')).not.toMatch(/noise|random/);
+    expect(await page.$eval('#demo-help', (e) => (e as any).hidden)).toBe(false);
+    const knows = await text('#demo-knows');
+    for (const w of [...info.colors, ...info.shapes, ...info.directions, ...info.backgrounds, info.prompt_template]) expect(knows).toContain(w);
+    expect(await value('prompt')).toBe(info.example_prompt);
+    expect([await value('frames'), await value('height'), await value('width')]).toEqual([info.output.frames, info.output.height, info.output.width].map(String));
+
+    const examples: { prompt: string; heldOut: boolean }[] = await page.$$eval('#demo-examples button', (bs) => bs.map((b: any) => ({ prompt: b.dataset.prompt, heldOut: b.classList.contains('held-out') })));
+    expect(examples.length).toBeGreaterThanOrEqual(3);
+    expect(examples[0]).toEqual({ prompt: info.example_prompt, heldOut: false });
+    expect(examples.filter((e) => e.heldOut).map((e) => e.prompt)).toEqual([info.held_out[0]!.prompt]);
+    const held = new Set(info.held_out.map((h) => h.prompt));
+    for (const e of examples.filter((x) => !x.heldOut)) {
+      expect(held.has(e.prompt), e.prompt).toBe(false);
+      const m = /^a (\w+) (\w+) moving (\w+) on a (\w+) background$/.exec(e.prompt); // the template, filled from what it knows
+      expect(m, e.prompt).not.toBeNull();
+      expect([info.colors, info.shapes, info.directions, info.backgrounds].every((list, i) => list.includes(m![i + 1]!))).toBe(true);
+    }
+    await page.click('#demo-examples button.held-out');
+    expect(await value('prompt')).toBe(info.held_out[0]!.prompt);
+  }, 60_000);
+
+  it('another model: its own defaults, no demo help; back to the demo: its example again; untrained or no demo.json: the noise wording', async () => {
+    const { info, dir } = d;
+    await open();
+    const other = 'Diffusion_Transformer/CogVideoX-Fun-2b-InP'; // the committed demo folder, listed from --models-dir
+    await page.select('#model', other);
+    expect(await page.$eval('#demo-help', (e) => (e as any).hidden)).toBe(true);
+    expect(await value('prompt')).toMatch(/^A young woman/); // the page's own default, as the prompt was not typed
+    expect([await value('width'), await value('height')]).toEqual(['672', '384']);
+    await page.select('#model', '');
+    expect(await value('prompt')).toBe(info.example_prompt);
+    // a typed prompt is kept across model changes
+    await page.$eval('#prompt', (e) => ((e as any).value = 'a typed prompt'));
+    await page.select('#model', other);
+    await page.select('#model', '');
+    expect(await value('prompt')).toBe('a typed prompt');
+
+    const file = path.join(dir, 'demo.json');
+    const original = fs.readFileSync(file, 'utf8');
+    try {
+      for (const change of [() => fs.writeFileSync(file, JSON.stringify({ ...info, trained: false })), () => fs.rmSync(file)]) {
+        change();
+        await open();
+        expect(await text('#model-note')).toBe('demo model: tiny random weights, the video is noise-like');
+        expect(await page.$eval('#demo-help', (e) => (e as any).hidden)).toBe(true);
+        expect(await value('prompt')).toMatch(/^A young woman/);
+      }
+    } finally {
+      fs.writeFileSync(file, original);
+    }
+  }, 60_000);
 }
 
 function pageTests(spec: BrowserSpec): void {

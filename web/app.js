@@ -57,17 +57,72 @@ function modelInfo() {
   return sel ? models.models.find((m) => m.path === sel) || models.current : models.current;
 }
 
+// ---------------------------------------------------------------- the demo model: what it knows
+// /v1/models gives the demo model's demo.json (current.demoInfo) as `cogvideox-fun generate --help` lists it: a trained
+// demo model is prompted like its examples at its own grid; without demo.json (or untrained) its output is noise.
+let pagePrompt = null; // the prompt the page itself put in (the demo's example, a clicked example): replaceable
+
+const fillTemplate = (t, c) => t.replace('{color}', c.color).replace('{shape}', c.shape).replace('{direction}', c.direction).replace('{background}', c.background);
+
+/** A few prompts the trained demo model follows: its example, two more seen combinations, one held out of training. */
+function demoExamples(d) {
+  const held = new Set(d.held_out.map((h) => h.prompt));
+  const out = [{ prompt: d.example_prompt, heldOut: false }];
+  for (let i = 1; out.length < 3 && i <= d.colors.length * d.shapes.length; i++) {
+    const at = (list, k) => list[k % list.length];
+    const p = fillTemplate(d.prompt_template, { color: at(d.colors, i), shape: at(d.shapes, i), direction: at(d.directions, i + 1), background: at(d.backgrounds, i + 1) });
+    if (!held.has(p) && !out.some((e) => e.prompt === p)) out.push({ prompt: p, heldOut: false });
+  }
+  if (d.held_out.length) out.push({ prompt: d.held_out[0].prompt, heldOut: true });
+  return out;
+}
+
+function showDemoHelp(d) {
+  $('demo-help').hidden = !d;
+  const box = $('demo-examples');
+  box.innerHTML = '';
+  if (!d) return;
+  $('demo-knows').textContent =
+    `The demo model knows colours ${d.colors.join(', ')}; shapes ${d.shapes.join(', ')}; directions ${d.directions.join(', ')}; ` +
+    `backgrounds ${d.backgrounds.join(', ')}. Prompt it as "${d.prompt_template}", e.g.:`;
+  for (const e of demoExamples(d)) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = e.heldOut ? 'example held-out' : 'example';
+    b.dataset.prompt = e.prompt;
+    b.textContent = e.heldOut ? `${e.prompt} (held out)` : e.prompt;
+    if (e.heldOut) b.title = 'never seen in training: the model composes it from what it learned';
+    b.addEventListener('click', () => {
+      $('prompt').value = pagePrompt = e.prompt;
+      $('prompt').classList.remove('invalid');
+    });
+    box.append(b);
+  }
+}
+
 function applyModelDefaults() {
   const m = modelInfo();
   const demo = m.demo || m.path === 'demo';
-  // CogVideoX-Fun's UI: 672×384, 49 frames; the demo model and THUDM models their own size
+  const trained = demo && m.demoInfo && m.demoInfo.trained ? m.demoInfo : null;
+  // CogVideoX-Fun's UI: 672×384, 49 frames; the demo model and THUDM models their own size (a trained demo: its grid)
   const fun = m.kind === 'fun-inp' && !demo;
-  $('width').value = fun ? 672 : m.defaultWidth;
-  $('height').value = fun ? 384 : m.defaultHeight;
+  $('width').value = fun ? 672 : trained ? trained.output.width : m.defaultWidth;
+  $('height').value = fun ? 384 : trained ? trained.output.height : m.defaultHeight;
   $('frames').max = String(m.maxFrames || 85);
-  $('frames').value = String(Math.min(49, m.maxFrames || 49));
+  $('frames').value = String(Math.min(trained ? trained.output.frames : 49, m.maxFrames || 49));
   $('steps').value = demo ? '10' : '50';
-  $('model-note').textContent = demo ? 'demo model: tiny random weights, the video is noise-like' : m.variant || '';
+  $('model-note').textContent = !demo
+    ? m.variant || ''
+    : trained
+      ? `demo model: tiny, trained on a toy world (one ${trained.shapes.join('/')} moving on a plain background)`
+      : 'demo model: tiny random weights, the video is noise-like';
+  showDemoHelp(trained);
+  // the prompt follows the model while nobody has typed one: a trained demo's example, else the page's own default
+  const p = $('prompt');
+  if (p.value === p.defaultValue || p.value === pagePrompt) {
+    p.value = trained ? trained.example_prompt : p.defaultValue;
+    pagePrompt = trained ? p.value : null;
+  }
   updateVisibility();
 }
 
@@ -370,7 +425,6 @@ async function rerunJob(j) {
 form.addEventListener('submit', submit);
 form.addEventListener('change', (e) => {
   if (e.target.name === 'method' || e.target.name === 'source' || e.target.name === 'resize') updateVisibility();
-  if (e.target.id === 'model') applyModelDefaults();
   if (e.target.id === 'image') {
     const f = e.target.files[0];
     $('image-preview').src = f ? URL.createObjectURL(f) : '';
@@ -379,6 +433,8 @@ form.addEventListener('change', (e) => {
   e.target.classList.remove('invalid');
 });
 form.addEventListener('input', updateOutputs);
+// the model menu sits in the header, outside the form: the form's change listener never saw it
+$('model').addEventListener('change', applyModelDefaults);
 $('cancel').addEventListener('click', cancel);
 // A browser that cannot decode the MP4 (H.264 baseline) would show an empty black box: say so, beside the download
 // link. Firefox on Linux decodes H.264 only through the system's libavcodec (Debian's firefox-esr merely recommends it).

@@ -6,14 +6,25 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-let found: string | undefined;
+/** Names another folder to use as the bundled demo model (e.g. a fresh `scripts/demo/bundle.ts` output, tried before it
+ * replaces assets/demo-model; the server tests point it at a temporary bundle). Honoured by generate, info, serve and
+ * worker alike, since they all find the demo model here. */
+export const DEMO_MODEL_ENV = 'COGVIDEOX_DEMO_MODEL';
 
-/** assets/demo-model, found from src/cli or dist/cli alike (both are two levels below the package root). */
+let found: { from: string | undefined; dir: string } | undefined;
+
+/** assets/demo-model (found from src/cli or dist/cli alike: both two levels below the package root), or $COGVIDEOX_DEMO_MODEL. */
 export function demoModelDir(): string {
-  if (found) return found; // once there, it stays (the server asks for every submission)
+  const from = process.env[DEMO_MODEL_ENV] || undefined;
+  if (found && found.from === from) return found.dir; // once there, it stays (the server asks for every submission)
+  if (from !== undefined) {
+    const dir = path.resolve(from);
+    if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`${DEMO_MODEL_ENV}=${from}: not a folder (it names the folder used as the demo model)`);
+    return (found = { from, dir }).dir;
+  }
   const dir = fileURLToPath(new URL('../../assets/demo-model', import.meta.url));
   if (!fs.existsSync(dir)) throw new Error(`the bundled demo model is missing (${dir}); reinstall the package or pass --model DIR`);
-  return (found = dir);
+  return (found = { from, dir }).dir;
 }
 
 /** Demo defaults: the tiny model's own grid and few steps, so a run takes seconds. */

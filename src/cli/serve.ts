@@ -10,7 +10,8 @@ Serves the page (open http://HOST:PORT/) and the HTTP API: POST /v1/jobs, GET /v
 DELETE /v1/jobs/{id}, /result, GET /v1/jobs, /openapi.json, and CogVideoX-Fun's /cogvideox_fun/infer_forward and
 /cogvideox_fun/update_diffusion_transformer. Jobs run one at a time per worker thread, in submission order.
 
-      --model DIR          model used when a request names none (default: the bundled demo model)
+      --model DIR          model used when a request names none (default: the bundled demo model, or the folder
+                           COGVIDEOX_DEMO_MODEL names; GET /v1/models lists what it knows from its demo.json)
       --models-dir DIR     folder of model folders and LoRA files that requests may name (nothing outside it)
       --host HOST          address to bind (default 127.0.0.1; 0.0.0.0 exposes the server to the network)
       --port N             port (default 7860, as CogVideoX-Fun's app; 0 picks a free one)

@@ -1,5 +1,6 @@
 // What the routes share with the server that registers them (its own file, so the route modules and server.ts do
 // not import each other).
+import type { DemoInfo } from '../cli/demo.js';
 import type { WorkerPool } from './pool.js';
 import type { UploadProbe } from './probe.js';
 import type { JobQueue } from './queue.js';
@@ -15,5 +16,20 @@ export interface ServerContext {
   /** the model jobs use when they name none (absolute), undefined for the demo model */
   currentModel(): string | undefined;
   setCurrentModel(dir: string): void;
-  currentModelInfo(): { path: string; variant: string; kind: string; maxFrames: number; defaultWidth: number; defaultHeight: number; demo: boolean };
+  currentModelInfo(): CurrentModelInfo;
+}
+
+/** GET /v1/models → current: the model jobs use when they name none. */
+export interface CurrentModelInfo {
+  path: string;
+  variant: string;
+  kind: string;
+  maxFrames: number;
+  defaultWidth: number;
+  defaultHeight: number;
+  /** the bundled demo model (no --model) */
+  demo: boolean;
+  /** the demo model's demo.json (trained or not, what it knows, example prompt, grid) — what `generate --help` lists;
+   * null with --model, or for a demo folder without demo.json (the random-weights stand-in) */
+  demoInfo: DemoInfo | null;
 }

@@ -33,6 +33,63 @@ const jobInfo = {
   required: ['id', 'state', 'submittedAt', 'settings'],
 };
 
+const strings = { type: 'array', items: { type: 'string' } };
+/** demo.json of the bundled demo model (src/cli/demo.ts DemoInfo; scripts/demo/bundle.ts writes it). */
+const demoInfo = {
+  type: 'object',
+  description: 'What the bundled demo model knows (its demo.json), as `cogvideox-fun generate --help` lists it',
+  properties: {
+    format: { type: 'integer' },
+    trained: { type: 'boolean', description: 'false: random weights, the output is noise-like' },
+    prompt_template: { type: 'string', description: 'e.g. "a {color} {shape} moving {direction} on a {background} background"' },
+    example_prompt: { type: 'string', description: 'a prompt it follows (the default prompt of a trained demo model)' },
+    colors: strings,
+    shapes: strings,
+    directions: strings,
+    backgrounds: strings,
+    held_out: {
+      type: 'array',
+      description: 'combinations kept out of training (the model composes them from what it learned)',
+      items: { type: 'object', properties: { color: { type: 'string' }, shape: { type: 'string' }, direction: { type: 'string' }, background: { type: 'string' }, prompt: { type: 'string' } } },
+    },
+    output: {
+      type: 'object',
+      description: 'the grid it was trained at (its default frames, height, width)',
+      properties: { frames: { type: 'integer' }, height: { type: 'integer' }, width: { type: 'integer' }, latent: { type: 'array', items: { type: 'integer' } }, video_tokens: { type: 'integer' }, text_tokens: { type: 'integer' } },
+    },
+    weights: { type: 'object', description: 'storage dtype per component', additionalProperties: { type: 'string' } },
+    training: { type: ['object', 'null'], description: 'training summary, free-form' },
+  },
+  required: ['trained', 'example_prompt', 'colors', 'shapes', 'directions', 'backgrounds', 'held_out', 'output'],
+};
+const modelEntry = {
+  path: { type: 'string', description: 'relative to --models-dir ("demo" for the bundled demo model)' },
+  variant: { type: 'string' },
+  kind: { type: 'string' },
+  maxFrames: { type: 'integer' },
+  defaultWidth: { type: 'integer' },
+  defaultHeight: { type: 'integer' },
+};
+const models = {
+  type: 'object',
+  properties: {
+    current: {
+      type: 'object',
+      description: 'the model jobs use when they name none',
+      properties: {
+        ...modelEntry,
+        demo: { type: 'boolean', description: 'the bundled demo model (the server runs without --model)' },
+        demoInfo: { oneOf: [{ $ref: '#/components/schemas/DemoInfo' }, { type: 'null' }], description: 'the demo model\'s demo.json; null with --model or when the demo folder has none (random weights)' },
+      },
+      required: ['path', 'demo', 'demoInfo'],
+    },
+    models: { type: 'array', items: { type: 'object', properties: modelEntry } },
+    loras: strings,
+    samplers: strings,
+    backend: { type: 'string' },
+  },
+};
+
 export function openApiDocument(): Record<string, unknown> {
   const body = jobBodySchema();
   const multipartBody = {
@@ -47,7 +104,7 @@ export function openApiDocument(): Record<string, unknown> {
     info: { title: 'cogvideox-fun serve', version: '1', description: 'Video generation jobs (CogVideoX-Fun on TensorFlow.js): queue, progress, cancel, results; plus CogVideoX-Fun\'s own API routes.' },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Only when the server runs with --token; EventSource / <video> may pass ?token= instead' } },
-      schemas: { Error: error, Job: jobInfo, JobRequest: body },
+      schemas: { Error: error, Job: jobInfo, JobRequest: body, Models: models, DemoInfo: demoInfo },
     },
     security: [{ bearer: [] }, {}],
     paths: {
@@ -88,7 +145,12 @@ export function openApiDocument(): Record<string, unknown> {
       '/v1/jobs/{id}/inputs/{name}': {
         get: { summary: 'An uploaded input of the job (image, endImage, video, mask)', parameters: [idParam, { name: 'name', in: 'path', required: true, schema: { type: 'string', enum: ['image', 'endImage', 'video', 'mask'] } }], responses: { '200': { description: 'The file' } } },
       },
-      '/v1/models': { get: { summary: 'The current model, the model folders and LoRA files in --models-dir, the samplers', responses: { '200': { description: 'Lists' } } } },
+      '/v1/models': {
+        get: {
+          summary: 'The current model (with the demo model: what it knows), the model folders and LoRA files in --models-dir, the samplers',
+          responses: { '200': { description: 'Lists', content: json('Models') } },
+        },
+      },
       '/v1/health': { get: { summary: 'Liveness, backend, workers', responses: { '200': { description: 'OK' } } } },
       '/cogvideox_fun/infer_forward': {
         post: {

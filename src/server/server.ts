@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
-import { demoModelDir } from '../cli/demo.js';
+import { demoModelDir, readDemoInfo } from '../cli/demo.js';
 import { inspectModelFolder } from '../cli/model_folder.js';
 import { openApiDocument } from './openapi.js';
 import { WorkerPool } from './pool.js';
@@ -85,6 +85,7 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
   if (modelsDir !== undefined && !fs.statSync(modelsDir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--models-dir ${modelsDir}: not a folder`);
   let model = o.model === undefined ? undefined : path.resolve(o.model);
   if (model) inspectModelFolder(model); // a broken --model fails at start, not at the first job
+  else readDemoInfo(demoModelDir()); // and so does a malformed demo.json (the page reads it from /v1/models)
   const uploadLimit = o.uploadLimit ?? 50 * 2 ** 20;
   const log = o.log === undefined ? (l: string) => process.stderr.write(`${l}\n`) : o.log;
 
@@ -121,7 +122,16 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
     currentModelInfo: () => {
       const dir = model ?? demoModelDir();
       const f = inspectModelFolder(dir);
-      return { path: model ? relativeName(modelsDir, dir) : 'demo', variant: f.variant, kind: f.kind, maxFrames: f.maxFrames, defaultWidth: f.sampleWidth, defaultHeight: f.sampleHeight, demo: !model };
+      return {
+        path: model ? relativeName(modelsDir, dir) : 'demo',
+        variant: f.variant,
+        kind: f.kind,
+        maxFrames: f.maxFrames,
+        defaultWidth: f.sampleWidth,
+        defaultHeight: f.sampleHeight,
+        demo: !model,
+        demoInfo: model ? null : readDemoInfo(dir),
+      };
     },
   };
 
