@@ -9,7 +9,7 @@
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN [--resume] [--resume-from DIR] [--persist DIR]
 //       [--steps N] [--batch 4] [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--loss l1|mse|l1+mse]
 //       [--object-weight 0] [--mean-steps 0] [--object-crops 0.8] [--weight-decay 1e-2] [--save-minutes 5]
-//       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm] [--freeze-encoder]
+//       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm] [--freeze-encoder] [--image-every K --image-batch 8]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --export DEST [--bf16]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --eval N     (reconstruction PSNR, analyzer)
 // DIR holds the initial vae/ (scripts/demo/init_model.py); WORLD is a make-world folder (its world.json: clips are
@@ -20,6 +20,7 @@
 // or one checkpoint folder) supplies the starting state. --persist DIR also writes every checkpoint into DIR keeping
 // only the newest: the copy committed to the repository (train-state/demo-vae), since the machine keeps nothing else
 // between sessions. --object-crops is the share of crops centred near the object.
+// --image-every K makes every K-th step a batch of --image-batch single frames (mixed image / clip training).
 // --freeze-encoder trains the decoder alone (the encoder, its latents and the exported scaling_factor stay fixed), so
 // the transformer can be trained on the encoder's latents while the decoder goes on improving.
 // --export writes DEST/config.json + diffusion_pytorch_model.safetensors from `latest`, with scaling_factor set to
@@ -65,6 +66,8 @@ const { values: a } = parseArgs({
     bf16: { type: 'boolean', default: false },
     strip: { type: 'string' },
     'freeze-encoder': { type: 'boolean', default: false },
+    'image-every': { type: 'string', default: '0' },
+    'image-batch': { type: 'string', default: '8' },
   },
 });
 
@@ -100,6 +103,9 @@ interface Options {
   seed: number;
   /** Decoder-only training (the encoder, hence the latents, fixed). */
   freezeEncoder?: boolean;
+  /** Every imageEvery-th step (0: never) is a batch of imageBatch single frames instead of clips. */
+  imageEvery?: number;
+  imageBatch?: number;
 }
 
 function readOptions(): Options {
@@ -127,6 +133,8 @@ function readOptions(): Options {
     weightDecay: nonNeg('weight-decay', a['weight-decay']),
     seed: num('seed', a.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
     freezeEncoder: a['freeze-encoder'],
+    imageEvery: nonNeg('image-every', a['image-every']),
+    imageBatch: posInt('image-batch', a['image-batch']),
   };
 }
 
@@ -146,8 +154,12 @@ const unit = (v: number) => Math.fround(v / 127.5 - 1);
  * Batch `step`: clips, a window of `frames` frames and a crop, all drawn from (seed, step). Pixels in [−1, 1];
  * `weights` [B, 1, F, H, W] (objectWeights against each clip's background) when o.objectWeight > 0.
  */
-function batchFor(specs: ClipSpec[], o: Options, step: number): { x: tf.Tensor5D; weights?: tf.Tensor5D } {
-  const rng = new Rng((Math.imul(o.seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca77)) >>> 0);
+function batchFor(specs: ClipSpec[], opts: Options, step: number): { x: tf.Tensor5D; weights?: tf.Tensor5D } {
+  const rng = new Rng((Math.imul(opts.seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca77)) >>> 0);
+  // an image step: single frames (the causal VAE encodes frame 0 alone), many per batch — colours and shapes are
+  // spatial, and a 1-frame sample costs a fifth of a 5-frame clip
+  const image = !!opts.imageEvery && step % opts.imageEvery === opts.imageEvery - 1;
+  const o = image ? { ...opts, frames: 1, batch: opts.imageBatch ?? 8 } : opts;
   const { cropH: H, cropW: W, frames: F } = o;
   const data = new Float32Array(o.batch * 3 * F * H * W);
   const bgs: number[][] = [];
