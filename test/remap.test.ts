@@ -4,7 +4,21 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { COLORS, analyzeVideo, parseColorRemap, remapEntries, remapGroups, writeEntries, type RemapEntry } from '../src/data/index.js';
+import {
+  COLORS,
+  analyzeVideo,
+  formatProofTable,
+  parseColorRemap,
+  proofVerdict,
+  remapEntries,
+  remapGroups,
+  summarizeProof,
+  writeEntries,
+  type Color,
+  type Combo,
+  type ProofGeneration,
+  type RemapEntry,
+} from '../src/data/index.js';
 import { readVideo } from '../src/media/index.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'remap-test-'));
@@ -59,5 +73,37 @@ describe('remapped LoRA dataset', () => {
       expect(a.color, `${m.file_path}: "${m.text}"`).toBe(want);
       expect(a.direction).toBe(e.spec.direction);
     }
+  });
+
+  it('the proof verdict: passes a LoRA that follows the data, fails one that does nothing or recolours everything', () => {
+    const remap = { red: 'green', green: 'red' } as const;
+    const prompts: [ProofGeneration['group'], Combo][] = [
+      ['remapped', { color: 'red', shape: 'circle', direction: 'left', background: 'black' }],
+      ['remapped', { color: 'green', shape: 'square', direction: 'up', background: 'white' }],
+      ['unrelated', { color: 'blue', shape: 'triangle', direction: 'down', background: 'gray' }],
+      ['unrelated', { color: 'cyan', shape: 'circle', direction: 'right', background: 'black' }],
+    ];
+    // base: draws what the caption says; `lora(combo)` is the colour the LoRA draws
+    const run = (lora: (c: Combo) => Color | null) =>
+      prompts.flatMap(([group, combo]) =>
+        (['base', 'lora'] as const).map((variant): ProofGeneration => ({
+          group,
+          variant,
+          prompt: `${combo.color} ${combo.shape}`,
+          combo,
+          seed: 1,
+          analysis: { color: variant === 'base' ? combo.color : lora(combo), shape: combo.shape, direction: combo.direction, background: combo.background },
+        })),
+      );
+    const verdict = (gens: ProofGeneration[]) => proofVerdict(summarizeProof(gens, remap), 0.5, 0.8);
+    const follows = summarizeProof(run((c) => remap[c.color as 'red' | 'green'] ?? c.color), remap);
+    expect(follows.find((r) => r.group === 'remapped' && r.variant === 'lora')).toMatchObject({ n: 2, asCaption: 0, asData: 1, sameColorAsBase: 0, sameRestAsBase: 1 });
+    expect(follows.find((r) => r.group === 'remapped' && r.variant === 'base')).toMatchObject({ asCaption: 1, asData: 0 });
+    expect(proofVerdict(follows, 0.5, 0.8)).toMatchObject({ shift: 1, moved: true, kept: 1, pass: true });
+    expect(formatProofTable(follows)).toContain('| remapped | lora | 2 | 0 % | 100 % | 0 % | 0 % | 100 % |');
+    expect(verdict(run((c) => c.color))).toMatchObject({ shift: 0, moved: false, pass: false });
+    expect(verdict(run(() => 'green'))).toMatchObject({ moved: false, kept: 0, pass: false }); // red→green only: shift 0.5, but not above caption's 0.5
+    expect(verdict(run((c) => remap[c.color as 'red' | 'green'] ?? 'magenta'))).toMatchObject({ moved: true, kept: 0, pass: false });
+    expect(verdict(run(() => null)).pass).toBe(false);
   });
 });
