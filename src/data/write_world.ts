@@ -79,11 +79,24 @@ function checkOptions(opts: WriteWorldOptions): void {
 export async function writeWorld(opts: WriteWorldOptions): Promise<WorldEntry[]> {
   checkOptions(opts);
   const entries = worldEntries(opts);
-  fs.mkdirSync(path.join(opts.out, 'videos'), { recursive: true });
-  if ((opts.images ?? 0) > 0) fs.mkdirSync(path.join(opts.out, 'images'), { recursive: true });
+  return writeEntries(opts.out, entries, { seed: opts.seed, count: opts.count, images: opts.images ?? 0, heldOut: HELD_OUT }, opts);
+}
+
+/**
+ * Writes given entries under `out`: each clip (kept when its file exists), then `world.json` (`header` and the
+ * entries as `clips`) and `metadata.json` last. Used by writeWorld and by the remapped LoRA dataset (remap.ts).
+ */
+export async function writeEntries<E extends WorldEntry>(
+  out: string,
+  entries: E[],
+  header: Record<string, unknown>,
+  opts: Pick<WriteWorldOptions, 'fps' | 'onProgress'> = {},
+): Promise<E[]> {
+  fs.mkdirSync(path.join(out, 'videos'), { recursive: true });
+  if (entries.some((e) => e.type === 'image')) fs.mkdirSync(path.join(out, 'images'), { recursive: true });
   let done = 0;
   for (const e of entries) {
-    const file = path.join(opts.out, e.file_path);
+    const file = path.join(out, e.file_path);
     if (!fs.existsSync(file)) {
       if (e.type === 'video') {
         await writeVideo({ frames: renderClip(e.spec), width: e.spec.width, height: e.spec.height }, file, { fps: opts.fps ?? 8 });
@@ -95,8 +108,8 @@ export async function writeWorld(opts: WriteWorldOptions): Promise<WorldEntry[]>
     opts.onProgress?.(++done, entries.length);
   }
   const meta: FunMetadataEntry[] = entries.map(({ file_path, text, type, width, height }) => ({ file_path, text, type, width, height }));
-  const world = { seed: opts.seed, count: opts.count, images: opts.images ?? 0, heldOut: HELD_OUT, clips: entries };
-  await writeFileAtomic(path.join(opts.out, 'world.json'), new TextEncoder().encode(JSON.stringify(world, null, 1)));
-  await writeFileAtomic(path.join(opts.out, 'metadata.json'), new TextEncoder().encode(JSON.stringify(meta, null, 1)));
+  const world = { ...header, clips: entries };
+  await writeFileAtomic(path.join(out, 'world.json'), new TextEncoder().encode(JSON.stringify(world, null, 1)));
+  await writeFileAtomic(path.join(out, 'metadata.json'), new TextEncoder().encode(JSON.stringify(meta, null, 1)));
   return entries;
 }
