@@ -71,6 +71,7 @@ describe('train on the demo model', () => {
     await expect(train({ model: DEMO, data: path.join(tmp, 'notvideo.json'), out, ...small })).rejects.toThrow(/meta.json: cannot read the video/);
     await expect(train({ model: DEMO, data: META, out, ...small, videoSampleNFrames: 200, videoSampleStride: 50 })).rejects.toThrow(/too short/);
     await expect(train({ model: DEMO, data: META, out, ...small, tokenizerMaxLength: 32 })).rejects.toThrow(/--tokenizer-max-length 32 must equal the transformer's max_text_seq_length 226/);
+    await expect(train({ model: DEMO, data: META, out, ...small, tokenizerMaxLength: 0 })).rejects.toThrow(/--tokenizer-max-length must be a positive integer, got 0/);
     await expect(train({ model: path.join(FIXTURES, 'tiny-pipe-2b'), data: META, out })).rejects.toThrow(/not a CogVideoX-Fun InP checkpoint/);
     await expect(train({ model: DEMO, data: META, out, rank: 0 })).rejects.toThrow(/--rank must be a positive integer/);
     await expect(train({ model: DEMO, data: META, out, mode: 'full', memoryLimitBytes: 2 ** 20, ...small })).rejects.toThrow(/training needs about .* but this machine has 0.0 GiB .*: use .*--mode lora/);

@@ -26,15 +26,22 @@ const state = readJson(path.join(ckpt, 'state.json')) as { step: number };
 // the run's own step log: total training time of the steps this checkpoint holds (earlier legs add theirs in state.json)
 const log = path.join(a.run, 'train_log.jsonl');
 const lines = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { step: number; stepSec: number }) : [];
-// a leg is one run folder; its id is the folder's creation time (the same path is reused on every machine)
+// a leg is one run folder; its id is the folder's creation time (the same path is reused on every machine; on a
+// filesystem without birth times this is the epoch or ctime, and legs would merge)
 const runId = fs.statSync(a.run).birthtime.toISOString();
-const seconds = lines.filter((l) => l.step <= state.step).reduce((s, l) => s + l.stepSec, 0);
+// a resumed run appends its re-run steps again: the last line of each step counts
+const byStep = new Map(lines.filter((l) => l.step <= state.step).map((l) => [l.step, l.stepSec]));
+const seconds = [...byStep.values()].reduce((s, v) => s + v, 0);
 const tmp = `${a.out}.tmp`;
 fs.rmSync(tmp, { recursive: true, force: true });
 writeTransformerFolder(path.join(tmp, 'transformer'), readJson(path.join(src, 'config.json')) as Record<string, unknown>, tensors, 4 * 2 ** 20);
 const prev = fs.existsSync(path.join(a.out, 'state.json')) ? (readJson(path.join(a.out, 'state.json')) as { legs?: { runId: string }[] }) : null;
 const leg = { runId, step: state.step, stepSeconds: Math.round(seconds), savedAt: new Date().toISOString() };
 fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify({ legs: [...(prev?.legs ?? []).filter((l) => l.runId !== runId), leg] }, null, 1) + '\n');
+for (const f of fs.readdirSync(path.join(tmp, 'transformer'))) {
+  const size = fs.statSync(path.join(tmp, 'transformer', f)).size;
+  if (size > 5 * 2 ** 20) throw new Error(`${f}: ${size} bytes, over the repository's 5 MiB limit (one tensor larger than a shard)`);
+}
 fs.rmSync(a.out, { recursive: true, force: true });
 fs.renameSync(tmp, a.out);
 console.log(`${ckpt} → ${a.out}: ${tensors.length} tensors, F16, step ${state.step}, ${Math.round(seconds)} s of steps`);

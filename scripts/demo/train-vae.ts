@@ -22,7 +22,8 @@
 // between sessions. --object-crops is the share of crops centred near the object.
 // --image-every K makes every K-th step a batch of --image-batch single frames (mixed image / clip training).
 // --freeze-encoder trains the decoder alone (the encoder, its latents and the exported scaling_factor stay fixed), so
-// the transformer can be trained on the encoder's latents while the decoder goes on improving.
+// the transformer can be trained on the encoder's latents while the decoder goes on improving (on one machine: a
+// fresh one resumes from the F16 copy in the repository, which rounds the encoder's weights once).
 // --export writes DEST/config.json + diffusion_pytorch_model.safetensors from `latest`, with scaling_factor set to
 // 1 / std of posterior samples over 32 world clips (the convention of the released VAEs).
 import * as fs from 'node:fs';
@@ -341,6 +342,7 @@ async function main(): Promise<void> {
     state = loadCheckpoint(latest, opt);
     console.log(`resumed ${latest} at step ${state.step}`);
   }
+  if (a.strip && !a.eval) throw new Error('--strip FILE goes with --eval N (it draws the evaluated clips)');
   if (a.eval) {
     await evaluate(vae, params, specs, posInt('eval', a.eval), a.strip);
     return;

@@ -89,7 +89,8 @@ export function saveCheckpoint(runDir: string, opt: AdamW, state: TrainState, ke
   const latestTmp = path.join(runDir, `.latest.${process.pid}.tmp`);
   fs.writeFileSync(latestTmp, name + '\n');
   fs.renameSync(latestTmp, path.join(runDir, 'latest'));
-  // the one just written always stays (a folder may hold a higher step from an older run, e.g. a changed design)
+  // the one just written always stays (a folder may hold a higher step from an older run, e.g. a changed design);
+  // the others kept are the highest steps, so with keep > 1 a stale higher step would outlive this run's previous one
   const old = fs
     .readdirSync(runDir)
     .filter((d) => /^checkpoint-\d+$/.test(d) && d !== name)

@@ -69,30 +69,33 @@ export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5
   const frozenZ = so.freezeEncoder
     ? tf.tidy(() => {
         const post = vae.encode(x, { params: lookup });
-        const z = so.decodeMean ? post.mode() : post.sample({ seed: noiseSeed });
-        const keep = tf.keep(z.clone());
-        post.dispose();
-        return keep;
+        return so.decodeMean ? post.mode() : post.sample({ seed: noiseSeed });
       })
     : null;
-  const trained = [...params.entries()].filter(([n]) => !so.freezeEncoder || !n.startsWith('encoder.'));
-  const { value, grads } = tf.variableGrads(() => {
-    if (frozenZ) {
-      const r = recLossOf(tf.sub(vae.decode(frozenZ, { params: lookup }), x), recLoss, so.weights);
+  // the decoder's side only (quant_conv, when a config has one, belongs to the encoder's side)
+  const trained = [...params.entries()].filter(([n]) => !so.freezeEncoder || !(n.startsWith('encoder.') || n.startsWith('quant_conv.')));
+  let value: tf.Scalar;
+  let grads: tf.NamedTensorMap;
+  try {
+    ({ value, grads } = tf.variableGrads(() => {
+      if (frozenZ) {
+        const r = recLossOf(tf.sub(vae.decode(frozenZ, { params: lookup }), x), recLoss, so.weights);
+        rec = r.dataSync()[0]!;
+        return r;
+      }
+      const post = vae.encode(x, { params: lookup });
+      const z = so.decodeMean ? post.mode() : post.sample({ seed: noiseSeed });
+      const xHat = vae.decode(z, { params: lookup });
+      const r = recLossOf(tf.sub(xHat, x), recLoss, so.weights);
+      const k = tf.mul(tf.mean(tf.sub(tf.sub(tf.add(tf.square(post.mean), tf.exp(post.logvar)), 1), post.logvar)), 0.5);
+      post.dispose();
       rec = r.dataSync()[0]!;
-      return r;
-    }
-    const post = vae.encode(x, { params: lookup });
-    const z = so.decodeMean ? post.mode() : post.sample({ seed: noiseSeed });
-    const xHat = vae.decode(z, { params: lookup });
-    const r = recLossOf(tf.sub(xHat, x), recLoss, so.weights);
-    const k = tf.mul(tf.mean(tf.sub(tf.sub(tf.add(tf.square(post.mean), tf.exp(post.logvar)), 1), post.logvar)), 0.5);
-    post.dispose();
-    rec = r.dataSync()[0]!;
-    kl = k.dataSync()[0]!;
-    return tf.add(r, tf.mul(k, klWeight)) as tf.Scalar;
-  }, trained.map(([, p]) => p));
-  frozenZ?.dispose();
+      kl = k.dataSync()[0]!;
+      return tf.add(r, tf.mul(k, klWeight)) as tf.Scalar;
+    }, trained.map(([, p]) => p)));
+  } finally {
+    frozenZ?.dispose();
+  }
   const byName = new Map<string, tf.Tensor>();
   for (const [n, p] of trained) byName.set(n, grads[p.name]!);
   const sq = tf.tidy(() => tf.addN([...byName.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!);

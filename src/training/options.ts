@@ -50,8 +50,9 @@ export interface TrainOptions {
   randomHwAdapt: boolean;
   textDropRatio: number;
   /** train.py --tokenizer_max_length (226 there): T5 ids are padded / truncated to it; default the transformer's
-   * max_text_seq_length (226 in every released model), which it must equal when the model adds a position table to
-   * the text (2b sincos, learned) */
+   * max_text_seq_length (226 in every released model, so the same there; it differs from train.py only for a RoPE
+   * model whose max_text_seq_length is not 226), which it must equal when the model adds a position table to the
+   * text (2b sincos, learned) */
   tokenizerMaxLength?: number;
   motionSubLoss: boolean;
   motionSubLossRatio: number;

@@ -110,8 +110,10 @@ export function prepareStep(batch: StepBatch, ctx: StepContext): PreparedStep {
  * add_noise_to_reference_video leaves −1 pixels as they are) has the same encoding as every other such row of its
  * shape (`blank` caches it), and with t2v_flag 0 (90 % of full masks, train.py:1440-1447) its inpaint latents are
  * multiplied by 0 whatever the encoding is: it gets zero moments. The posterior sample still draws every row's noise,
- * so the random stream is the original's. Encoding is most of a small model's step (the demo transformer: ~80 %),
- * and a fifth of video masks are full (get_random_mask type 1).
+ * so the random stream is the original's (a VAE output of NaN / Inf would reach the original through NaN·0; here it
+ * is 0). Preparing the batch, mostly this encoding, was 65–80 % of the demo transformer's step (train_log.jsonl
+ * `seconds.prepare`, batch 8 and 16); a fifth of video masks and 80 % of image masks are full (get_random_mask,
+ * dataset_image_video.py:29-31).
  */
 export function maskedVideoMoments(
   encode: (pixels: Float32Array, shape: readonly number[]) => tf.Tensor5D,
@@ -125,13 +127,15 @@ export function maskedVideoMoments(
   const full = Array.from({ length: B }, (_, b) => pixels.subarray(b * per, (b + 1) * per).every((v) => v === -1));
   if (!full.some(Boolean)) return encode(pixels, shape);
   const rows = full.flatMap((f, b) => (f ? [] : [b]));
-  const sub = rows.length ? encode(Float32Array.from(rows.flatMap((b) => Array.from(pixels.subarray(b * per, (b + 1) * per)))), [rows.length, ...shape.slice(1)]) : null;
+  const gathered = new Float32Array(rows.length * per);
+  rows.forEach((b, k) => gathered.set(pixels.subarray(b * per, (b + 1) * per), k * per));
+  const sub = rows.length ? encode(gathered, [rows.length, ...shape.slice(1)]) : null;
   const key = shape.slice(1).join('x');
-  // the blank encoding is needed by a full row with flag 1, and for its output shape when every row is full
-  if ((rows.length === 0 || full.some((f, b) => f && flags[b] !== 0)) && !blank.has(key)) {
-    blank.set(key, tf.keep(encode(new Float32Array(per).fill(-1), [1, ...shape.slice(1)])));
-  }
   try {
+    // the blank encoding is needed by a full row with flag 1, and for its output shape when every row is full
+    if ((rows.length === 0 || full.some((f, b) => f && flags[b] !== 0)) && !blank.has(key)) {
+      blank.set(key, tf.keep(encode(new Float32Array(per).fill(-1), [1, ...shape.slice(1)])));
+    }
     return tf.tidy(() => {
       const o = (sub ?? blank.get(key)!).shape.slice(1);
       let k = 0;

@@ -53,6 +53,7 @@ function check(o: TrainOptions): void {
   pos('validationSteps', o.validationSteps);
   pos('validationEpochs', o.validationEpochs);
   pos('validationInferenceSteps', o.validationInferenceSteps);
+  if (o.tokenizerMaxLength !== undefined) pos('tokenizerMaxLength', o.tokenizerMaxLength);
   if (o.validationPrompts?.some((p) => typeof p !== 'string' || p.trim() === '')) throw new Error('--validation-prompts: every prompt must be a non-empty string');
   for (const c of ['transformer', 'vae', 'text_encoder', 'tokenizer', 'scheduler']) {
     if (!fs.existsSync(path.join(o.model, c))) throw new Error(`--model ${o.model}: missing ${c}/ (a diffusers-layout CogVideoX(-Fun) folder)`);
@@ -158,6 +159,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   const vae = await AutoencoderKLCogVideoX.fromPretrained(path.join(o.model, 'vae'));
   const vaeId = componentId(path.join(o.model, 'vae'));
   // keyed by the VAE and the exact pixels it encodes (so the clip drawn, the bucket and the file's content all count)
+  let encoded = 0; // VAE encodings made (not from the cache), for the progress message
   const momentsOf = (px: Float32Array, shape: [number, number, number]): { data: Float32Array; shape: number[] } => {
     const key = cacheKey(vaeId, createHash('sha256').update(new Uint8Array(px.buffer, px.byteOffset, px.byteLength)).digest('hex'), shape.join('x'));
     let m = cache.get('vae', key)?.get('moments') ?? null;
@@ -168,7 +170,6 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     }
     return m;
   };
-  let encoded = 0;
   let lastSay = Date.now();
   const prepared: PreparedSample[] = samples.map((s, i) => {
     const p = pixels[i]!;
