@@ -22,6 +22,8 @@ DELETE /v1/jobs/{id}, /result, GET /v1/jobs, /openapi.json, and CogVideoX-Fun's 
       --backend NAME       tensorflow or wasm (default: the fastest available)
       --redis URL          put jobs on this Redis (redis://[:PASSWORD@]HOST:PORT, rediss:// for TLS); they run on
                            \`cogvideox-fun worker\` processes sharing --output-dir and --models-dir, not here
+      --redis-ca FILE      with rediss://: the CA certificate (PEM) that signed Redis's certificate, the only one
+                           trusted (default: Node's trusted CAs)
       --retries N          with --redis: runs after a failure before a job fails for good (default 2)
       --max-queued N       with --redis: waiting jobs beyond which submissions get HTTP 429 (default 10000)
       --rate-limit N       with --token: job submissions per minute per client address, then HTTP 429 with
@@ -41,6 +43,7 @@ export interface ServeFlags {
   workers: number;
   backend?: 'tensorflow' | 'wasm';
   redis?: string;
+  redisCa?: string;
   retries: number;
   maxQueued: number;
   rateLimit: number;
@@ -64,6 +67,7 @@ export function parseServeArgs(argv: readonly string[]): ServeFlags {
         workers: { type: 'string' },
         backend: { type: 'string' },
         redis: { type: 'string' },
+        'redis-ca': { type: 'string' },
         retries: { type: 'string' },
         'max-queued': { type: 'string' },
         'rate-limit': { type: 'string' },
@@ -85,6 +89,7 @@ export function parseServeArgs(argv: readonly string[]): ServeFlags {
   const s = (k: string) => values[k] as string | undefined;
   const backend = s('backend');
   if (backend !== undefined && backend !== 'tensorflow' && backend !== 'wasm') throw new UsageError(`--backend must be tensorflow or wasm, got "${backend}"`);
+  if (s('redis-ca') !== undefined && s('redis') === undefined) throw new UsageError('--redis-ca needs --redis rediss://…');
   const token = s('token') ?? process.env.COGVIDEOX_TOKEN;
   if (token !== undefined && token.length < 8) throw new UsageError('--token must be at least 8 characters');
   return {
@@ -98,6 +103,7 @@ export function parseServeArgs(argv: readonly string[]): ServeFlags {
     workers: int('workers', s('workers'), 1, 1, 16),
     backend: backend as ServeFlags['backend'],
     redis: s('redis'),
+    redisCa: s('redis-ca') === undefined ? undefined : path.resolve(s('redis-ca')!),
     retries: int('retries', s('retries'), 2, 0, 100),
     maxQueued: int('max-queued', s('max-queued'), 10_000, 1, 10_000_000),
     rateLimit: int('rate-limit', s('rate-limit'), 60, 0, 1_000_000),
@@ -113,6 +119,15 @@ export async function serve(argv: readonly string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE);
     return 0;
   }
+  if (flags.redis !== undefined) {
+    const { checkRedisUrl, redisTlsOptions } = await import('../server/redis.js');
+    try {
+      checkRedisUrl(flags.redis);
+      redisTlsOptions(flags.redis, flags.redisCa);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   // the server modules (fastify, worker threads) load only for this command
   const { createServer } = await import('../server/server.js');
   const server = await createServer({
@@ -124,6 +139,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     workers: flags.workers,
     backend: flags.backend,
     redis: flags.redis,
+    redisCa: flags.redisCa,
     retries: flags.retries,
     maxQueued: flags.maxQueued,
     rateLimit: flags.rateLimit,

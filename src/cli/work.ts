@@ -9,7 +9,10 @@ export const WORKER_USAGE = `Usage: cogvideox-fun worker --redis URL [options]
 Takes generation jobs from the Redis queue of \`cogvideox-fun serve --redis URL\` and runs them, --concurrency at a
 time. A job whose worker dies is run again by another worker after --lock-ms; its output is written once.
 
-      --redis URL          the queue: redis://[:PASSWORD@]HOST:PORT (rediss:// for TLS)
+      --redis URL          the queue: redis://[:PASSWORD@]HOST:PORT (rediss:// for TLS); a Redis that does not
+                           answer within 5 s, or whose certificate is refused, ends the worker with the reason
+      --redis-ca FILE      with rediss://: the CA certificate (PEM) that signed Redis's certificate, the only one
+                           trusted (default: Node's trusted CAs)
       --output-dir DIR     the server's output folder, shared (NFS, SMB, a cloud volume; default ./samples)
       --models-dir DIR     this machine's models folder: model and LoRA paths of jobs resolve inside it only
       --concurrency N      jobs at once, one generation thread each (default 1)
@@ -22,6 +25,7 @@ time. A job whose worker dies is run again by another worker after --lock-ms; it
 
 export interface WorkerFlags {
   redis: string;
+  redisCa?: string;
   outputDir: string;
   modelsDir?: string;
   concurrency: number;
@@ -38,6 +42,7 @@ export function parseWorkerArgs(argv: readonly string[]): WorkerFlags | 'help' {
       args: [...argv],
       options: {
         redis: { type: 'string' },
+        'redis-ca': { type: 'string' },
         'output-dir': { type: 'string' },
         'models-dir': { type: 'string' },
         concurrency: { type: 'string' },
@@ -68,6 +73,7 @@ export function parseWorkerArgs(argv: readonly string[]): WorkerFlags | 'help' {
   if (backend !== undefined && backend !== 'tensorflow' && backend !== 'wasm') throw new UsageError(`--backend must be tensorflow or wasm, got "${backend}"`);
   return {
     redis,
+    redisCa: s('redis-ca') === undefined ? undefined : path.resolve(s('redis-ca')!),
     outputDir: path.resolve(s('output-dir') ?? 'samples'),
     modelsDir: s('models-dir') === undefined ? undefined : path.resolve(s('models-dir')!),
     concurrency: int('concurrency', 1, 1, 16)!,
@@ -86,9 +92,10 @@ export async function workerCommand(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const fs = await import('node:fs');
-  const { checkRedisUrl } = await import('../server/redis.js');
+  const { checkRedisUrl, redisTlsOptions } = await import('../server/redis.js');
   try {
     checkRedisUrl(flags.redis);
+    redisTlsOptions(flags.redis, flags.redisCa);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -99,6 +106,7 @@ export async function workerCommand(argv: readonly string[]): Promise<number> {
   const log = flags.quiet ? undefined : (l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`);
   const w = new RemoteWorker({
     url: flags.redis,
+    ca: flags.redisCa,
     outputDir: flags.outputDir,
     modelsDir: flags.modelsDir,
     concurrency: flags.concurrency,

@@ -1,6 +1,8 @@
 // What the server and the workers share about Redis: the URL check, the connections (ioredis: redis:// with an
-// optional password, rediss:// for TLS), the queue's names, the cancel channel, and the 503 every API call answers
-// while Redis is unreachable (instead of hanging on ioredis's offline queue).
+// optional password, rediss:// for TLS, verified against --redis-ca or Node's trusted roots), the wait for the first
+// connection (a refused certificate fails at once), the queue's names, the cancel channel, and the 503 every API call
+// answers while Redis is unreachable (instead of hanging on ioredis's offline queue).
+import * as fs from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { RequestError } from './types.js';
 
@@ -30,6 +32,26 @@ export function checkRedisUrl(url: string, flag = '--redis'): string {
 }
 
 /**
+ * The TLS options of a rediss:// connection given `--redis-ca FILE` (PEM; the CA that signed the Redis server's
+ * certificate, as redis-cli's --cacert): that CA is the only one trusted. Without the file, Node's own trust applies
+ * (its bundled roots, plus NODE_EXTRA_CA_CERTS): enough for a Redis whose certificate a public CA signed. Certificates
+ * are always verified, host name included (Node's tls defaults; ioredis passes these options to tls.connect).
+ */
+export function redisTlsOptions(url: string, caFile: string | undefined, flag = '--redis-ca'): RedisOptions {
+  if (caFile === undefined) return {};
+  const scheme = /^[a-z]+:\/\//i.exec(url)?.[0];
+  if (scheme !== 'rediss://') throw new Error(`${flag} needs a rediss:// URL in --redis (Redis over TLS), got ${scheme ?? `"${url.slice(0, 10)}…"`}`);
+  let pem: string;
+  try {
+    pem = fs.readFileSync(caFile, 'utf8');
+  } catch (e) {
+    throw new Error(`${flag} ${caFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`${flag} ${caFile}: expected PEM certificates ("-----BEGIN CERTIFICATE-----"), got ${pem.length} bytes without one`);
+  return { tls: { ca: pem } };
+}
+
+/**
  * A connection. `failFast` (the server's commands): no offline queue and one attempt per command, so a request fails
  * at once while Redis is away; otherwise (BullMQ's blocking readers, the workers) commands wait for the reconnect.
  */
@@ -42,8 +64,61 @@ export function connect(url: string, failFast: boolean, extra: RedisOptions = {}
     retryStrategy: (times) => Math.min(100 * times, 1000),
     ...extra,
   });
-  r.on('error', () => {}); // reported through the commands that fail; ioredis reconnects by itself
+  r.on('error', (e: Error) => lastErrors.set(r, e)); // reported through the commands that fail and untilReady; ioredis reconnects by itself
   return r;
+}
+
+const lastErrors = new WeakMap<Redis, Error>();
+
+/**
+ * Node's codes for a server certificate it does not accept (tls.connect: an X509 verify result, or the host name
+ * check). Retrying meets the same certificate, so a connection refused for one of these fails at once.
+ */
+const CERT_REFUSED = /CERT|SIGNATURE|ISSUER|ALTNAME|HOSTNAME_MISMATCH|INVALID_CA|INVALID_PURPOSE|PATH_LENGTH/;
+
+/**
+ * Resolves once `conn` is connected. Rejects — naming Redis, its URL and why — when the server's TLS certificate is
+ * refused (at once), or when no connection is made within `ms` (with the last error): a wrong --redis or --redis-ca
+ * ends the command with a message instead of ioredis retrying in silence.
+ */
+export async function untilReady(conn: Redis, safeUrl: string, ms = 5000): Promise<void> {
+  if (conn.status === 'ready') return;
+  let onReady!: () => void;
+  let onError!: (e: Error) => void;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      onError = (e: Error) => {
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        if (CERT_REFUSED.test(code)) {
+          reject(new Error(`Redis at ${safeUrl}: its TLS certificate is refused (${e.message}, ${code}); give the CA certificate that signed it with --redis-ca FILE`));
+        }
+      };
+      conn.once('ready', onReady);
+      conn.on('error', onError);
+      const before = lastErrors.get(conn); // an attempt that failed before this call
+      if (before) onError(before);
+      timer = setTimeout(() => {
+        const last = lastErrors.get(conn);
+        reject(new Error(`Redis at ${safeUrl}: no connection within ${ms} ms (${conn.status}${last ? `; last error: ${last.message}` : ''})`));
+      }, ms);
+    });
+  } finally {
+    clearTimeout(timer);
+    conn.off('ready', onReady);
+    conn.off('error', onError);
+  }
+}
+
+/**
+ * Disconnects at once. A TLS handshake cut short by it can still fail on its socket (Redis's alert) after ioredis's
+ * one-shot error listener of that socket was used: without a listener of ours that error was uncaught and ended the
+ * process (in 4 of 6 tries closing a RedisQueue right after a refused certificate).
+ */
+export function hangUp(conn: Redis): void {
+  conn.stream?.on('error', () => {});
+  conn.disconnect();
 }
 
 export function redisUnavailable(safeUrl: string, e: unknown): RequestError {

@@ -17,17 +17,19 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { commitOutput, removePartial } from './job.js';
 import { applyJobEvent } from './live.js';
 import { WorkerPool } from './pool.js';
 import { fromPortableSpec, rebaseSpec, type Roots } from './portable.js';
-import { CANCEL_CHANNEL, cancelKey, checkRedisUrl, connect, QUEUE_NAME } from './redis.js';
+import { CANCEL_CHANNEL, cancelKey, checkRedisUrl, connect, hangUp, QUEUE_NAME, redisTlsOptions, untilReady } from './redis.js';
 import type { QueueData, QueueProgress, QueueResult } from './redis_queue.js';
 import type { JobSpec } from './types.js';
 
 export interface RemoteWorkerOptions extends Roots {
   url: string;
+  /** rediss://: the CA certificate file (PEM) that signed Redis's certificate (--redis-ca); default: Node's trust */
+  ca?: string;
   /** jobs at once (one generation thread each) */
   concurrency?: number;
   backend?: 'tensorflow' | 'wasm';
@@ -48,16 +50,23 @@ export class RemoteWorker {
   private worker?: Worker;
   private workerConn?: Redis;
   private readonly running = new Set<string>();
+  private readonly tls: RedisOptions;
 
   constructor(private readonly o: RemoteWorkerOptions) {
     this.safeUrl = checkRedisUrl(o.url);
+    this.tls = redisTlsOptions(o.url, o.ca);
     this.pool = new WorkerPool({ size: o.concurrency ?? 1, backend: o.backend, cancelGraceMs: o.cancelGraceMs });
-    this.cmd = connect(o.url, false);
-    this.sub = connect(o.url, false);
+    this.cmd = connect(o.url, false, this.tls);
+    this.sub = connect(o.url, false, this.tls);
   }
 
-  /** Starts the generation threads, then takes jobs. */
+  /**
+   * Connects (a Redis that does not answer within 5 s, or whose TLS certificate is refused, ends the worker with the
+   * reason: its commands would otherwise wait in ioredis's offline queue for ever), starts the generation threads,
+   * then takes jobs.
+   */
   async start(): Promise<void> {
+    await untilReady(this.cmd, this.safeUrl);
     await this.pool.ready();
     await this.sub.subscribe(CANCEL_CHANNEL);
     this.sub.on('message', (_channel: string, id: string) => {
@@ -65,7 +74,7 @@ export class RemoteWorker {
     });
     const lock = this.o.lockDurationMs ?? 30_000;
     this.worker = new Worker(QUEUE_NAME, (job, token) => this.process(job, token, lock), {
-      connection: (this.workerConn = connect(this.o.url, false)),
+      connection: (this.workerConn = connect(this.o.url, false, this.tls)),
       concurrency: this.pool.size,
       lockDuration: lock,
       stalledInterval: this.o.stalledIntervalMs ?? lock,
@@ -147,8 +156,8 @@ export class RemoteWorker {
   async close(force = false): Promise<void> {
     await this.worker?.close(force);
     await this.pool.close();
-    this.workerConn?.disconnect();
-    this.sub.disconnect();
-    this.cmd.disconnect();
+    if (this.workerConn) hangUp(this.workerConn);
+    hangUp(this.sub);
+    hangUp(this.cmd);
   }
 }

@@ -41,6 +41,8 @@ export interface ServerOptions {
   cancelGraceMs?: number;
   /** redis://HOST:PORT: jobs go to this Redis (BullMQ) and `cogvideox-fun worker` processes run them; no threads here */
   redis?: string;
+  /** rediss://: the CA certificate file (PEM) that signed Redis's certificate; default: Node's trusted CAs */
+  redisCa?: string;
   /** Redis queue: runs after a failure before a job fails for good (default 2) */
   retries?: number;
   /** Redis queue: waiting jobs beyond which a submission gets 429 */
@@ -99,7 +101,7 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
     pool = new WorkerPool({ size: 0 });
     pool.backend = o.backend ?? 'tensorflow';
     pool.backendName = `remote workers (${checkRedisUrl(o.redis)})`;
-    const rq = new RedisQueue({ url: o.redis, outputDir, modelsDir, resultUrl, retries: o.retries, maxQueued: o.maxQueued, onFinished });
+    const rq = new RedisQueue({ url: o.redis, ca: o.redisCa, outputDir, modelsDir, resultUrl, retries: o.retries, maxQueued: o.maxQueued, onFinished });
     if (model) toPortablePath({ outputDir, modelsDir }, model, '--model'); // workers find models in their --models-dir only
     queue = rq;
     ready = () => rq.ready();
