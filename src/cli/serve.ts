@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.js';
+import { checkRedisFlags } from './redis_flags.js';
 import { bundledDemoInfo } from './demo.js';
 
 export const SERVE_USAGE = `Usage: cogvideox-fun serve [options]
@@ -119,15 +120,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE);
     return 0;
   }
-  if (flags.redis !== undefined) {
-    const { checkRedisUrl, redisTlsOptions } = await import('../server/redis.js');
-    try {
-      checkRedisUrl(flags.redis);
-      redisTlsOptions(flags.redis, flags.redisCa);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  }
+  if (flags.redis !== undefined) await checkRedisFlags(flags.redis, flags.redisCa);
   // the server modules (fastify, worker threads) load only for this command
   const { createServer } = await import('../server/server.js');
   const server = await createServer({

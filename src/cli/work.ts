@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.js';
+import { checkRedisFlags } from './redis_flags.js';
 
 export const WORKER_USAGE = `Usage: cogvideox-fun worker --redis URL [options]
 
@@ -92,13 +93,7 @@ export async function workerCommand(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const fs = await import('node:fs');
-  const { checkRedisUrl, redisTlsOptions } = await import('../server/redis.js');
-  try {
-    checkRedisUrl(flags.redis);
-    redisTlsOptions(flags.redis, flags.redisCa);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  await checkRedisFlags(flags.redis, flags.redisCa);
   if (!fs.statSync(flags.outputDir, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--output-dir ${flags.outputDir}: not a folder (the server's output folder, shared)`);
   if (flags.modelsDir !== undefined && !fs.statSync(flags.modelsDir, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--models-dir ${flags.modelsDir}: not a folder`);
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';

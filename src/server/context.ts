@@ -1,6 +1,7 @@
 // What the routes share with the server that registers them (its own file, so the route modules and server.ts do
 // not import each other).
 import type { DemoInfo } from '../cli/demo.js';
+import type { ModelEntry } from './models.js';
 import type { WorkerPool } from './pool.js';
 import type { UploadProbe } from './probe.js';
 import type { JobQueue } from './queue.js';
@@ -20,13 +21,7 @@ export interface ServerContext {
 }
 
 /** GET /v1/models → current: the model jobs use when they name none. */
-export interface CurrentModelInfo {
-  path: string;
-  variant: string;
-  kind: string;
-  maxFrames: number;
-  defaultWidth: number;
-  defaultHeight: number;
+export interface CurrentModelInfo extends ModelEntry {
   /** the bundled demo model (no --model) */
   demo: boolean;
   /** the demo model's demo.json (trained or not, what it knows, example prompt, grid) — what `generate --help` lists;
