@@ -36,12 +36,17 @@ function fileMustExist(flag: string, file: string | undefined, kind: 'file' | 'f
 }
 
 /** Flags + the model folder → the job the worker runs (defaults as the predict scripts / THUDM cli_demo). */
-/** `inspect`: how the model folder is read (the server passes a cached reader: it resolves every submission). */
-export function resolveRun(flags: GenerateFlags, inspect: (dir: string) => ModelFolder = inspectModelFolder): ResolvedRun {
+/** `inspect`, `demoInfo`: how the model folder and its demo.json are read (the server passes cached readers: it
+ *  resolves every submission). */
+export function resolveRun(
+  flags: GenerateFlags,
+  inspect: (dir: string) => ModelFolder = inspectModelFolder,
+  demoInfoOf: (dir: string) => DemoInfo | null = readDemoInfo,
+): ResolvedRun {
   const demo = flags.model === undefined;
   const dir = demo ? demoModelDir() : path.resolve(flags.model!);
   const folder = inspect(dir);
-  const demoInfo = demo ? readDemoInfo(dir) : null;
+  const demoInfo = demo ? demoInfoOf(dir) : null;
   const fun = isFunKind(folder.kind);
   const notes: string[] = [];
 

@@ -2,9 +2,10 @@
 // through the CLI's own flag parser and resolver (so the API accepts exactly what `generate` accepts, and its
 // messages name the API's fields), uploads are decoded on the checker thread, and the memory plan is consulted.
 import * as path from 'node:path';
+import { readDemoInfo } from '../cli/demo.js';
 import { oneLine } from '../cli/errors.js';
 import { resolveRun, type ResolvedRun } from '../cli/generate.js';
-import { inspectModelFolder, type ModelFolder } from '../cli/model_folder.js';
+import { inspectModelFolder } from '../cli/model_folder.js';
 import { DEFAULT_LORA_WEIGHT, parseGenerateArgs, parseLora, type GenerateFlags } from '../cli/options.js';
 import { sizeFromReference } from '../pipelines/rules.js';
 import { cliMessageToApi, FILE_FIELDS, JOB_FIELDS, type FieldValue, type FileField } from './fields.js';
@@ -53,16 +54,20 @@ function guessField(message: string): string | undefined {
 // and test a dozen paths otherwise, about a seventh of the server's time per submission (CPU profile of `serve
 // --redis` under bench/queue.ts --trivial). A folder changed or removed is noticed within the TTL (and by the worker that runs the job).
 const FOLDER_TTL_MS = 5000;
-const folders = new Map<string, { at: number; folder: ModelFolder }>();
-function inspectCached(dir: string): ModelFolder {
-  const now = performance.now();
-  const hit = folders.get(dir);
-  if (hit && now - hit.at < FOLDER_TTL_MS) return hit.folder;
-  const folder = inspectModelFolder(dir); // throws for a broken folder: never cached
-  if (folders.size > 64) folders.clear();
-  folders.set(dir, { at: now, folder });
-  return folder;
+function cachedRead<T>(read: (dir: string) => T): (dir: string) => T {
+  const hits = new Map<string, { at: number; value: T }>();
+  return (dir) => {
+    const now = performance.now();
+    const hit = hits.get(dir);
+    if (hit && now - hit.at < FOLDER_TTL_MS) return hit.value;
+    const value = read(dir); // throws for a broken folder or demo.json: never cached
+    if (hits.size > 64) hits.clear();
+    hits.set(dir, { at: now, value });
+    return value;
+  };
 }
+const inspectCached = cachedRead(inspectModelFolder);
+const demoInfoCached = cachedRead(readDemoInfo);
 
 function randomSeed(): string {
   // CogVideoX-Fun's UI: seed -1 or empty → np.random.randint(0, 1e10)
@@ -136,7 +141,7 @@ export async function buildJobSpec(id: string, c: CollectedJob, ctx: BuildContex
 
   let run: ResolvedRun;
   try {
-    run = resolveRun(flags, inspectCached);
+    run = resolveRun(flags, inspectCached, demoInfoCached);
   } catch (e) {
     throw apiError(e, hide);
   }

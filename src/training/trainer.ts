@@ -26,7 +26,7 @@ import { groupLrs, LR_SCHEDULERS, type LrSchedulerName } from './lr_schedule.js'
 import { getRandomMask, maskPixelValues } from './masks.js';
 import { AdamW, type ParamGroup } from './optimizer.js';
 import { SeededRandom } from './random.js';
-import { bucketPixels, cacheKey, componentId, decodeSample, DiskCache, encodeMoments, loadPixels, type DecodedSample, type PreparedSample } from './samples.js';
+import { bucketPixels, cacheKey, componentId, decodeSample, DiskCache, encodeMoments, loadPixels, trainingEncodeOptions, type DecodedSample, type PreparedSample } from './samples.js';
 import { NoiseSchedule } from './schedule.js';
 import { disposePrepared, fullTrainables, lossAndGrads, loraTrainables, maskedVideoMoments, prepareStep, type Trainables } from './step.js';
 import { TRAIN_DEFAULTS, type TrainOptions, type TrainProgress } from './options.js';
@@ -414,7 +414,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
                   maskedVideoMoments(
                     (px, shape) => {
                       const x = tf.tidy(() => tf.transpose(tf.tensor<tf.Rank>(px, Array.from(shape)), [0, 2, 1, 3, 4]) as tf.Tensor5D);
-                      const d = vae.encode(x);
+                      const d = vae.encode(x, trainingEncodeOptions(vae, x.shape));
                       x.dispose();
                       const m = d.moments.clone();
                       d.dispose();
