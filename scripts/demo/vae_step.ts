@@ -27,6 +27,8 @@ export interface StepOptions {
   /** Train the decoder only: the encoder runs outside the gradient tape and its parameters stay as they are (the
    *  latents the transformer is trained on do not move while the decoder goes on learning). */
   freezeEncoder?: boolean;
+  /** Scale the gradients down to this global norm when above it (0 / undefined: never). */
+  maxGradNorm?: number;
 }
 
 /**
@@ -99,8 +101,14 @@ export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5
   const byName = new Map<string, tf.Tensor>();
   for (const [n, p] of trained) byName.set(n, grads[p.name]!);
   const sq = tf.tidy(() => tf.addN([...byName.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!);
+  const norm = Math.sqrt(sq);
+  if (so.maxGradNorm && norm > so.maxGradNorm) {
+    const scale = so.maxGradNorm / norm;
+    for (const [n, g] of byName) byName.set(n, tf.mul(g, scale));
+  }
   opt.apply(byName, step);
+  if (so.maxGradNorm && norm > so.maxGradNorm) tf.dispose([...byName.values()]);
   const loss = value.dataSync()[0]!;
   tf.dispose([value, ...Object.values(grads)]);
-  return { loss, rec, kl, gradNorm: Math.sqrt(sq) };
+  return { loss, rec, kl, gradNorm: norm };
 }
