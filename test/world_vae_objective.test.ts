@@ -1,7 +1,7 @@
 // scripts/demo/vae_step: the demo VAE's object-weighted reconstruction loss and the weights it uses.
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { objectWeights, recLossOf } from '../scripts/demo/vae_step.js';
+import { clipByGlobalNorm, objectWeights, recLossOf } from '../scripts/demo/vae_step.js';
 import { BACKENDS, useBackend } from './helpers.js';
 
 // Plain tensor arithmetic: the first available backend is enough.
@@ -56,5 +56,28 @@ describe('recLossOf', () => {
     // the weights tensor made by tidy above and the result
     expect(tf.memory().numTensors).toBe(before + 2);
     r.dispose();
+  });
+});
+
+describe('clipByGlobalNorm', () => {
+  it('scales every gradient by max / global norm when above it, and leaves them alone otherwise', () => {
+    const g = new Map<string, tf.Tensor>([
+      ['a', tf.tensor([3, 0])],
+      ['b', tf.tensor([[0, 4]])],
+    ]); // global norm 5
+    const before = tf.memory().numTensors;
+    const r = clipByGlobalNorm(g, 2);
+    expect(r.norm).toBeCloseTo(5, 6);
+    expect(Array.from(r.clipped!.get('a')!.dataSync())).toEqual([expect.closeTo(1.2, 6), 0]);
+    expect(Array.from(r.clipped!.get('b')!.dataSync())).toEqual([0, expect.closeTo(1.6, 6)]);
+    expect(tf.memory().numTensors).toBe(before + 2);
+    tf.dispose([...r.clipped!.values()]);
+    for (const max of [5, 10, 0]) {
+      const k = clipByGlobalNorm(g, max);
+      expect(k.clipped).toBeNull();
+      expect(k.norm).toBeCloseTo(5, 6);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([...g.values()]);
   });
 });

@@ -61,6 +61,16 @@ export function recLossOf(d: tf.Tensor, kind: RecLoss, weights?: tf.Tensor): tf.
   });
 }
 
+/**
+ * The gradients' global norm, and when it is above `max` (> 0) new gradients scaled down to it (the caller disposes
+ * them; null when nothing was clipped).
+ */
+export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, max: number): { norm: number; clipped: Map<string, tf.Tensor> | null } {
+  const norm = Math.sqrt(tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!));
+  if (!(max > 0) || norm <= max) return { norm, clipped: null };
+  return { norm, clipped: new Map([...grads].map(([n, g]) => [n, tf.mul(g, max / norm)])) };
+}
+
 /** x [B, 3, F, H, W] in [−1, 1]; `noiseSeed` seeds the posterior sample; `step` counts from 1 (AdamW's bias correction). */
 export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5D, klWeight: number, noiseSeed: number, step: number, recLoss: RecLoss = 'l1', so: StepOptions = {}): StepResult {
   const params = opt.params;
@@ -100,14 +110,9 @@ export function trainStep(vae: AutoencoderKLCogVideoX, opt: AdamW, x: tf.Tensor5
   }
   const byName = new Map<string, tf.Tensor>();
   for (const [n, p] of trained) byName.set(n, grads[p.name]!);
-  const sq = tf.tidy(() => tf.addN([...byName.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!);
-  const norm = Math.sqrt(sq);
-  if (so.maxGradNorm && norm > so.maxGradNorm) {
-    const scale = so.maxGradNorm / norm;
-    for (const [n, g] of byName) byName.set(n, tf.mul(g, scale));
-  }
-  opt.apply(byName, step);
-  if (so.maxGradNorm && norm > so.maxGradNorm) tf.dispose([...byName.values()]);
+  const { norm, clipped } = clipByGlobalNorm(byName, so.maxGradNorm ?? 0);
+  opt.apply(clipped ?? byName, step);
+  if (clipped) tf.dispose([...clipped.values()]);
   const loss = value.dataSync()[0]!;
   tf.dispose([value, ...Object.values(grads)]);
   return { loss, rec, kl, gradNorm: norm };
