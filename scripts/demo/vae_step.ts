@@ -62,13 +62,15 @@ export function recLossOf(d: tf.Tensor, kind: RecLoss, weights?: tf.Tensor): tf.
 }
 
 /**
- * The gradients' global norm, and when it is above `max` (> 0) new gradients scaled down to it (the caller disposes
- * them; null when nothing was clipped).
+ * The gradients' global norm, and when it is above `max` (> 0) new gradients scaled by torch's clip_grad_norm_
+ * coefficient max / (norm + 1e-6) (the caller disposes them; null when nothing was clipped). The same rule as
+ * src/training/clip.ts clipGradNorm, which works on host arrays; this one keeps the VAE's gradients on the backend.
  */
 export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, max: number): { norm: number; clipped: Map<string, tf.Tensor> | null } {
   const norm = Math.sqrt(tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!));
-  if (!(max > 0) || norm <= max) return { norm, clipped: null };
-  return { norm, clipped: new Map([...grads].map(([n, g]) => [n, tf.mul(g, max / norm)])) };
+  const coef = max / (norm + 1e-6);
+  if (!(max > 0) || coef >= 1) return { norm, clipped: null };
+  return { norm, clipped: new Map([...grads].map(([n, g]) => [n, tf.mul(g, coef)])) };
 }
 
 /** x [B, 3, F, H, W] in [−1, 1]; `noiseSeed` seeds the posterior sample; `step` counts from 1 (AdamW's bias correction). */
