@@ -1,7 +1,7 @@
 // scripts/demo/vae_step: the demo VAE's object-weighted reconstruction loss and the weights it uses.
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { clipByGlobalNorm, objectWeights, recLossOf } from '../scripts/demo/vae_step.js';
+import { clipByGlobalNorm, lrAt, objectWeights, recLossOf } from '../scripts/demo/vae_step.js';
 import { BACKENDS, useBackend } from './helpers.js';
 
 // Plain tensor arithmetic: the first available backend is enough.
@@ -22,6 +22,36 @@ describe('objectWeights', () => {
     ]);
     const w = objectWeights(x, [2, 3, 1, 1, 3], [[-1, -1, -1], [1, 1, 1]], 4);
     expect(Array.from(w)).toEqual([1, 5, 5, 5, 1, 1]);
+  });
+
+  it('edge μ on both sides of the outline (3×3 neighbourhood within the frame), per frame', () => {
+    // [B=1, C=3, F=2, H=4, W=5] on black; frame 0: a 2×2 object at rows 1–2, cols 1–2; frame 1: empty
+    const [F, H, W] = [2, 4, 5];
+    const x = new Float32Array(3 * F * H * W).fill(-1);
+    for (const [y, xx] of [[1, 1], [1, 2], [2, 1], [2, 2]] as const) x[y * W + xx] = 1; // channel 0, frame 0
+    const w = objectWeights(x, [1, 3, F, H, W], [[-1, -1, -1]], 10, 2);
+    // frame 0: every pixel within one step (8-neighbourhood) of the object is outline, the object's own pixels too
+    // (each touches background); column 4 is two steps away from column 2
+    const frame0 = [
+      3, 3, 3, 3, 1,
+      3, 13, 13, 3, 1,
+      3, 13, 13, 3, 1,
+      3, 3, 3, 3, 1,
+    ];
+    expect(Array.from(w.subarray(0, H * W))).toEqual(frame0);
+    expect(Array.from(w.subarray(H * W))).toEqual(new Array(H * W).fill(1)); // no object, no outline
+  });
+});
+
+describe('lrAt', () => {
+  it('constant without --lr-final; from decayFrom a cosine from lr to lrFinal at steps, then lrFinal', () => {
+    expect(lrAt({ lr: 3e-4, steps: 100 }, 50)).toBe(3e-4);
+    const o = { lr: 3e-4, lrFinal: 3e-5, decayFrom: 100, steps: 300 };
+    expect(lrAt(o, 99)).toBe(3e-4);
+    expect(lrAt(o, 100)).toBeCloseTo(3e-4, 12);
+    expect(lrAt(o, 200)).toBeCloseTo((3e-4 + 3e-5) / 2, 12);
+    expect(lrAt(o, 300)).toBeCloseTo(3e-5, 12);
+    expect(lrAt(o, 400)).toBeCloseTo(3e-5, 12);
   });
 });
 

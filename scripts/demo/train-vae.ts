@@ -5,12 +5,13 @@
 // loss from scratch settles on background-only reconstructions (README). x̂ is decoded from the posterior mean while
 // step < --mean-steps (deterministic warm-up: at initialisation σ ≈ 1 drowns the small μ, so the decoder learns to
 // ignore z), from a posterior sample after. The demo run uses l1+mse, λ = 10, KL 1e-6, mean decoding for the first
-// 3000 steps (README, stage 2). AdamW (decoupled weight decay), constant learning rate.
+// 3000 steps (README, stage 2); from step 5840 also --edge-weight (μ more on the object's outline) and a cosine decay
+// of the learning rate (--lr-final, --decay-from). AdamW (decoupled weight decay).
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN [--resume] [--resume-from DIR] [--persist DIR]
 //       [--steps N] [--batch 4] [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--loss l1|mse|l1+mse]
 //       [--object-weight 0] [--mean-steps 0] [--object-crops 0.8] [--weight-decay 1e-2] [--save-minutes 5]
 //       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm] [--freeze-encoder] [--image-every K --image-batch 8]
-//       [--max-grad-norm 0]
+//       [--max-grad-norm 0] [--edge-weight 0] [--lr-final LR --decay-from STEP]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --export DEST [--bf16]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --eval N     (reconstruction PSNR, analyzer)
 // DIR holds the initial vae/ (scripts/demo/init_model.py); WORLD is a make-world folder (its world.json: clips are
@@ -38,7 +39,7 @@ import { setBackend } from '../../src/nn/backend.js';
 import { writePng } from '../../src/media/index.js';
 import { saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
 import { AdamW, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from './vae_state.js';
-import { objectWeights, trainStep, type RecLoss } from './vae_step.js';
+import { lrAt, objectWeights, trainStep, type RecLoss } from './vae_step.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -54,6 +55,9 @@ const { values: a } = parseArgs({
     'kl-weight': { type: 'string', default: '1e-3' },
     loss: { type: 'string', default: 'l1' },
     'object-weight': { type: 'string', default: '0' },
+    'edge-weight': { type: 'string', default: '0' },
+    'lr-final': { type: 'string' },
+    'decay-from': { type: 'string' },
     'mean-steps': { type: 'string', default: '0' },
     'object-crops': { type: 'string', default: '0.8' },
     'resume-from': { type: 'string' },
@@ -98,6 +102,11 @@ interface Options {
   recLoss: RecLoss;
   /** λ of the object weighting (0: plain mean). */
   objectWeight: number;
+  /** μ added on the object's outline, both sides (0: none). */
+  edgeWeight?: number;
+  /** Cosine decay of the learning rate from `lr` at step `decayFrom` to `lrFinal` at step `steps` (none if unset). */
+  lrFinal?: number;
+  decayFrom?: number;
   /** Decode the posterior mean (not a sample) while step < meanSteps. */
   meanSteps: number;
   /** Share of crops centred near the object. */
@@ -133,6 +142,8 @@ function readOptions(): Options {
       return v;
     })(a.loss),
     objectWeight: nonNeg('object-weight', a['object-weight']),
+    edgeWeight: nonNeg('edge-weight', a['edge-weight']),
+    ...lrDecay(),
     meanSteps: nonNeg('mean-steps', a['mean-steps']),
     objectCrops: num('object-crops', a['object-crops'], (n) => n >= 0 && n <= 1, 'in [0, 1]'),
     weightDecay: nonNeg('weight-decay', a['weight-decay']),
@@ -142,6 +153,12 @@ function readOptions(): Options {
     imageEvery: nonNeg('image-every', a['image-every']),
     imageBatch: posInt('image-batch', a['image-batch']),
   };
+}
+
+function lrDecay(): { lrFinal?: number; decayFrom?: number } {
+  if ((a['lr-final'] === undefined) !== (a['decay-from'] === undefined)) throw new Error('--lr-final and --decay-from go together');
+  if (a['lr-final'] === undefined) return {};
+  return { lrFinal: num('lr-final', a['lr-final'], (n) => n > 0 && n < 1, 'in (0, 1)'), decayFrom: nonNeg('decay-from', a['decay-from']) };
 }
 
 function loadWorld(dir: string): ClipSpec[] {
@@ -199,7 +216,7 @@ function batchFor(specs: ClipSpec[], opts: Options, step: number): { x: tf.Tenso
   const shape = [o.batch, 3, F, H, W] as const;
   const x = tf.tensor5d(data, [...shape]);
   if (!(o.objectWeight > 0)) return { x };
-  return { x, weights: tf.tensor5d(objectWeights(data, shape, bgs, o.objectWeight), [o.batch, 1, F, H, W]) };
+  return { x, weights: tf.tensor5d(objectWeights(data, shape, bgs, o.objectWeight, o.edgeWeight ?? 0), [o.batch, 1, F, H, W]) };
 }
 
 const rssGiB = () => process.memoryUsage().rss / 2 ** 30;
@@ -219,6 +236,8 @@ async function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Vari
   let objSum = 0;
   let same = 0;
   const attrs = { color: 0, shape: 0, direction: 0, background: 0, found: 0 };
+  // shape confusion: what the analyzer reads on the clip → on its reconstruction, with the fill ratios behind it
+  const confusion = new Map<string, { n: number; fillWant: number; fillGot: number }>();
   const picked = specs.slice(-n);
   const rows: { spec: ClipSpec; frames: Uint8Array[] }[] = [];
   for (const spec of picked) {
@@ -243,6 +262,9 @@ async function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Vari
     const got = analyzeVideo({ frames: out, width: spec.width, height: spec.height });
     if (stripFile && rows.length < 16) rows.push({ spec, frames }, { spec, frames: out });
     for (const k of ['color', 'shape', 'direction', 'background'] as const) if (want[k] === got[k]) attrs[k]++;
+    const key = `${want.shape} → ${got.shape}`;
+    const c = confusion.get(key) ?? { n: 0, fillWant: 0, fillGot: 0 };
+    confusion.set(key, { n: c.n + 1, fillWant: c.fillWant + (want.fillRatio ?? 0), fillGot: c.fillGot + (got.fillRatio ?? 0) });
     if (got.color !== null) attrs.found++;
     if (want.color === got.color && want.shape === got.shape && want.direction === got.direction && want.background === got.background) same++;
   }
@@ -252,6 +274,9 @@ async function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Vari
     `eval over ${m} clips: mean PSNR ${(psnrSum / m).toFixed(2)} dB, frame 0 ${(firstSum / m).toFixed(2)} dB, object region ${(objSum / m).toFixed(2)} dB; analyzer agrees on ${same}/${m} ` +
       `(object found ${attrs.found}, colour ${attrs.color}, shape ${attrs.shape}, direction ${attrs.direction}, background ${attrs.background})`,
   );
+  for (const [k, c] of [...confusion].sort()) {
+    console.log(`  shape ${k}: ${c.n} clips, mean fill ratio ${(c.fillWant / c.n).toFixed(3)} → ${(c.fillGot / c.n).toFixed(3)}`);
+  }
 }
 
 /** --strip: one row per clip (frames 0, 4, 8, …), each clip's reconstruction under it. */
@@ -361,7 +386,8 @@ async function main(): Promise<void> {
   }
   state.options = { ...o };
   const nParams = [...params.values()].reduce((s, p) => s + p.size, 0);
-  console.log(`VAE ${nParams} parameters; batch ${o.batch}×3×${o.frames}×${o.cropH}×${o.cropW}; lr ${o.lr}; ${o.recLoss} + ${o.klWeight}·KL; ${backend}; ${os.cpus()[0]?.model ?? '?'}`);
+  const lrText = o.lrFinal !== undefined ? `lr ${o.lr} → ${o.lrFinal} (cosine, steps ${o.decayFrom}–${o.steps})` : `lr ${o.lr}`;
+  console.log(`VAE ${nParams} parameters; batch ${o.batch}×3×${o.frames}×${o.cropH}×${o.cropW}; ${lrText}; ${o.recLoss} + ${o.klWeight}·KL (object ×${1 + o.objectWeight}, outline +${o.edgeWeight ?? 0}); ${backend}; ${os.cpus()[0]?.model ?? '?'}`);
   const logFile = path.join(runDir, 'log.jsonl');
   if (fs.existsSync(logFile)) {
     // Steps after the checkpoint were lost with the process that made them: drop their lines (rewritten atomically).
@@ -394,6 +420,7 @@ async function main(): Promise<void> {
     if (stop) break;
     const ts = Date.now();
     const { x, weights } = batchFor(specs, o, state.step);
+    opt.lr = lrAt(o, state.step);
     const r = trainStep(vae, opt, x, o.klWeight, o.seed * 1_000_003 + state.step, state.step + 1 - (state.optimizerFrom ?? 0), o.recLoss, { weights, decodeMean: state.step < o.meanSteps, freezeEncoder: o.freezeEncoder, maxGradNorm: o.maxGradNorm });
     const { loss: total, rec, kl, gradNorm } = r;
     tf.dispose([x, ...(weights ? [weights] : [])]);
@@ -401,7 +428,7 @@ async function main(): Promise<void> {
     const dt = (Date.now() - ts) / 1000;
     state.seconds += dt;
     state.lossEma = state.lossEma === null ? total : 0.98 * state.lossEma + 0.02 * total;
-    const entry = { step: state.step, loss: total, rec, kl, gradNorm, lr: o.lr, decodeMean: state.step <= o.meanSteps, sPerStep: dt, rssGiB: +rssGiB().toFixed(2), load: loadavg(), time: new Date().toISOString() };
+    const entry = { step: state.step, loss: total, rec, kl, gradNorm, lr: opt.lr, decodeMean: state.step <= o.meanSteps, sPerStep: dt, rssGiB: +rssGiB().toFixed(2), load: loadavg(), time: new Date().toISOString() };
     fs.writeSync(log, JSON.stringify(entry) + '\n');
     process.stdout.write(`\rstep ${state.step}/${o.steps} loss ${total.toFixed(4)} (ema ${state.lossEma.toFixed(4)}) rec ${rec.toFixed(4)} kl ${kl.toFixed(2)} ${dt.toFixed(2)} s/step rss ${entry.rssGiB} GiB   `);
     if (Date.now() - lastSave >= saveMs) {

@@ -34,20 +34,59 @@ export interface StepOptions {
 /**
  * Pixel weights of a batch laid out [B, 3, F, H, W] (`x`, values as given) against each sample's background colour
  * `bg[b]` (same units): 1 + λ where any channel differs from the background (the object, with its anti-aliased
- * edge), else 1. Returned [B, 1, F, H, W] flat.
+ * edge), else 1; plus `edge` (μ) on the outline, both sides. Returned [B, 1, F, H, W] flat.
  */
-export function objectWeights(x: Float32Array, shape: readonly [number, number, number, number, number], bg: readonly (readonly number[])[], lambda: number): Float32Array {
+export function objectWeights(
+  x: Float32Array,
+  shape: readonly [number, number, number, number, number],
+  bg: readonly (readonly number[])[],
+  lambda: number,
+  edge = 0,
+): Float32Array {
   const [B, C, F, H, W] = shape;
   const plane = F * H * W;
-  const w = new Float32Array(B * plane).fill(1);
+  const mask = new Uint8Array(B * plane);
   for (let b = 0; b < B; b++) {
     for (let c = 0; c < C; c++) {
       const base = (b * C + c) * plane;
       const v = bg[b]![c]!;
-      for (let i = 0; i < plane; i++) if (x[base + i] !== v) w[b * plane + i] = 1 + lambda;
+      for (let i = 0; i < plane; i++) if (x[base + i] !== v) mask[b * plane + i] = 1;
+    }
+  }
+  const w = new Float32Array(B * plane);
+  for (let i = 0; i < w.length; i++) w[i] = mask[i] ? 1 + lambda : 1;
+  if (edge > 0) {
+    // + μ on both sides of the object's outline (a pixel whose 3×3 neighbourhood in its frame holds both object and
+    // background): corners and a triangle's tip are few pixels, and blurring them away costs the shape (README)
+    for (let f = 0; f < B * F; f++) {
+      const o = f * H * W;
+      for (let y = 0; y < H; y++) {
+        for (let xx = 0; xx < W; xx++) {
+          const m = mask[o + y * W + xx];
+          let boundary = false;
+          for (let dy = -1; dy <= 1 && !boundary; dy++) {
+            for (let dx = -1; dx <= 1; dx++) {
+              const yy = y + dy, xn = xx + dx;
+              if (yy < 0 || yy >= H || xn < 0 || xn >= W) continue;
+              if (mask[o + yy * W + xn] !== m) {
+                boundary = true;
+                break;
+              }
+            }
+          }
+          if (boundary) w[o + y * W + xx]! += edge;
+        }
+      }
     }
   }
   return w;
+}
+
+/** The learning rate of step `step` (from 0): `lr`, or from step `decayFrom` a cosine decay to `lrFinal` at `steps`. */
+export function lrAt(o: { lr: number; lrFinal?: number; decayFrom?: number; steps: number }, step: number): number {
+  if (o.lrFinal === undefined || o.decayFrom === undefined || step < o.decayFrom) return o.lr;
+  const t = o.steps > o.decayFrom ? Math.min(1, (step - o.decayFrom) / (o.steps - o.decayFrom)) : 1;
+  return o.lrFinal + (o.lr - o.lrFinal) * 0.5 * (1 + Math.cos(Math.PI * t));
 }
 
 /** The reconstruction term: (weighted) mean of the per-element error `d` = x̂ − x. */
