@@ -116,10 +116,43 @@ export function cacheKey(...parts: (string | number)[]): string {
   return createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 32);
 }
 
-/** A model component's identity for cache keys: its config and its weight files' names and sizes. */
+/**
+ * A model component's identity for cache keys: its config (JSON files whole) and, per weight file, its size and a
+ * sha256 of 64 chunks of 64 KiB spread evenly over it (the whole file when smaller than that). Sizes alone missed a
+ * re-trained component: a fine-tuned VAE exported with the same config has files of the same size, and its cached
+ * latents would have been the old ones'. Sampling keeps this at ≤ 4 MiB read per file (T5-XXL's are GBs); a change
+ * in training touches every tensor, so every chunk.
+ */
 export function componentId(dir: string): string {
   const files = fs.readdirSync(dir).sort();
-  return files.map((f) => `${f}:${f.endsWith('.json') ? fs.readFileSync(path.join(dir, f), 'utf8') : fs.statSync(path.join(dir, f)).size}`).join('|');
+  return files
+    .map((f) => {
+      const p = path.join(dir, f);
+      if (f.endsWith('.json')) return `${f}:${fs.readFileSync(p, 'utf8')}`;
+      const st = fs.statSync(p);
+      return st.isFile() ? `${f}:${st.size}:${sampledHash(p, st.size)}` : `${f}:dir`;
+    })
+    .join('|');
+}
+
+const CHUNKS = 64;
+const CHUNK = 64 * 1024;
+
+function sampledHash(file: string, size: number): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(CHUNK);
+    const read = (pos: number, len: number) => h.update(buf.subarray(0, fs.readSync(fd, buf, 0, len, pos)));
+    if (size <= CHUNKS * CHUNK) {
+      for (let pos = 0; pos < size; pos += CHUNK) read(pos, Math.min(CHUNK, size - pos));
+    } else {
+      for (let i = 0; i < CHUNKS; i++) read(Math.floor(((size - CHUNK) * i) / (CHUNKS - 1)), CHUNK);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex').slice(0, 16);
 }
 
 export class DiskCache {
