@@ -5,7 +5,7 @@
 // loss from scratch settles on background-only reconstructions (README). x̂ is decoded from the posterior mean while
 // step < --mean-steps (deterministic warm-up: at initialisation σ ≈ 1 drowns the small μ, so the decoder learns to
 // ignore z), from a posterior sample after. The demo run uses l1+mse, λ = 10, KL 1e-6, mean decoding for the first
-// 3000 steps (README, stage 2); from step 5840 also --edge-weight (μ more on the object's outline) and a cosine decay
+// 3000 steps (README, stage 2); from step 5913 also --edge-weight (μ more on the object's outline) and a cosine decay
 // of the learning rate (--lr-final, --decay-from). AdamW (decoupled weight decay).
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN [--resume] [--resume-from DIR] [--persist DIR]
 //       [--steps N] [--batch 4] [--frames 9] [--crop 32x32] [--lr 5e-4] [--kl-weight 1e-3] [--loss l1|mse|l1+mse]
