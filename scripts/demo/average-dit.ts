@@ -4,10 +4,9 @@
 // checkpoints 50 steps apart gave the prompted background (scripts/demo/README.md, stage 3, second leg). Training
 // resumes from the raw checkpoints; this only reads them.
 //   npx tsx scripts/demo/average-dit.ts --run /work/demo-run/dit-run --last 6 --out /tmp/avg/transformer
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeTransformerFolder } from '../../src/training/checkpoint.js';
+import { checkpointDir, checkpointSteps, writeTransformerFolder } from '../../src/training/checkpoint.js';
 import { WeightStore, readJson } from '../../src/weights/checkpoint.js';
 import type { TensorToWrite } from '../../src/weights/safetensors.js';
 
@@ -15,18 +14,16 @@ const { values: a } = parseArgs({ options: { run: { type: 'string' }, last: { ty
 if (!a.run || !a.out) throw new Error('usage: average-dit.ts --run RUN_DIR [--last K] --out DIR');
 const k = Number(a.last);
 if (!Number.isInteger(k) || k < 1) throw new Error(`--last must be a positive integer, got '${a.last}'`);
-const steps = fs
-  .readdirSync(a.run)
-  .map((d) => /^checkpoint-(\d+)$/.exec(d))
-  .filter((m): m is RegExpExecArray => m !== null && fs.existsSync(path.join(a.run!, m[0], 'transformer', 'config.json')))
-  .map((m) => Number(m[1]))
-  .sort((x, y) => x - y)
-  .slice(-k);
-if (steps.length < k) throw new Error(`--run ${a.run}: ${steps.length} checkpoint(s) with a transformer, --last asks for ${k}`);
-const dirs = steps.map((s) => path.join(a.run!, `checkpoint-${s}`, 'transformer'));
+const steps = checkpointSteps(a.run).slice(-k);
+if (steps.length < k) throw new Error(`--run ${a.run}: ${steps.length} checkpoint(s), --last asks for ${k}`);
+const dirs = steps.map((s) => path.join(checkpointDir(a.run!, s), 'transformer'));
 const sum = new Map<string, { shape: number[]; data: Float64Array }>();
 for (const dir of dirs) {
   const store = WeightStore.open(dir);
+  // the same names in every checkpoint (one run), else a mean over fewer than K would be divided by K
+  if (sum.size && (store.keys().length !== sum.size || store.keys().some((n) => !sum.has(n)))) {
+    throw new Error(`${dir}: its tensor names differ from ${dirs[0]}'s`);
+  }
   for (const name of store.keys()) {
     const t = store.read(name);
     const v = t.toFloat32();

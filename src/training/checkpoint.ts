@@ -32,15 +32,22 @@ export function checkpointDir(out: string, step: number): string {
   return path.join(out, `checkpoint-${step}`);
 }
 
-/** `--resume-from-checkpoint latest`: the checkpoint-N folder with the largest N, or null. */
-export function latestCheckpoint(out: string): string | null {
-  if (!fs.existsSync(out)) return null;
-  const steps = fs
+/** The steps N of the complete checkpoint-N folders (those with a state.json: saveCheckpoint renames a finished
+ *  folder into place) under `out`, ascending; [] when there are none. */
+export function checkpointSteps(out: string): number[] {
+  if (!fs.existsSync(out)) return [];
+  return fs
     .readdirSync(out)
     .map((n) => /^checkpoint-(\d+)$/.exec(n))
     .filter((m): m is RegExpExecArray => m !== null && fs.existsSync(path.join(out, m[0], 'state.json')))
-    .map((m) => Number(m[1]));
-  return steps.length ? checkpointDir(out, Math.max(...steps)) : null;
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b);
+}
+
+/** `--resume-from-checkpoint latest`: the checkpoint-N folder with the largest N, or null. */
+export function latestCheckpoint(out: string): string | null {
+  const steps = checkpointSteps(out);
+  return steps.length ? checkpointDir(out, steps.at(-1)!) : null;
 }
 
 /** Writes a diffusers-layout transformer folder (config + safetensors, sharded with an index above `shardBytes`). */

@@ -1,0 +1,34 @@
+// Which checkpoint-N folders of a run count (src/training/checkpoint.ts): `--resume-from-checkpoint latest` and
+// scripts/demo/average-dit.ts read the same list — complete folders only (a state.json), ordered by N as a number.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { checkpointDir, checkpointSteps, latestCheckpoint } from '../src/training/checkpoint.js';
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+function run(folders: Record<string, boolean>): string {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-dirs-'));
+  dirs.push(out);
+  for (const [name, complete] of Object.entries(folders)) {
+    fs.mkdirSync(path.join(out, name));
+    if (complete) fs.writeFileSync(path.join(out, name, 'state.json'), '{}');
+  }
+  return out;
+}
+
+it('lists complete checkpoints by step as a number and picks the largest', () => {
+  // checkpoint-1000 sorts before checkpoint-950 as text; checkpoint-1050 has no state.json (being written)
+  const out = run({ 'checkpoint-950': true, 'checkpoint-1000': true, 'checkpoint-50': true, 'checkpoint-1050': false, 'checkpoint-x': true, sample: true });
+  expect(checkpointSteps(out)).toEqual([50, 950, 1000]);
+  expect(latestCheckpoint(out)).toBe(checkpointDir(out, 1000));
+});
+
+it('an empty or missing run has none', () => {
+  const out = run({});
+  expect(checkpointSteps(out)).toEqual([]);
+  expect(latestCheckpoint(out)).toBeNull();
+  expect(checkpointSteps(path.join(out, 'missing'))).toEqual([]);
+});
