@@ -77,6 +77,25 @@ describe('PhiloxGenerator', () => {
     expect(tail / x.length).toBeLessThan(0.0034);
   });
 
+  it('seek(k) continues exactly where k drawn blocks would, without drawing them (training resume)', () => {
+    const drawn = new PhiloxGenerator(42);
+    drawn.randnHost([10]); // 5 blocks
+    drawn.randnHost([7]); // 4 blocks (the odd tail uses a whole block)
+    const sought = new PhiloxGenerator(42);
+    sought.seek(drawn.offset);
+    expect(sought.offset).toBe(9);
+    expect(Array.from(sought.randnHost([6]))).toEqual(Array.from(drawn.randnHost([6])));
+    // far positions (the demo run's step 4700 is at 7.6e9 blocks): counter words above 2^32 are addressed, not drawn
+    const far = new PhiloxGenerator(42);
+    far.seek(7_623_494_000);
+    const a = far.randnHost([4]);
+    const b = new PhiloxGenerator(42);
+    b.seek(7_623_494_000 + 1);
+    expect(Array.from(b.randnHost([2]))).toEqual(Array.from(a.subarray(2)));
+    expect(() => far.seek(-1)).toThrow(/non-negative safe integer/);
+    expect(() => far.seek(1.5)).toThrow(/non-negative safe integer/);
+  });
+
   it('rejects invalid seeds and shapes', () => {
     for (const bad of [-1, 1.5, Number.NaN, 2 ** 60]) expect(() => new PhiloxGenerator(bad)).toThrow(/seed must be an integer in \[0, 2\^64\)/);
     expect(() => new PhiloxGenerator(2n ** 64n)).toThrow(/seed/);

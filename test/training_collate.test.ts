@@ -73,4 +73,19 @@ describe('collate_fn with --random-hw-adapt (train.py:1028-1159)', () => {
     expect(rng.position.uniforms).toBe(before + 1);
     expect(() => collatePlan([], opts(fixture.cases[0]!), rng)).toThrow(/empty batch/);
   });
+
+  it('a SeededRandom restored from a saved position continues the same stream (resume)', () => {
+    const a = new SeededRandom(42);
+    a.randn([3, 5]);
+    a.npRand();
+    a.torchRandint(0, 1000, 4);
+    const b = new SeededRandom(42, a.position);
+    expect(b.position).toEqual(a.position);
+    expect(Array.from(b.randn([2, 3]))).toEqual(Array.from(a.randn([2, 3])));
+    expect(b.npRand()).toBe(a.npRand());
+    // a position far past what could be drawn and held in memory restores at once
+    const far = new SeededRandom(42, { normals: 7_623_494_000, uniforms: 195_671_779 });
+    expect(far.position).toEqual({ normals: 7_623_494_000, uniforms: 195_671_779 });
+    expect(far.randn([4]).every(Number.isFinite)).toBe(true);
+  });
 });

@@ -1,11 +1,12 @@
 // AdamW, the LR schedules, the adaptive and plain gradient clips and the EMA against torch.optim.AdamW, diffusers'
 // get_scheduler / EMAModel and train.py's clip block, 3 steps on synthetic tensors (fixtures: reference/gen_training.py,
 // test/fixtures/training/optim.safetensors).
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { adaptiveMaxNorm, clipGradNorm, linearDecay } from '../src/training/clip.js';
 import { Ema } from '../src/training/ema.js';
-import { groupLrs, lrFactor, type LrSchedulerName } from '../src/training/lr_schedule.js';
+import { checkLrSchedule, groupLrs, LR_SCHEDULERS, lrFactor, type LrSchedulerName } from '../src/training/lr_schedule.js';
 import { AdamW } from '../src/training/optimizer.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
 import { FIXTURES } from './helpers.js';
@@ -66,7 +67,7 @@ describe('optimiser pieces vs torch / diffusers / train.py', () => {
         }
         const { total } = clipGradNorm(grads, maxNorm);
         expect(Math.abs(total - rec.clip_total)).toBeLessThanOrEqual(1e-6 * rec.clip_total);
-        const lrs = groupLrs(r.lr_scheduler as LrSchedulerName, step, r.lr_warmup_steps, groups.map((g) => g.lr));
+        const lrs = groupLrs({ name: r.lr_scheduler as LrSchedulerName, warmupSteps: r.lr_warmup_steps, trainingSteps: r.steps.length, baseLr: r.learning_rate }, step, groups.map((g) => g.lr));
         lrs.forEach((lr, i) => expect(lr).toBeCloseTo(rec.lr[i], 15));
         opt.step(params, grads, lrs);
         if (ema) {
@@ -92,9 +93,32 @@ describe('optimiser pieces vs torch / diffusers / train.py', () => {
   it('lr tables (constant, constant_with_warmup W = 3 and 0) equal get_scheduler', () => {
     for (const [key, want] of Object.entries(meta.lr_tables as Record<string, number[]>)) {
       const [name, w] = key.split(':') as [LrSchedulerName, string];
-      expect(want.map((_, s) => lrFactor(name, s, Number(w))), key).toEqual(want);
+      expect(want.map((_, s) => lrFactor({ name, warmupSteps: Number(w), trainingSteps: 10, baseLr: 1 }, s)), key).toEqual(want);
     }
-    expect(() => lrFactor('cosine' as LrSchedulerName, 0, 0)).toThrow(/--lr-scheduler cosine/);
+    expect(() => lrFactor({ name: 'piecewise_constant' as LrSchedulerName, warmupSteps: 0, trainingSteps: 1, baseLr: 1 }, 0)).toThrow(/--lr-scheduler piecewise_constant/);
+  });
+
+  // test/fixtures/training/lr_schedules.json (reference/gen_lr_schedules.py): the lr before each optimizer step, for
+  // every --lr_scheduler train.py offers, get_scheduler called as train.py:1206-1211 calls it
+  it('every train.py scheduler (linear, cosine, cosine_with_restarts, polynomial, constant*) equals get_scheduler', () => {
+    const fx = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'training', 'lr_schedules.json'), 'utf8')) as {
+      tables: { name: LrSchedulerName; warmup: number; training_steps: number; lr: number; lrs: number[] }[];
+    };
+    expect(new Set(fx.tables.map((t) => t.name))).toEqual(new Set(LR_SCHEDULERS));
+    let worst = 0;
+    for (const t of fx.tables) {
+      const sched = { name: t.name, warmupSteps: t.warmup, trainingSteps: t.training_steps, baseLr: t.lr };
+      checkLrSchedule(sched);
+      t.lrs.forEach((want, s) => {
+        const got = groupLrs(sched, s, [t.lr])[0]!;
+        // double arithmetic in the same order; cos may differ from Python's by an ulp
+        const err = Math.abs(got - want);
+        worst = Math.max(worst, err);
+        expect(err, `${t.name} W=${t.warmup} T=${t.training_steps} lr=${t.lr} step ${s}: ${got} vs ${want}`).toBeLessThanOrEqual(1e-15 * t.lr);
+      });
+    }
+    expect(worst).toBeLessThan(1e-18);
+    expect(() => checkLrSchedule({ name: 'polynomial', warmupSteps: 0, trainingSteps: 10, baseLr: 1e-7 })).toThrow(/--learning-rate must be larger, got 1e-7/);
   });
 
   it('EMA decay table equals EMAModel.get_decay', () => {

@@ -191,7 +191,7 @@ async function runCase(file: string, backend: string, gradientCheckpointing = fa
     }
     const { total } = clipGradNorm(r.grads, maxNorm);
     expect(Math.abs(total - rec.clip_total) / rec.clip_total).toBeLessThan(1e-5);
-    const lrs = groupLrs(meta.lr_scheduler as LrSchedulerName, step, meta.lr_warmup_steps, [meta.learning_rate]);
+    const lrs = groupLrs({ name: meta.lr_scheduler as LrSchedulerName, warmupSteps: meta.lr_warmup_steps, trainingSteps: Number.MAX_SAFE_INTEGER, baseLr: meta.learning_rate }, step, [meta.learning_rate]);
     expect(lrs[0]).toBeCloseTo(rec.lr[0], 15);
     // start this update from the reference's state where it was recorded (so each step is checked on its own)
     const prevPre = `step${step - 1}`;

@@ -87,7 +87,9 @@ describe('train on the demo model', () => {
     expect(o?.gradientCheckpointing).toBe(false); // train.py's store_true
     expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--gradient-checkpointing'])?.gradientCheckpointing).toBe(true);
     expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--rank', '0'])).toThrow(/--rank must be a positive integer/);
-    expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--lr-scheduler', 'cosine'])).toThrow(/--lr-scheduler takes constant/);
+    expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--lr-scheduler', 'cosine'])?.lrScheduler).toBe('cosine');
+    // train.py offers piecewise_constant's name nowhere (and passes no step_rules)
+    expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--lr-scheduler', 'piecewise_constant'])).toThrow(/--lr-scheduler takes linear \| cosine \| cosine_with_restarts \| polynomial \| constant \| constant_with_warmup, got "piecewise_constant"/);
     expect(() => parseTrainArgs(['--data', 'd', '--out', 'o'])).toThrow(/--model is required/);
     expect(parseTrainArgs(['--help'])).toBeNull();
   });

@@ -3,7 +3,7 @@
 // the library checks the data and the model before the first step. Ctrl-C writes a checkpoint and exits 130.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setBackend, shutdownBackend } from '../nn/backend.js';
-import { TRAIN_DEFAULTS, train, type TrainOptions } from '../training/trainer.js';
+import { LR_SCHEDULERS, TRAIN_DEFAULTS, train, type TrainOptions } from '../training/trainer.js';
 import { UsageError } from './errors.js';
 
 export const TRAIN_USAGE = `Usage: cogvideox-fun train --model DIR --data META.json|META.csv --out DIR [options]
@@ -15,7 +15,9 @@ computed once and cached in <out>/cache (or --cache-dir).
   --mode full|lora                 (lora)          --train-mode inpaint|normal  (inpaint)
   --rank N                         (128)           --network-alpha A            (64)
   --lora-format fun|diffusers      (fun)           --learning-rate LR           (1e-4)
-  --lr-scheduler constant|constant_with_warmup     --lr-warmup-steps N          (500)
+  --lr-scheduler S                 (constant)      --lr-warmup-steps N          (500)
+      S: constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial (to 1e-7); the decaying
+      ones end at --max-train-steps (changing it on resume changes the curve, as in the original)
   --adam-weight-decay W            (1e-2)          --adam-epsilon E             (1e-8)
   --adam-beta1 B1 --adam-beta2 B2  (0.9, 0.999)    --max-grad-norm G            (1.0)
   --initial-grad-norm-ratio R      (5)             --abnormal-norm-clip-start N (1000)  (full: adaptive clip)
@@ -135,7 +137,7 @@ export function parseTrainArgs(argv: readonly string[]): (Partial<TrainOptions> 
     networkAlpha: num('network-alpha', s('network-alpha'), d.networkAlpha),
     loraFormat: oneOf('lora-format', s('lora-format'), ['fun', 'diffusers'] as const, d.loraFormat),
     learningRate: num('learning-rate', s('learning-rate'), d.learningRate),
-    lrScheduler: oneOf('lr-scheduler', s('lr-scheduler'), ['constant', 'constant_with_warmup'] as const, d.lrScheduler),
+    lrScheduler: oneOf('lr-scheduler', s('lr-scheduler'), LR_SCHEDULERS, d.lrScheduler),
     lrWarmupSteps: num('lr-warmup-steps', s('lr-warmup-steps'), d.lrWarmupSteps, true),
     adamWeightDecay: num('adam-weight-decay', s('adam-weight-decay'), d.adamWeightDecay),
     adamEpsilon: num('adam-epsilon', s('adam-epsilon'), d.adamEpsilon),

@@ -46,7 +46,7 @@ export class SeededRandom implements TrainingRandom {
     this.normals = new PhiloxGenerator(seed * 2);
     this.uniforms = new PhiloxGenerator(seed * 2 + 1);
     // fast-forward to a saved position (resume)
-    if (position.normals) this.normals.randnHost([position.normals * 2]);
+    this.normals.seek(position.normals ?? 0);
     this.uniformIndex = position.uniforms ?? 0;
   }
 

@@ -22,7 +22,7 @@ import { checkTrainingMemory } from './memory.js';
 import { Ema } from './ema.js';
 import { loraTargets, LoraNetwork } from './lora.js';
 import { saveLora, type LoraFormat } from './lora_file.js';
-import { groupLrs, LR_SCHEDULERS, type LrSchedulerName } from './lr_schedule.js';
+import { checkLrSchedule, groupLrs, type LrSchedule } from './lr_schedule.js';
 import { getRandomMask, maskPixelValues } from './masks.js';
 import { AdamW, type ParamGroup } from './optimizer.js';
 import { SeededRandom } from './random.js';
@@ -34,6 +34,11 @@ import { runValidation, VALIDATION_NEGATIVE_PROMPT, type TrainedWeights } from '
 
 export { TRAIN_DEFAULTS, type TrainOptions, type TrainProgress };
 
+/** get_scheduler's arguments as train.py passes them (train.py:1206-1211). */
+function lrSchedule(o: TrainOptions): LrSchedule {
+  return { name: o.lrScheduler, warmupSteps: o.lrWarmupSteps, trainingSteps: o.maxTrainSteps, baseLr: o.learningRate };
+}
+
 function check(o: TrainOptions): void {
   const pos = (k: keyof TrainOptions, v: number, int = true) => {
     if (!Number.isFinite(v) || v <= 0 || (int && !Number.isInteger(v))) throw new Error(`--${kebab(k)} must be a positive ${int ? 'integer' : 'number'}, got ${v}`);
@@ -41,7 +46,6 @@ function check(o: TrainOptions): void {
   if (o.mode !== 'full' && o.mode !== 'lora') throw new Error(`--mode must be full or lora, got ${o.mode}`);
   if (o.trainMode !== 'inpaint' && o.trainMode !== 'normal') throw new Error(`--train-mode must be inpaint or normal, got ${o.trainMode}`);
   if (o.mode === 'lora') pos('rank', o.rank);
-  if (!LR_SCHEDULERS.includes(o.lrScheduler)) throw new Error(`--lr-scheduler must be one of ${LR_SCHEDULERS.join(', ')}, got ${o.lrScheduler}`);
   pos('learningRate', o.learningRate, false);
   pos('trainBatchSize', o.trainBatchSize);
   pos('maxTrainSteps', o.maxTrainSteps);
@@ -49,6 +53,7 @@ function check(o: TrainOptions): void {
   pos('videoSampleNFrames', o.videoSampleNFrames);
   pos('videoSampleStride', o.videoSampleStride);
   if (o.lrWarmupSteps < 0 || !Number.isInteger(o.lrWarmupSteps)) throw new Error(`--lr-warmup-steps must be ≥ 0, got ${o.lrWarmupSteps}`);
+  checkLrSchedule(lrSchedule(o));
   if (!(o.textDropRatio >= 0 && o.textDropRatio <= 1)) throw new Error(`--text-drop-ratio must be in [0, 1], got ${o.textDropRatio}`);
   pos('validationSteps', o.validationSteps);
   pos('validationEpochs', o.validationEpochs);
@@ -300,7 +305,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
         const decoded = o.randomHwAdapt ? await Promise.all(b.map((i) => decodeSample(samples[i]!, sampleOpts, raw[i]!.indices ?? []))) : null;
         const { loss, shape, seconds } = runStep(b.map((i) => prepared[i]!), decoded);
         state.step += 1;
-        const lr = groupLrs(o.lrScheduler, state.step - 1, o.lrWarmupSteps, [o.learningRate])[0]!;
+        const lr = groupLrs(lrSchedule(o), state.step - 1, [o.learningRate])[0]!;
         smoothed = smoothed === null ? loss : 0.9 * smoothed + 0.1 * loss;
         const secPerStep = (Date.now() - t0) / 1000 / (state.step - startStep);
         const progress: TrainProgress = { step: state.step, maxSteps: o.maxTrainSteps, loss, smoothedLoss: smoothed, lr, secPerStep, etaSec: secPerStep * (o.maxTrainSteps - state.step) };
@@ -444,7 +449,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
       }).actual;
     }
     clipGradNorm(r.grads, maxNorm);
-    opt.step(host, r.grads, groupLrs(o.lrScheduler, state.step, o.lrWarmupSteps, groups.map((g) => g.lr)));
+    opt.step(host, r.grads, groupLrs(lrSchedule(o), state.step, groups.map((g) => g.lr)));
     ema?.step(host);
     // the batch as trained: B (after token tiling), F, H, W of the pixels
     const sec = (a: number, b: number) => Math.round(b - a) / 1000;
@@ -452,4 +457,4 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   }
 }
 
-export type { LrSchedulerName };
+export { LR_SCHEDULERS, type LrSchedulerName } from './lr_schedule.js';
