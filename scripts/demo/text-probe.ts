@@ -1,0 +1,141 @@
+// Does the transformer read each attribute of the caption? For world clips rendered from known combinations, the
+// training loss (v-prediction MSE, text-to-video conditioning: zero inpaint latents, as t2v_flag 0 rows in training)
+// with the clip's canonical caption against the same caption with one attribute swapped (colour, shape, direction or
+// background replaced by every other value in turn), at fixed timesteps and fixed noise. A model that ignores an
+// attribute scores the same loss either way (gap 0); one that reads it scores lower with the right caption. Cheap
+// (forward passes only), so it can follow a run checkpoint by checkpoint, before generations show the attribute.
+//   npx tsx scripts/demo/text-probe.ts --model /work/demo-run/model-dit --transformer DIR[,DIR…] [--clips 12]
+//       [--timesteps 300,600,900] [--seed 1]
+// DIR: a transformer folder (diffusers layout: a checkpoint-N/transformer, or the mean from average-dit.ts).
+// Prints per transformer and timestep the mean relative gap (loss_wrong − loss_right) / loss_right per attribute and
+// the share of (clip, wrong value) pairs where the right caption had the lower loss.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { BACKGROUNDS, COLORS, DIRECTIONS, SHAPES, allCombos, canonicalCaption, clipRng, isHeldOut, placeClip, renderClip, type Combo } from '../../src/data/index.js';
+import { T5EncoderModel } from '../../src/models/t5.js';
+import { T5Tokenizer } from '../../src/models/t5_tokenizer.js';
+import { CogVideoXTransformer3DModel } from '../../src/models/transformer.js';
+import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
+import { describeBackend, setBackend, shutdownBackend } from '../../src/nn/backend.js';
+import { PhiloxGenerator } from '../../src/schedulers/index.js';
+import { NoiseSchedule } from '../../src/training/schedule.js';
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    transformer: { type: 'string' },
+    clips: { type: 'string', default: '12' },
+    timesteps: { type: 'string', default: '300,600,900' },
+    seed: { type: 'string', default: '1' },
+  },
+});
+if (!args.model || !args.transformer) throw new Error('--model DIR and --transformer DIR[,DIR…] are required');
+const model = args.model;
+const transformerDirs = args.transformer.split(',');
+const nClips = Number(args.clips);
+const timesteps = args.timesteps.split(',').map(Number);
+const seed = Number(args.seed);
+const readJson = <T>(file: string): T => JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+// the training clips' size (scripts/demo/README.md stage 3: 17 frames of 64 × 96)
+const SIZE = { width: 96, height: 64, frames: 17 };
+
+type Attr = 'color' | 'shape' | 'direction' | 'background';
+const VALUES: Record<Attr, readonly string[]> = { color: COLORS, shape: SHAPES, direction: DIRECTIONS, background: BACKGROUNDS };
+const ATTRS = Object.keys(VALUES) as Attr[];
+
+await setBackend();
+console.log(`backend: ${describeBackend()}; model ${model}`);
+
+// seen combinations spread over all of them (as bench/demo_quality.ts picks its seen prompts)
+const trainable = allCombos().filter((c) => !isHeldOut(c));
+const combos: Combo[] = Array.from({ length: nClips }, (_, i) => trainable[Math.floor((i * trainable.length) / nClips)]!);
+
+// captions: each clip's canonical one, then every one-attribute swap
+const captions: string[] = [];
+const swaps: { clip: number; attr: Attr | null; caption: number }[] = [];
+combos.forEach((c, k) => {
+  swaps.push({ clip: k, attr: null, caption: captions.push(canonicalCaption(c)) - 1 });
+  for (const a of ATTRS) for (const v of VALUES[a]) if (v !== c[a]) swaps.push({ clip: k, attr: a, caption: captions.push(canonicalCaption({ ...c, [a]: v })) - 1 });
+});
+
+const tokenizer = await T5Tokenizer.fromPretrained(path.join(model, 'tokenizer'));
+const t5 = await T5EncoderModel.fromPretrained(path.join(model, 'text_encoder'));
+const maxLength = readJson<{ max_text_seq_length?: number }>(path.join(transformerDirs[0]!, 'config.json')).max_text_seq_length ?? 226;
+const embeds = t5.forward(tokenizer.call(captions, { maxLength, padding: 'max_length', truncation: true }).inputIds);
+t5.dispose();
+
+// clean latents (posterior mean × scaling factor) of each clip, [1, f, C, h, w]
+const vae = await AutoencoderKLCogVideoX.fromPretrained(path.join(model, 'vae'));
+const sf = vae.config.scaling_factor;
+const latents = combos.map((c, k) => {
+  const frames = renderClip(placeClip(c, clipRng(seed, k), SIZE));
+  const [F, H, W] = [SIZE.frames, SIZE.height, SIZE.width];
+  const px = new Float32Array(3 * F * H * W);
+  frames.forEach((fr, t) => {
+    for (let i = 0; i < H * W; i++) for (let ch = 0; ch < 3; ch++) px[(ch * F + t) * H * W + i] = fr[i * 3 + ch]! / 127.5 - 1;
+  });
+  const x = tf.tensor5d(px, [1, 3, F, H, W]);
+  const dist = vae.encode(x);
+  const z = tf.tidy(() => tf.transpose(tf.mul(dist.mode(), sf), [0, 2, 1, 3, 4]) as tf.Tensor5D);
+  tf.dispose([x]);
+  dist.dispose();
+  return z;
+});
+vae.dispose();
+
+const schedule = new NoiseSchedule(readJson<ConstructorParameters<typeof NoiseSchedule>[0]>(path.join(model, 'scheduler', 'scheduler_config.json')));
+const gen = new PhiloxGenerator(seed);
+const noises = latents.map((z) => timesteps.map(() => gen.randn(z.shape)));
+
+for (const dir of transformerDirs) {
+  const net = await CogVideoXTransformer3DModel.fromPretrained(dir);
+  // loss[swap][timestep]
+  const loss = swaps.map(() => timesteps.map(() => 0));
+  for (let k = 0; k < combos.length; k++) {
+    const rows = swaps.map((s, i) => [s, i] as const).filter(([s]) => s.clip === k);
+    timesteps.forEach((t, ti) => {
+      const l = tf.tidy(() => {
+        const z = latents[k]!;
+        const noisy = schedule.addNoise(z, noises[k]![ti]!, [t]);
+        const target = schedule.target(z, noises[k]![ti]!, [t]);
+        const n = rows.length;
+        const [, f, C, h, w] = z.shape;
+        const pred = net.forward({
+          hiddenStates: tf.tile(noisy, [n, 1, 1, 1, 1]) as tf.Tensor5D,
+          encoderHiddenStates: tf.gather(embeds, rows.map(([s]) => s.caption)) as tf.Tensor3D,
+          timestep: rows.map(() => t),
+          inpaintLatents: tf.zeros([n, f, C + 1, h, w]) as tf.Tensor5D,
+        });
+        return tf.mean(tf.square(tf.sub(pred, target)), [1, 2, 3, 4]);
+      });
+      const v = l.dataSync();
+      rows.forEach(([, i], j) => (loss[i]![ti] = v[j]!));
+      l.dispose();
+    });
+  }
+  net.dispose();
+  console.log(`\n${dir}`);
+  console.log(`| t | right-caption loss | ${ATTRS.map((a) => `${a} gap % (right lower)`).join(' | ')} |`);
+  console.log(`|---|---|${ATTRS.map(() => '---').join('|')}|`);
+  timesteps.forEach((t, ti) => {
+    const right = swaps.filter((s) => s.attr === null).map((s) => loss[swaps.indexOf(s)]![ti]!);
+    const cells = ATTRS.map((a) => {
+      let gap = 0;
+      let wins = 0;
+      let n = 0;
+      swaps.forEach((s, i) => {
+        if (s.attr !== a) return;
+        const r = loss[swaps.findIndex((q) => q.clip === s.clip && q.attr === null)]![ti]!;
+        gap += (loss[i]![ti]! - r) / r;
+        wins += r < loss[i]![ti]! ? 1 : 0;
+        n++;
+      });
+      return `${((100 * gap) / n).toFixed(2)} (${Math.round((100 * wins) / n)} %)`;
+    });
+    console.log(`| ${t} | ${(right.reduce((a, b) => a + b, 0) / right.length).toFixed(4)} | ${cells.join(' | ')} |`);
+  });
+}
+tf.dispose([embeds, ...latents, ...noises.flat()]);
+shutdownBackend();
