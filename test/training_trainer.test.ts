@@ -1,6 +1,7 @@
 // `train()` / `cogvideox-fun train` end to end on the bundled demo model (tiny random weights): a LoRA run writes
 // Fun-format checkpoints that our --lora loader merges, a resumed run continues bit-exactly, the T5/VAE cache is reused,
 // and bad input fails before the first step naming the file or option.
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -77,6 +78,39 @@ describe('train on the demo model', () => {
     await expect(train({ model: DEMO, data: META, out, mode: 'full', memoryLimitBytes: 2 ** 20, ...small })).rejects.toThrow(/training needs about .* but this machine has 0.0 GiB .*: use .*--mode lora/);
     expect(fs.existsSync(path.join(out, 'train_log.jsonl'))).toBe(false);
   }, 120_000);
+
+  // a session or machine shutting down sends SIGTERM: the run must keep its steps (checkpoint) like Ctrl-C does
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)('cogvideox-fun train stopped by %s after step 2: checkpoint of the steps done, exit %i', async (sig, code) => {
+    const out = path.join(tmp, `sig-${sig}`);
+    const bin = path.join(path.dirname(FIXTURES), '..', 'bin', 'cogvideox-fun.mjs');
+    const args = ['train', '--model', DEMO, '--data', META, '--out', out, '--max-train-steps', '1000', '--checkpointing-steps', '1000'];
+    const flags = ['--video-sample-size', '64', '--image-sample-size', '64', '--video-sample-n-frames', '9', '--video-sample-stride', '1', '--rank', '4'];
+    const child = spawn(process.execPath, [bin, ...args, ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+      if (!sent && /step 2\/1000/.test(stderr)) {
+        sent = true;
+        child.kill(sig);
+      }
+    });
+    // a run that does not stop fails here with its output, not by the test's timeout
+    const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    const exit = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    clearTimeout(guard);
+    expect(sent, stderr).toBe(true);
+    expect(exit, stderr).toBe(code);
+    const m = /stopped: checkpoint written to (\S+)/.exec(stderr);
+    expect(m, stderr).not.toBeNull();
+    const step = (JSON.parse(fs.readFileSync(path.join(m![1]!, 'state.json'), 'utf8')) as { step: number }).step;
+    expect(step).toBeGreaterThanOrEqual(2);
+    expect(step).toBeLessThan(1000);
+    expect(losses(out).length).toBe(step);
+  }, 240_000);
 
   it('command line: kebab-case options, usage errors name the flag', () => {
     const o = parseTrainArgs(['--model', 'm', '--data', 'd.csv', '--out', 'o', '--mode', 'full', '--lr-scheduler', 'constant_with_warmup', '--use-ema', '--trainable-modules', 'attn1', 'ff.']);

@@ -1,6 +1,6 @@
 // `cogvideox-fun train --model DIR --data META.json|csv --out DIR [...]`: CogVideoX-Fun's train.py / train_lora.py
 // options in kebab-case (defaults: the scripts' argparse defaults). Every value is checked before anything is read;
-// the library checks the data and the model before the first step. Ctrl-C writes a checkpoint and exits 130.
+// the library checks the data and the model before the first step. Ctrl-C (SIGINT) or SIGTERM writes a checkpoint and exits 130 / 143.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setBackend, shutdownBackend } from '../nn/backend.js';
 import { LR_SCHEDULERS, TRAIN_DEFAULTS, train, type TrainOptions } from '../training/trainer.js';
@@ -184,9 +184,16 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
   const backend = argv.includes('--backend') ? argv[argv.indexOf('--backend') + 1] : undefined;
   if (backend !== undefined && backend !== 'tensorflow' && backend !== 'wasm') throw new UsageError(`--backend takes tensorflow | wasm, got "${backend}"`);
   await setBackend(backend, { quiet });
+  // Ctrl-C, and `kill` / a machine or session shutting the process down (SIGTERM), end the step in progress, write a
+  // checkpoint and exit (130 / 143, the shells' 128 + signal): a run stopped from outside resumes where it was
   const ctrl = new AbortController();
-  const onSigint = () => ctrl.abort();
-  process.once('SIGINT', onSigint);
+  let stoppedBy: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    stoppedBy ??= sig;
+    ctrl.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const fmt = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
   try {
     const r = await train({
@@ -204,9 +211,10 @@ export async function trainCommand(argv: readonly string[]): Promise<number> {
       },
     });
     for (const f of r.outputs) process.stdout.write(`${f}\n`);
-    return ctrl.signal.aborted ? 130 : 0;
+    return stoppedBy === 'SIGTERM' ? 143 : stoppedBy === 'SIGINT' ? 130 : 0;
   } finally {
-    process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     shutdownBackend();
   }
 }

@@ -22,6 +22,7 @@ import { checkTrainingMemory } from './memory.js';
 import { Ema } from './ema.js';
 import { loraTargets, LoraNetwork } from './lora.js';
 import { saveLora, type LoraFormat } from './lora_file.js';
+import { yieldToEventLoop } from '../pipelines/common.js';
 import { checkLrSchedule, groupLrs, type LrSchedule } from './lr_schedule.js';
 import { getRandomMask, maskPixelValues } from './masks.js';
 import { AdamW, type ParamGroup } from './optimizer.js';
@@ -286,6 +287,8 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     while (state.step < o.maxTrainSteps) {
       const perm = new SeededRandom(o.seed + 1000 + state.epoch).pySample(prepared.length, prepared.length);
       while (state.position < perm.length && state.step < o.maxTrainSteps) {
+        // the steps are synchronous: without a turn of the event loop a signal handler (Ctrl-C, SIGTERM) never runs
+        await yieldToEventLoop();
         if (o.signal?.aborted) {
           const dir = writeOutputs();
           say(`stopped: checkpoint written to ${dir}`);
