@@ -95,7 +95,7 @@ describe('optimiser pieces vs torch / diffusers / train.py', () => {
       const [name, w] = key.split(':') as [LrSchedulerName, string];
       expect(want.map((_, s) => lrFactor({ name, warmupSteps: Number(w), trainingSteps: 10, baseLr: 1 }, s)), key).toEqual(want);
     }
-    expect(() => lrFactor({ name: 'piecewise_constant' as LrSchedulerName, warmupSteps: 0, trainingSteps: 1, baseLr: 1 }, 0)).toThrow(/--lr-scheduler piecewise_constant/);
+    expect(() => lrFactor({ name: 'piecewise_constant' as LrSchedulerName, warmupSteps: 3, trainingSteps: 10, baseLr: 1 }, 0)).toThrow(/--lr-scheduler piecewise_constant/);
   });
 
   // test/fixtures/training/lr_schedules.json (reference/gen_lr_schedules.py): the lr before each optimizer step, for

@@ -35,6 +35,7 @@ export function checkLrSchedule(s: LrSchedule): void {
 export function lrFactor(sched: LrSchedule, completedSteps: number): number {
   const { name, warmupSteps: w, trainingSteps: t } = sched;
   const s = completedSteps;
+  if (!LR_SCHEDULERS.includes(name)) throw new Error(`--lr-scheduler ${String(name)}: expected one of ${LR_SCHEDULERS.join(', ')}`);
   if (name === 'constant') return 1;
   if (s < w) return s / Math.max(1, w); // every other schedule warms up linearly
   switch (name) {
@@ -60,7 +61,6 @@ export function lrFactor(sched: LrSchedule, completedSteps: number): number {
       return ((lrInit - lrEnd) * pctRemaining ** 1 + lrEnd) / lrInit; // power 1.0
     }
   }
-  throw new Error(`--lr-scheduler ${String(name)}: expected one of ${LR_SCHEDULERS.join(', ')}`);
 }
 
 /** The lr of each parameter group for the optimizer step after `completedSteps` steps. */
