@@ -3,15 +3,19 @@
 // seen and held-out combinations apart, beside the targets.
 //   npx tsx bench/demo_quality.ts [--model assets/demo-model] [--modes t2v,i2v,start-end,v2v] [--seeds 2]
 //       [--seen 24] [--steps 10] [--guidance 6] [--frames 17] [--height 64] [--width 96] [--backend tensorflow|wasm]
-//       [--strip DIR] [--json FILE]
+//       [--negative-prompt TEXT] [--strip DIR] [--json FILE]
 // Prompts: the 12 held-out combinations plus --seen trainable ones (spread evenly over all combinations), each with
 // --seeds seeds per mode, canonical captions. I2V starts from the world's own frame 0 (prompt naming the motion);
 // start + end adds the world's last frame; V2V (strength 0.7) re-prompts a world clip with another colour.
+// The negative prompt is the CLI's default for a Fun folder (the predict scripts'), so the table measures what
+// `generate` does; --negative-prompt '' gives what the captions drop to in training (text_drop_ratio). Before
+// 2026-12-03 (fifth session) the bench always used ''.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEMO_DEFAULTS } from '../src/cli/demo.js';
+import { FUN_NEGATIVE_PROMPT } from '../src/cli/generate.js';
 import {
   COLORS,
   HELD_OUT,
@@ -44,6 +48,7 @@ const { values: args } = parseArgs({
     seen: { type: 'string', default: '24' },
     steps: { type: 'string', default: String(DEMO_DEFAULTS.steps) },
     guidance: { type: 'string', default: '6' },
+    'negative-prompt': { type: 'string' },
     frames: { type: 'string', default: '17' },
     height: { type: 'string', default: '64' },
     width: { type: 'string', default: '96' },
@@ -66,6 +71,7 @@ const seeds = posInt('seeds', args.seeds);
 const nSeen = Number(args.seen);
 const steps = posInt('steps', args.steps);
 const guidance = Number(args.guidance);
+const negativePrompt = args['negative-prompt'] ?? FUN_NEGATIVE_PROMPT;
 const size = { width: posInt('width', args.width), height: posInt('height', args.height), frames: posInt('frames', args.frames) };
 if (!fs.existsSync(path.join(args.model!, 'model_index.json'))) throw new Error(`--model ${args.model}: no model_index.json there`);
 
@@ -93,7 +99,7 @@ async function main(): Promise<void> {
   const pipe = await CogVideoXFunPipeline.fromPretrained(args.model!);
   const results: Scored[] = [];
   const t0 = Date.now();
-  const base = { height: size.height, width: size.width, numFrames: size.frames, numInferenceSteps: steps, guidanceScale: guidance, onWarning: () => {} };
+  const base = { height: size.height, width: size.width, numFrames: size.frames, numInferenceSteps: steps, guidanceScale: guidance, negativePrompt, onWarning: () => {} };
   let k = 0;
   for (const combo of prompts()) {
     const held = isHeldOut(combo);
@@ -135,7 +141,8 @@ async function main(): Promise<void> {
   }
   process.stderr.write('\n');
   const rows = summarize(results);
-  console.log(`\n${results.length} generations, ${steps} steps, guidance ${guidance}, ${size.frames}×${size.height}×${size.width}, ` +
+  const neg = negativePrompt === FUN_NEGATIVE_PROMPT ? "the predict scripts' negative prompt" : `negative prompt ${JSON.stringify(negativePrompt)}`;
+  console.log(`\n${results.length} generations, ${steps} steps, guidance ${guidance}, ${neg}, ${size.frames}×${size.height}×${size.width}, ` +
     `${((Date.now() - t0) / 1000 / results.length).toFixed(1)} s each on ${backend}; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}\n`);
   console.log(formatTable(rows));
   if (args.json) fs.writeFileSync(args.json, JSON.stringify({ args, rows, results: results.map(({ analysis, ...r }) => ({ ...r, analysis: { ...analysis, objects: undefined } })) }, null, 1));
