@@ -144,8 +144,7 @@ def main():
     print(f"VAE: encoder.conv_out and {len(readers)} decoder tensors that read z rewritten")
     ncfg = dict(vcfg, latent_channels=K, scaling_factor=sf_new)
     new_vae = AutoencoderKLCogVideoX.from_config(ncfg).eval()
-    missing = new_vae.load_state_dict(nw, strict=True)
-    del missing
+    new_vae.load_state_dict(nw, strict=True)
 
     # 3. checks: new decoder on z_K equals old decoder on B z_K; reconstruction PSNR before / after
     worst, worst_enc, p_old, p_new = 0.0, 0.0, [], []
