@@ -180,18 +180,21 @@ def main():
     tw["proj_out.weight"] = torch.einsum("kc,cqd->kqd", As, po.reshape(C, p * p, D).double()).reshape(K * p * p, D).to(po.dtype).contiguous()
     tw["proj_out.bias"] = torch.einsum("kc,cq->kq", As, pb.reshape(C, p * p).double()).reshape(-1).to(pb.dtype).contiguous()
 
-    # 5. write
-    os.makedirs(a.out)
+    # 5. write into a temporary folder beside --out, renamed when complete (no half-written model folder)
+    out = a.out.rstrip("/") + ".partial"
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
     for name in os.listdir(a.model):
         src = os.path.join(a.model, name)
         if name in ("vae", "transformer"):
             continue
-        (shutil.copytree if os.path.isdir(src) else shutil.copy2)(src, os.path.join(a.out, name))
-    os.makedirs(os.path.join(a.out, "vae"))
-    new_vae.save_pretrained(os.path.join(a.out, "vae"), safe_serialization=True)
-    os.makedirs(os.path.join(a.out, "transformer"))
-    json.dump(dict(tcfg, in_channels=2 * K + 1, out_channels=K), open(os.path.join(a.out, "transformer", "config.json"), "w"), indent=2)
-    save_file(tw, os.path.join(a.out, "transformer", "diffusion_pytorch_model.safetensors"), metadata={"format": "pt"})
+        (shutil.copytree if os.path.isdir(src) else shutil.copy2)(src, os.path.join(out, name))
+    os.makedirs(os.path.join(out, "vae"))
+    new_vae.save_pretrained(os.path.join(out, "vae"), safe_serialization=True)
+    os.makedirs(os.path.join(out, "transformer"))
+    json.dump(dict(tcfg, in_channels=2 * K + 1, out_channels=K), open(os.path.join(out, "transformer", "config.json"), "w"), indent=2)
+    save_file(tw, os.path.join(out, "transformer", "diffusion_pytorch_model.safetensors"), metadata={"format": "pt"})
+    os.rename(out, a.out)
     print(f"wrote {a.out}")
 
 
