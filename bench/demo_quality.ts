@@ -3,19 +3,23 @@
 // seen and held-out combinations apart, beside the targets.
 //   npx tsx bench/demo_quality.ts [--model assets/demo-model] [--modes t2v,i2v,start-end,v2v] [--seeds 2]
 //       [--seen 24] [--steps 10] [--guidance 6] [--frames 17] [--height 64] [--width 96] [--backend tensorflow|wasm]
-//       [--negative-prompt TEXT] [--strip DIR] [--json FILE]
+//       [--negative-prompt TEXT] [--sampler NAME] [--strip DIR] [--json FILE]
 // Prompts: the 12 held-out combinations plus --seen trainable ones (spread evenly over all combinations), each with
 // --seeds seeds per mode, canonical captions. I2V starts from the world's own frame 0 (prompt naming the motion);
 // start + end adds the world's last frame; V2V (strength 0.7) re-prompts a world clip with another colour.
 // The negative prompt is the CLI's default for a Fun folder (the predict scripts'), so the table measures what
 // `generate` does; --negative-prompt '' gives what the captions drop to in training (text_drop_ratio). Before
-// 2026-12-03 (fifth session) the bench always used ''.
+// 2026-12-03 (fifth session) the bench always used ''. The sampler is also the CLI's default (DDIM_Origin for a Fun
+// folder, as the predict scripts); before 2026-12-03 (sixth session) the bench used the folder's scheduler class,
+// CogVideoXDDIMScheduler, whose snr_shift_scale 3 samples at noise levels Fun's training (DDPMScheduler) never
+// used, so its tables understate the model.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEMO_DEFAULTS } from '../src/cli/demo.js';
 import { FUN_NEGATIVE_PROMPT } from '../src/cli/generate.js';
+import { cliDefaultSampler, inspectModelFolder } from '../src/cli/model_folder.js';
 import {
   COLORS,
   HELD_OUT,
@@ -49,6 +53,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: String(DEMO_DEFAULTS.steps) },
     guidance: { type: 'string', default: '6' },
     'negative-prompt': { type: 'string' },
+    sampler: { type: 'string' },
     frames: { type: 'string', default: '17' },
     height: { type: 'string', default: '64' },
     width: { type: 'string', default: '96' },
@@ -74,6 +79,7 @@ const guidance = Number(args.guidance);
 const negativePrompt = args['negative-prompt'] ?? FUN_NEGATIVE_PROMPT;
 const size = { width: posInt('width', args.width), height: posInt('height', args.height), frames: posInt('frames', args.frames) };
 if (!fs.existsSync(path.join(args.model!, 'model_index.json'))) throw new Error(`--model ${args.model}: no model_index.json there`);
+const sampler = args.sampler ?? cliDefaultSampler(inspectModelFolder(args.model!).kind);
 
 /** Held-out combinations first, then `nSeen` trainable ones spread evenly over the fixed order. */
 function prompts(): Combo[] {
@@ -96,7 +102,7 @@ function strip(video: Video, every = 2): { width: number; height: number; channe
 async function main(): Promise<void> {
   const backend = await setBackend(args.backend);
   console.log(`backend: ${describeBackend()}; model ${args.model}; ${os.cpus()[0]?.model ?? '?'}; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}`);
-  const pipe = await CogVideoXFunPipeline.fromPretrained(args.model!);
+  const pipe = await CogVideoXFunPipeline.fromPretrained(args.model!, { sampler });
   const results: Scored[] = [];
   const t0 = Date.now();
   const base = { height: size.height, width: size.width, numFrames: size.frames, numInferenceSteps: steps, guidanceScale: guidance, negativePrompt, onWarning: () => {} };
@@ -142,7 +148,7 @@ async function main(): Promise<void> {
   process.stderr.write('\n');
   const rows = summarize(results);
   const neg = negativePrompt === FUN_NEGATIVE_PROMPT ? "the predict scripts' negative prompt" : `negative prompt ${JSON.stringify(negativePrompt)}`;
-  console.log(`\n${results.length} generations, ${steps} steps, guidance ${guidance}, ${neg}, ${size.frames}×${size.height}×${size.width}, ` +
+  console.log(`\n${results.length} generations, ${steps} steps of ${sampler}, guidance ${guidance}, ${neg}, ${size.frames}×${size.height}×${size.width}, ` +
     `${((Date.now() - t0) / 1000 / results.length).toFixed(1)} s each on ${backend}; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}\n`);
   console.log(formatTable(rows));
   if (args.json) fs.writeFileSync(args.json, JSON.stringify({ args, rows, results: results.map(({ analysis, ...r }) => ({ ...r, analysis: { ...analysis, objects: undefined } })) }, null, 1));

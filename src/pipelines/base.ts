@@ -60,6 +60,8 @@ export interface Run {
   doCfg: boolean;
   outputType: OutputType;
   numVideosPerPrompt: number;
+  /** T5 tokens per prompt: o.maxSequenceLength, else the transformer's max_text_seq_length (226 in every released config). */
+  maxSequenceLength: number;
   /** prompts × numVideosPerPrompt */
   batch: number;
   generator: Generator;
@@ -138,6 +140,9 @@ export abstract class PipelineBase {
       doCfg: guidanceScale > 1,
       outputType,
       numVideosPerPrompt,
+      // diffusers' pipelines default to 226, which is max_text_seq_length in every released config; a folder trained
+      // with fewer text tokens (the demo model: 32) would otherwise see ~200 pad embeddings it never saw in training
+      maxSequenceLength: o.maxSequenceLength ?? tc.max_text_seq_length,
       batch,
       generator: o.generator ?? new PhiloxGenerator(Math.floor(Math.random() * 2 ** 32)),
       signal: o.signal,
@@ -150,7 +155,7 @@ export abstract class PipelineBase {
   /** Refuses a request the memory plan says will not fit (before any weight is read). */
   protected checkMemory(r: Run, req: Omit<MemoryRequest, 'height' | 'width' | 'numFrames' | 'guidanceScale' | 'maxSequenceLength'>): void {
     if (r.o.checkMemory === false) return;
-    const plan = this.planMemory({ height: r.height, width: r.width, numFrames: r.numFrames, guidanceScale: r.guidanceScale, maxSequenceLength: r.o.maxSequenceLength, batch: r.batch, ...req });
+    const plan = this.planMemory({ height: r.height, width: r.width, numFrames: r.numFrames, guidanceScale: r.guidanceScale, maxSequenceLength: r.maxSequenceLength, batch: r.batch, ...req });
     if (plan && !plan.fits) throw new Error(`memory plan: ${plan.problems.join('; ')}`);
   }
 
@@ -175,7 +180,7 @@ export abstract class PipelineBase {
     const promptEmbeds = await encodePrompt(
       r.o,
       r.doCfg,
-      r.o.maxSequenceLength ?? 226,
+      r.maxSequenceLength,
       async () => ({ tokenizer: this.tokenizer, encoder: await this.textEncoder.get() }),
       r.warn,
       { numVideosPerPrompt: r.numVideosPerPrompt, signal: r.signal },

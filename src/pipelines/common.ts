@@ -54,6 +54,7 @@ export interface CommonCallOptions {
   generator?: Generator;
   /** Initial latents [B, T, C, h, w] instead of a draw (scaled by the scheduler's init sigma, as diffusers). */
   latents?: tf.Tensor5D;
+  /** T5 tokens per prompt (pad / truncate); default the transformer's max_text_seq_length (226 in released configs, as diffusers). */
   maxSequenceLength?: number;
   /**
    * Videos per prompt (default 1): each prompt's embeddings are repeated this many times, so the batch is
