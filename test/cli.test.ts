@@ -421,6 +421,37 @@ describe('demo.json: what the demo model knows (scripts/demo/bundle.ts writes it
     expect(readDemoInfo(dest)!.weights).toMatchObject({ transformer: 'bf16', vae: 'fp32' });
   });
 
+  it('bundle.ts shards a weight file past --max-shard-bytes (diffusers index layout), tensors unchanged', () => {
+    const dest = path.join(workdir(), 'sharded');
+    bundle(DEMO, dest, { dtype: 'BF16', trained: true, notes: null, force: false, maxShardBytes: 40_000, log: () => {} });
+    const dir = path.join(dest, 'transformer');
+    const index = JSON.parse(fs.readFileSync(path.join(dir, 'diffusion_pytorch_model.safetensors.index.json'), 'utf8')) as { metadata: { total_size: number }; weight_map: Record<string, string> };
+    const files = [...new Set(Object.values(index.weight_map))].sort();
+    expect(files.length).toBeGreaterThan(1);
+    expect(files[0]).toBe(`diffusion_pytorch_model-00001-of-${String(files.length).padStart(5, '0')}.safetensors`);
+    expect(fs.existsSync(path.join(dir, 'diffusion_pytorch_model.safetensors'))).toBe(false);
+    const whole = tensorBytes(path.join(trained, 'transformer', 'diffusion_pytorch_model.safetensors'));
+    const got = new Map<string, { dtype: string; bytes: Buffer }>();
+    let total = 0;
+    for (const f of files) {
+      const t = tensorBytes(path.join(dir, f));
+      let data = 0;
+      for (const [k, v] of t) {
+        got.set(k, v);
+        data += v.bytes.length;
+        expect(index.weight_map[k], k).toBe(f);
+      }
+      // a shard passes the limit only when it holds one tensor larger than the limit
+      if (t.size > 1) expect(data, f).toBeLessThanOrEqual(40_000);
+      total += data;
+    }
+    expect(index.metadata.total_size).toBe(total);
+    expect([...got.keys()].sort()).toEqual([...whole.keys()].sort());
+    for (const [k, v] of whole) expect(got.get(k)!.bytes.equals(v.bytes), k).toBe(true);
+    // the CLI's folder check and the loader read the sharded folder
+    expect(inspectModelFolder(dest).kind).toBe('fun-inp');
+  });
+
   it('bundle.ts refuses a bundle over the size limit (nothing written) and a non-empty DEST', () => {
     const dest = path.join(workdir(), 'too-big');
     expect(() => bundle(DEMO, dest, { dtype: 'F32', trained: false, notes: null, force: false, maxBytes: 1_000_000, log: () => {} })).toThrow(/over the 1\.00 MB limit; try --bf16 \(without --vae-fp32\); nothing written/);

@@ -37,7 +37,7 @@ describe(`maxSequenceLength default (${BACKENDS[0]})`, () => {
         outputType: 'latent',
         onWarning: () => {},
       });
-      const v = out.tensor!.dataSync().slice();
+      const v = Float32Array.from(out.tensor!.dataSync());
       out.tensor!.dispose();
       return v;
     };

@@ -1,6 +1,7 @@
 // Writes the bundled demo folder (the layout of assets/demo-model) from a trained model folder:
 //   model_index.json, scheduler/, tokenizer/, text_encoder/ (copied as they are), transformer/ and vae/ (config as is,
-//   weights re-stored as one safetensors file in BF16 or F32), demo.json (what the model knows: src/cli/demo.ts
+//   weights re-stored in BF16 or F32, as one safetensors file or, past --max-shard-bytes, diffusers' shards with their
+//   .safetensors.index.json), demo.json (what the model knows: src/cli/demo.ts
 //   DemoInfo) and README.md. Prints every component's size; refuses if the folder would exceed 25 MB (issue 15).
 //
 //   npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 [--vae-fp32] | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--force]
@@ -17,14 +18,17 @@ import { parseArgs } from 'node:util';
 import { DEMO_INFO_FILE, DEMO_INFO_FORMAT, type DemoInfo } from '../../src/cli/demo.js';
 import { BACKGROUNDS, COLORS, DIRECTIONS, HELD_OUT, SHAPES, canonicalCaption, isHeldOut, type Combo } from '../../src/data/index.js';
 import { HostTensor } from '../../src/weights/host_tensor.js';
-import { SafetensorsFile, saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
+import { ITEM_SIZE, numel, SafetensorsFile, saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
 
 /** Issue 15: "Folder ≤ 25 MB" (decimal megabytes, every file counted). */
 export const MAX_BYTES = 25_000_000;
 const WEIGHTS = 'diffusion_pytorch_model.safetensors';
 const EXAMPLE: Combo = { color: 'red', shape: 'circle', direction: 'right', background: 'black' };
 
-const USAGE = 'usage: npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 [--vae-fp32] | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--force]';
+/** Shard size: the repository keeps every tracked file under 5 MiB, so a weight file is split below that. */
+export const MAX_SHARD_BYTES = 4_000_000;
+
+const USAGE = 'usage: npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 [--vae-fp32] | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--max-shard-bytes N] [--force]';
 
 function readJson(file: string): Record<string, unknown> {
   if (!fs.existsSync(file)) throw new Error(`${file}: missing`);
@@ -67,6 +71,42 @@ function restore(dir: string, dtype: 'BF16' | 'F32'): { tensors: Record<string, 
     }
   }
   return { tensors, params, metadata };
+}
+
+/**
+ * Writes `tensors` as save_pretrained(max_shard_size=…) does (huggingface_hub split_state_dict_into_shards): in
+ * order, a new shard when the next tensor would pass `maxBytes` of tensor data (a larger tensor gets a shard of its
+ * own); one shard keeps the plain name, several are NAME-0000k-of-0000n.safetensors beside NAME.safetensors.index.json
+ * ({metadata: {total_size}, weight_map}). Returns the files written.
+ */
+export function saveSharded(dir: string, tensors: Record<string, TensorToWrite>, metadata: Record<string, string>, maxBytes: number): string[] {
+  const shards: [string, TensorToWrite][][] = [[]];
+  let size = 0;
+  let total = 0;
+  for (const entry of Object.entries(tensors)) {
+    const n = numel(entry[1].shape) * ITEM_SIZE[entry[1].dtype];
+    if (size + n > maxBytes && shards.at(-1)!.length) {
+      shards.push([]);
+      size = 0;
+    }
+    shards.at(-1)!.push(entry);
+    size += n;
+    total += n;
+  }
+  if (shards.length === 1) {
+    saveSafetensors(path.join(dir, WEIGHTS), tensors, metadata);
+    return [WEIGHTS];
+  }
+  const stem = WEIGHTS.replace(/\.safetensors$/, '');
+  const pad = (i: number) => String(i).padStart(5, '0');
+  const names = shards.map((_, i) => `${stem}-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`);
+  const weightMap: Record<string, string> = {};
+  shards.forEach((shard, i) => {
+    saveSafetensors(path.join(dir, names[i]!), Object.fromEntries(shard), metadata);
+    for (const [name] of shard) weightMap[name] = names[i]!;
+  });
+  fs.writeFileSync(path.join(dir, `${WEIGHTS}.index.json`), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + '\n');
+  return [...names, `${WEIGHTS}.index.json`];
 }
 
 function copyDir(src: string, dst: string): void {
@@ -135,6 +175,8 @@ export interface BundleOptions {
   force: boolean;
   /** default MAX_BYTES (issue 15's 25 MB) */
   maxBytes?: number;
+  /** tensor bytes per weight file before it is sharded (default MAX_SHARD_BYTES) */
+  maxShardBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -172,7 +214,7 @@ export function bundle(src: string, dest: string, o: BundleOptions): { bytes: nu
       fs.copyFileSync(path.join(src, c, 'config.json'), path.join(tmp, c, 'config.json'));
       const r = restore(path.join(src, c), dtypes[c]);
       params[c] = r.params;
-      saveSafetensors(path.join(tmp, c, WEIGHTS), r.tensors, r.metadata);
+      saveSharded(path.join(tmp, c), r.tensors, r.metadata, o.maxShardBytes ?? MAX_SHARD_BYTES);
     }
     const te = fs.readdirSync(path.join(tmp, 'text_encoder')).filter((n) => n.endsWith('.safetensors'));
     const teDtypes = new Set<string>();
@@ -222,7 +264,7 @@ export function bundle(src: string, dest: string, o: BundleOptions): { bytes: nu
 
 function main(): void {
   const { values, positionals } = parseArgs({
-    options: { bf16: { type: 'boolean' }, fp32: { type: 'boolean' }, 'vae-fp32': { type: 'boolean' }, trained: { type: 'boolean' }, untrained: { type: 'boolean' }, notes: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { bf16: { type: 'boolean' }, fp32: { type: 'boolean' }, 'vae-fp32': { type: 'boolean' }, trained: { type: 'boolean' }, untrained: { type: 'boolean' }, notes: { type: 'string' }, 'max-shard-bytes': { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,
     strict: true,
   });
@@ -231,7 +273,16 @@ function main(): void {
   if (!!values.bf16 === !!values.fp32) throw new Error(`give exactly one of --bf16 / --fp32 (how the transformer and VAE weights are stored)\n${USAGE}`);
   if (values['vae-fp32'] && !values.bf16) throw new Error(`--vae-fp32 goes with --bf16 (with --fp32 everything is F32 already)\n${USAGE}`);
   if (!!values.trained === !!values.untrained) throw new Error(`give exactly one of --trained / --untrained (demo.json "trained": the CLI stops calling the demo noise only when true)\n${USAGE}`);
-  bundle(positionals[0]!, positionals[1]!, { dtype: values.bf16 ? 'BF16' : 'F32', vaeDtype: values['vae-fp32'] ? 'F32' : undefined, trained: !!values.trained, notes: parseNotes(values.notes), force: !!values.force });
+  const shard = values['max-shard-bytes'];
+  if (shard !== undefined && !(Number.isInteger(Number(shard)) && Number(shard) > 0)) throw new Error(`--max-shard-bytes must be a positive integer, got '${shard}'`);
+  bundle(positionals[0]!, positionals[1]!, {
+    dtype: values.bf16 ? 'BF16' : 'F32',
+    vaeDtype: values['vae-fp32'] ? 'F32' : undefined,
+    trained: !!values.trained,
+    notes: parseNotes(values.notes),
+    force: !!values.force,
+    maxShardBytes: shard === undefined ? undefined : Number(shard),
+  });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

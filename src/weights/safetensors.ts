@@ -8,7 +8,8 @@ import { HostTensor, type HostStorage } from './host_tensor.js';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
-const ITEM_SIZE: Record<SafetensorsDtype, number> = {
+/** Bytes per element of each dtype. */
+export const ITEM_SIZE: Readonly<Record<SafetensorsDtype, number>> = {
   F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
 };
 const MAX_HEADER_BYTES = 100 * 1024 * 1024; // the format's own limit
