@@ -17,8 +17,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEMO_INFO_FILE, DEMO_INFO_FORMAT, type DemoInfo } from '../../src/cli/demo.js';
 import { BACKGROUNDS, COLORS, DIRECTIONS, HELD_OUT, SHAPES, canonicalCaption, isHeldOut, type Combo } from '../../src/data/index.js';
+import { saveShardedSafetensors } from '../../src/weights/checkpoint.js';
 import { HostTensor } from '../../src/weights/host_tensor.js';
-import { ITEM_SIZE, numel, SafetensorsFile, saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
+import { SafetensorsFile, type TensorToWrite } from '../../src/weights/safetensors.js';
 
 /** Issue 15: "Folder ≤ 25 MB" (decimal megabytes, every file counted). */
 export const MAX_BYTES = 25_000_000;
@@ -71,42 +72,6 @@ function restore(dir: string, dtype: 'BF16' | 'F32'): { tensors: Record<string, 
     }
   }
   return { tensors, params, metadata };
-}
-
-/**
- * Writes `tensors` as save_pretrained(max_shard_size=…) does (huggingface_hub split_state_dict_into_shards): in
- * order, a new shard when the next tensor would pass `maxBytes` of tensor data (a larger tensor gets a shard of its
- * own); one shard keeps the plain name, several are NAME-0000k-of-0000n.safetensors beside NAME.safetensors.index.json
- * ({metadata: {total_size}, weight_map}). Returns the files written.
- */
-export function saveSharded(dir: string, tensors: Record<string, TensorToWrite>, metadata: Record<string, string>, maxBytes: number): string[] {
-  const shards: [string, TensorToWrite][][] = [[]];
-  let size = 0;
-  let total = 0;
-  for (const entry of Object.entries(tensors)) {
-    const n = numel(entry[1].shape) * ITEM_SIZE[entry[1].dtype];
-    if (size + n > maxBytes && shards.at(-1)!.length) {
-      shards.push([]);
-      size = 0;
-    }
-    shards.at(-1)!.push(entry);
-    size += n;
-    total += n;
-  }
-  if (shards.length === 1) {
-    saveSafetensors(path.join(dir, WEIGHTS), tensors, metadata);
-    return [WEIGHTS];
-  }
-  const stem = WEIGHTS.replace(/\.safetensors$/, '');
-  const pad = (i: number) => String(i).padStart(5, '0');
-  const names = shards.map((_, i) => `${stem}-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`);
-  const weightMap: Record<string, string> = {};
-  shards.forEach((shard, i) => {
-    saveSafetensors(path.join(dir, names[i]!), Object.fromEntries(shard), metadata);
-    for (const [name] of shard) weightMap[name] = names[i]!;
-  });
-  fs.writeFileSync(path.join(dir, `${WEIGHTS}.index.json`), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + '\n');
-  return [...names, `${WEIGHTS}.index.json`];
 }
 
 function copyDir(src: string, dst: string): void {
@@ -214,7 +179,7 @@ export function bundle(src: string, dest: string, o: BundleOptions): { bytes: nu
       fs.copyFileSync(path.join(src, c, 'config.json'), path.join(tmp, c, 'config.json'));
       const r = restore(path.join(src, c), dtypes[c]);
       params[c] = r.params;
-      saveSharded(path.join(tmp, c), r.tensors, r.metadata, o.maxShardBytes ?? MAX_SHARD_BYTES);
+      saveShardedSafetensors(path.join(tmp, c), WEIGHTS, Object.entries(r.tensors), o.maxShardBytes ?? MAX_SHARD_BYTES, r.metadata);
     }
     const te = fs.readdirSync(path.join(tmp, 'text_encoder')).filter((n) => n.endsWith('.safetensors'));
     const teDtypes = new Set<string>();

@@ -7,6 +7,7 @@
 //           an index above 10 GB as save_pretrained's default max_shard_size).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { saveShardedSafetensors } from '../weights/checkpoint.js';
 import { saveSafetensors, SafetensorsFile, type TensorToWrite } from '../weights/safetensors.js';
 import type { AdamW } from './optimizer.js';
 import type { Ema } from './ema.js';
@@ -54,29 +55,7 @@ export function latestCheckpoint(out: string): string | null {
 export function writeTransformerFolder(dir: string, config: Record<string, unknown>, tensors: [string, TensorToWrite][], shardBytes = SHARD_BYTES): void {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  const bytes = (t: TensorToWrite) => t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'F32' ? 4 : 2);
-  const total = tensors.reduce((a, [, t]) => a + bytes(t), 0);
-  if (total <= shardBytes) {
-    saveSafetensors(path.join(dir, 'diffusion_pytorch_model.safetensors'), Object.fromEntries(tensors));
-    return;
-  }
-  const shards: [string, TensorToWrite][][] = [[]];
-  let size = 0;
-  for (const e of tensors) {
-    if (size + bytes(e[1]) > shardBytes && shards.at(-1)!.length) {
-      shards.push([]);
-      size = 0;
-    }
-    shards.at(-1)!.push(e);
-    size += bytes(e[1]);
-  }
-  const weightMap: Record<string, string> = {};
-  shards.forEach((s, i) => {
-    const name = `diffusion_pytorch_model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
-    saveSafetensors(path.join(dir, name), Object.fromEntries(s));
-    for (const [k] of s) weightMap[k] = name;
-  });
-  fs.writeFileSync(path.join(dir, 'diffusion_pytorch_model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  saveShardedSafetensors(dir, 'diffusion_pytorch_model.safetensors', tensors, shardBytes);
 }
 
 /**

@@ -2,7 +2,7 @@
 // in a component folder (diffusers layout: <model>/<component>/config.json + weights).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SafetensorsError, SafetensorsFile, type TensorEntry } from './safetensors.js';
+import { ITEM_SIZE, numel, saveSafetensors, SafetensorsError, SafetensorsFile, type TensorEntry, type TensorToWrite } from './safetensors.js';
 import type { HostTensor } from './host_tensor.js';
 
 export class WeightStore {
@@ -124,6 +124,47 @@ export class WeightStore {
   close(): void {
     for (const f of this.files) f.close();
   }
+}
+
+/**
+ * Writes `tensors` as save_pretrained(max_shard_size=…) does (huggingface_hub split_state_dict_into_shards): in
+ * order, a new shard when the next tensor would pass `maxShardBytes` of tensor data (a larger tensor gets a shard of
+ * its own); one shard is `dir/FILE`, several are FILE-0000k-of-0000n.safetensors beside FILE.index.json
+ * ({metadata: {total_size}, weight_map}), the layout WeightStore.open reads. Returns the file names written.
+ */
+export function saveShardedSafetensors(
+  dir: string,
+  file: string,
+  tensors: readonly [string, TensorToWrite][],
+  maxShardBytes: number,
+  metadata?: Record<string, string>,
+): string[] {
+  const bytes = (t: TensorToWrite) => numel(t.shape) * ITEM_SIZE[t.dtype];
+  const shards: [string, TensorToWrite][][] = [[]];
+  let size = 0;
+  for (const e of tensors) {
+    if (size + bytes(e[1]) > maxShardBytes && shards.at(-1)!.length) {
+      shards.push([]);
+      size = 0;
+    }
+    shards.at(-1)!.push(e);
+    size += bytes(e[1]);
+  }
+  if (shards.length === 1) {
+    saveSafetensors(path.join(dir, file), Object.fromEntries(tensors), metadata);
+    return [file];
+  }
+  const stem = file.replace(/\.safetensors$/, '');
+  const pad = (i: number) => String(i).padStart(5, '0');
+  const names = shards.map((_, i) => `${stem}-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`);
+  const weightMap: Record<string, string> = {};
+  shards.forEach((shard, i) => {
+    saveSafetensors(path.join(dir, names[i]!), Object.fromEntries(shard), metadata);
+    for (const [name] of shard) weightMap[name] = names[i]!;
+  });
+  const total = tensors.reduce((a, [, t]) => a + bytes(t), 0);
+  fs.writeFileSync(path.join(dir, `${file}.index.json`), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + '\n');
+  return [...names, `${file}.index.json`];
 }
 
 export function readJson(file: string): unknown {
