@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { createServer, type RunningServer, type ServerOptions } from '../src/server/server.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const DEMO_MODEL = path.join(ROOT, 'assets/demo-model');
+/** The demo model of these tests: the tiny random-weights fixture (vitest.config.ts names it with COGVIDEOX_DEMO_MODEL). */
+export const DEMO_MODEL = path.join(ROOT, 'test/fixtures/tiny-cogvideox-fun');
 export const LORA_FIXTURE = path.join(ROOT, 'test/fixtures/lora/lora_a.safetensors');
 
 export interface TestServer {

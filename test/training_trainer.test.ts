@@ -13,7 +13,7 @@ import { WeightStore } from '../src/weights/checkpoint.js';
 import { LoraMerge } from '../src/weights/lora.js';
 import { BACKENDS, FIXTURES, useBackend } from './helpers.js';
 
-const DEMO = path.join(path.dirname(FIXTURES), '..', 'assets', 'demo-model');
+const DEMO = path.join(FIXTURES, 'tiny-cogvideox-fun'); // tiny random weights (the former bundled stand-in)
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-e2e-'));
 afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });

@@ -23,7 +23,7 @@ import { runValidation, VALIDATION_NEGATIVE_PROMPT } from '../src/training/valid
 import { train } from '../src/training/trainer.js';
 import { BACKENDS, FIXTURES, useBackend } from './helpers.js';
 
-const DEMO = path.join(FIXTURES, '..', '..', 'assets', 'demo-model');
+const DEMO = path.join(FIXTURES, 'tiny-cogvideox-fun'); // tiny random weights (the former bundled stand-in)
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-val-'));
 afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -134,6 +134,29 @@ describe('--random-hw-adapt in the training loop', () => {
   }, 300_000);
 });
 
+/** Mean absolute difference of two GIFs' decoded RGB values (0–255) and the share of values that differ. */
+function gifDiff(a: string, b: string): { mean: number; changed: number } {
+  const fa = openGif(new Uint8Array(fs.readFileSync(a))).decode();
+  const fb = openGif(new Uint8Array(fs.readFileSync(b))).decode();
+  expect(fa.length).toBe(fb.length);
+  let sum = 0;
+  let n = 0;
+  let changed = 0;
+  fa.forEach((x, i) => {
+    const y = fb[i]!;
+    for (let j = 0; j < x.length; j++) {
+      const d = Math.abs(x[j]! - y[j]!);
+      sum += d;
+      changed += d > 0 ? 1 : 0;
+    }
+    n += x.length;
+  });
+  return { mean: sum / n, changed: changed / n };
+}
+/** ≈ 10× the worst zero-LoRA difference measured: mean |diff| 0.37 on the 5-frame GIF (4.7 % of values changed; AMD EPYC,
+ * AVX2, 2026-12-04), 0 on the one-frame GIF; a random non-zero LoRA gave 112. */
+const ZERO_LORA_MEAN = 4;
+
 describe('runValidation', () => {
   it('uses the trained weights without changing the model: a zero LoRA gives the base pipeline video, a non-zero one another', async () => {
     await useBackend(BACKENDS[0]!);
@@ -172,12 +195,21 @@ describe('runValidation', () => {
       fs.mkdirSync(base, { recursive: true });
       await writeVideo(r.videos![0]!, path.join(base, name), { fps: 12 });
     }
-    for (const f of ['sample-3-0.gif', 'sample-3-image-0.gif']) expect(fs.readFileSync(path.join(zero, 'sample', f)).equals(fs.readFileSync(path.join(base, f))), f).toBe(true);
+    // Same pixels up to kernel rounding: the model's own Linears run the native GEMM on host weights, the trained weights
+    // (tensors) TensorFlow's matMul, whose sums differ in the last bits on some CPUs (AVX2-only EPYC: not bit-equal,
+    // AVX-512 Xeon: bit-equal), which the GIF palette can turn into a few pixels of another palette entry.
+    for (const f of ['sample-3-0.gif', 'sample-3-image-0.gif']) {
+      const d = gifDiff(path.join(zero, 'sample', f), path.join(base, f));
+      console.log(`zero LoRA vs base ${f}: mean |diff| ${d.mean.toFixed(4)}, changed ${(100 * d.changed).toFixed(3)} %`);
+      expect(d.mean, f).toBeLessThan(ZERO_LORA_MEAN);
+    }
     // a trained (non-zero) LoRA changes the video
     for (const v of net.params.values()) v.set(rand(v.length)); // down and up (a new network is all zeros)
     const lora = path.join(tmp, 'v-lora');
     await runValidation(opts(lora), 3, { model, weights: { kind: 'lora', net }, vae, tokenizer });
-    expect(fs.readFileSync(path.join(lora, 'sample', 'sample-3-0.gif')).equals(fs.readFileSync(path.join(base, 'sample-3-0.gif')))).toBe(false);
+    const changed = gifDiff(path.join(lora, 'sample', 'sample-3-0.gif'), path.join(base, 'sample-3-0.gif'));
+    console.log(`non-zero LoRA vs base: mean |diff| ${changed.mean.toFixed(4)}, changed ${(100 * changed.changed).toFixed(3)} %`);
+    expect(changed.mean).toBeGreaterThan(5 * ZERO_LORA_MEAN);
     // the model's own weights are unchanged, and validation keeps no tensor
     const w1 = model.readParameter(probe);
     expect(Array.from(w1.dataSync())).toEqual(Array.from(w0.dataSync()));
