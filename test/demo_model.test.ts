@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dirBytes, MAX_BYTES } from '../scripts/demo/bundle.js';
 import { DEMO_MODEL_ENV, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
 import { analyzeVideo, type Analysis } from '../src/data/index.js';
 import { readVideo } from '../src/media/index.js';
@@ -19,8 +20,6 @@ import { readVideo } from '../src/media/index.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'cogvideox-fun.mjs');
 const BUNDLED = path.join(ROOT, 'assets', 'demo-model');
-/** Issue 15: "Folder ≤ 25 MB" (scripts/demo/bundle.ts MAX_BYTES). */
-const MAX_BYTES = 25_000_000;
 
 let dir: string;
 let info: DemoInfo;
@@ -61,15 +60,11 @@ beforeAll(() => {
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function folderBytes(d: string): number {
-  return fs.readdirSync(d, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? folderBytes(path.join(d, e.name)) : fs.statSync(path.join(d, e.name)).size), 0);
-}
-
 describe('assets/demo-model: the trained demo model, in the released layout', () => {
   it('is trained, within 25 MB, and a CogVideoX-Fun InP folder (configs of the released classes)', () => {
     expect(info.trained).toBe(true);
     expect(info.output).toMatchObject({ frames: 17, height: 64, width: 96 });
-    expect(folderBytes(BUNDLED)).toBeLessThanOrEqual(MAX_BYTES);
+    expect(dirBytes(BUNDLED)).toBeLessThanOrEqual(MAX_BYTES); // issue 15: "Folder ≤ 25 MB"
     const cfg = (c: string) => JSON.parse(fs.readFileSync(path.join(BUNDLED, c, 'config.json'), 'utf8')) as Record<string, unknown>;
     // the InP layout: latent + mask + masked-video latent in (CogVideoX-Fun's 16 + 1 + 16; the demo VAE's latent is 5)
     const latent = cfg('vae').latent_channels as number;

@@ -79,7 +79,8 @@ function copyDir(src: string, dst: string): void {
   fs.cpSync(src, dst, { recursive: true, dereference: true });
 }
 
-function dirBytes(p: string): number {
+/** Bytes of a file, or of every file under a folder. */
+export function dirBytes(p: string): number {
   const st = fs.statSync(p);
   if (!st.isDirectory()) return st.size;
   return fs.readdirSync(p).reduce((a, n) => a + dirBytes(path.join(p, n)), 0);
