@@ -17,13 +17,13 @@ import { SafetensorsFile } from '../src/weights/safetensors.js';
 import { canonicalSampler, outputKind, parseGenerateArgs, parseLora } from '../src/cli/options.js';
 import { readImage } from '../src/media/image.js';
 import { readVideo } from '../src/media/video_read.js';
-import { expectTools, skipWithout } from './helpers.js';
+import { expectTools, skipWithout, TINY_MODEL } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'cogvideox-fun.mjs');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 // the demo model these tests run (vitest.config.ts names it with COGVIDEOX_DEMO_MODEL): the tiny random-weights fixture
-const DEMO = path.join(FIXTURES, 'tiny-cogvideox-fun');
+const DEMO = TINY_MODEL;
 
 // libtensorflow prints these itself at load time (not through the CLI); they are not the CLI's output
 const NATIVE_LOG = /^(WARNING: All log messages before absl|I0000 |W0000 |To enable the following instructions)/;

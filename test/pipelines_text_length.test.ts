@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CogVideoXFunPipeline } from '../src/pipelines/cogvideox_fun.js';
 import { PhiloxGenerator } from '../src/schedulers/index.js';
-import { BACKENDS, FIXTURES, useBackend } from './helpers.js';
+import { BACKENDS, TINY_MODEL, useBackend } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'textlen-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -17,7 +17,7 @@ describe(`maxSequenceLength default (${BACKENDS[0]})`, () => {
   it("is the transformer's max_text_seq_length", async () => {
     await useBackend(BACKENDS[0]!);
     // the tiny Fun folder with max_text_seq_length 16 (a sincos model: the text length is free, only the default changes)
-    fs.cpSync(path.join(FIXTURES, 'tiny-cogvideox-fun'), tmp, { recursive: true });
+    fs.cpSync(TINY_MODEL, tmp, { recursive: true });
     const cfgFile = path.join(tmp, 'transformer', 'config.json');
     const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
     expect(cfg.use_learned_positional_embeddings).toBe(false);

@@ -4,11 +4,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TINY_MODEL } from './helpers.js';
 import { createServer, type RunningServer, type ServerOptions } from '../src/server/server.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The demo model of these tests: the tiny random-weights fixture (vitest.config.ts names it with COGVIDEOX_DEMO_MODEL). */
-export const DEMO_MODEL = path.join(ROOT, 'test/fixtures/tiny-cogvideox-fun');
+export const DEMO_MODEL = TINY_MODEL;
 export const LORA_FIXTURE = path.join(ROOT, 'test/fixtures/lora/lora_a.safetensors');
 
 export interface TestServer {

@@ -11,9 +11,9 @@ import { shutdownBackend } from '../src/nn/backend.js';
 import { train } from '../src/training/trainer.js';
 import { WeightStore } from '../src/weights/checkpoint.js';
 import { LoraMerge } from '../src/weights/lora.js';
-import { BACKENDS, FIXTURES, useBackend } from './helpers.js';
+import { BACKENDS, FIXTURES, TINY_MODEL, useBackend } from './helpers.js';
 
-const DEMO = path.join(FIXTURES, 'tiny-cogvideox-fun'); // tiny random weights (the former bundled stand-in)
+const DEMO = TINY_MODEL; // tiny random weights (the former bundled stand-in)
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-e2e-'));
 afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });

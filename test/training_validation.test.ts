@@ -21,9 +21,9 @@ import { loadScheduler } from '../src/schedulers/index.js';
 import { loraTargets, LoraNetwork } from '../src/training/lora.js';
 import { runValidation, VALIDATION_NEGATIVE_PROMPT } from '../src/training/validation.js';
 import { train } from '../src/training/trainer.js';
-import { BACKENDS, FIXTURES, useBackend } from './helpers.js';
+import { BACKENDS, FIXTURES, TINY_MODEL, useBackend } from './helpers.js';
 
-const DEMO = path.join(FIXTURES, 'tiny-cogvideox-fun'); // tiny random weights (the former bundled stand-in)
+const DEMO = TINY_MODEL; // tiny random weights (the former bundled stand-in)
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-val-'));
 afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
