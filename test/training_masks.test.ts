@@ -125,6 +125,28 @@ describe('get_random_mask', () => {
     expect(seen.size).toBe(10);
   });
 
+  it('--video-mask-probs reweights the video types (same draws per mask), images keep Fun\'s', () => {
+    const probs = [0, 0.5, 0.5, 0, 0, 0, 0, 0, 0, 0];
+    const a = new SeededRandom(11);
+    const count = [0, 0, 0];
+    for (let i = 0; i < 400; i++) {
+      const m = getRandomMask([9, 3, 16, 24], a, probs);
+      expect([1, 2]).toContain(m.type);
+      count[m.type]!++;
+      // a type-2 mask keeps the first k ∈ [1, 4] frames whole (np.random.randint(1, 5)) and masks the rest
+      if (m.type === 2) {
+        const k = m.data.indexOf(1) / (16 * 24);
+        expect(k >= 1 && k <= 4 && Number.isInteger(k)).toBe(true);
+        expect(m.data.subarray(k * 16 * 24).every((v) => v === 1)).toBe(true);
+      }
+    }
+    expect(count[1]! > 150 && count[2]! > 150).toBe(true); // binomial(400, ½): 150 is 5 σ below the mean
+    // an image (f = 1) draws from IMAGE_MASK_PROBS (types 0, 1) whatever the video table says
+    const img = new SeededRandom(12);
+    const types = new Set(Array.from({ length: 100 }, () => getRandomMask([1, 3, 16, 24], img, [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]).type));
+    expect([...types].sort()).toEqual([0, 1]);
+  });
+
   it('a draw-order difference fails naming the draw', () => {
     const rng = new InjectedRandom([{ src: 'np.choice', value: 2 }, { src: 'torch.randint', value: [3] }]);
     expect(() => getRandomMask([9, 3, 16, 16], rng)).toThrow(/draw #2 is torch.randint, but np.randint/);

@@ -75,6 +75,9 @@ describe('train on the demo model', () => {
     await expect(train({ model: DEMO, data: META, out, ...small, tokenizerMaxLength: 0 })).rejects.toThrow(/--tokenizer-max-length must be a positive integer, got 0/);
     await expect(train({ model: path.join(FIXTURES, 'tiny-pipe-2b'), data: META, out })).rejects.toThrow(/not a CogVideoX-Fun InP checkpoint/);
     await expect(train({ model: DEMO, data: META, out, rank: 0 })).rejects.toThrow(/--rank must be a positive integer/);
+    await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0.5, 0.5] })).rejects.toThrow(/--video-mask-probs: expected 10 probabilities .* got \[0.5, 0.5\] \(sum 1\)/);
+    await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0, 0.6, 0.6, 0, 0, 0, 0, 0, 0, -0.2] })).rejects.toThrow(/--video-mask-probs: expected 10 probabilities ≥ 0/);
+    await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0, 0.5, 0.4, 0, 0, 0, 0, 0, 0, 0] })).rejects.toThrow(/summing to 1, got .* \(sum 0.9\)/);
     await expect(train({ model: DEMO, data: META, out, mode: 'full', memoryLimitBytes: 2 ** 20, ...small })).rejects.toThrow(/training needs about .* but this machine has 0.0 GiB .*: use .*--mode lora/);
     expect(fs.existsSync(path.join(out, 'train_log.jsonl'))).toBe(false);
   }, 120_000);
@@ -122,6 +125,9 @@ describe('train on the demo model', () => {
     expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--gradient-checkpointing'])?.gradientCheckpointing).toBe(true);
     expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--rank', '0'])).toThrow(/--rank must be a positive integer/);
     expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--lr-scheduler', 'cosine'])?.lrScheduler).toBe('cosine');
+    expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o'])?.videoMaskProbs).toBeUndefined(); // Fun's table
+    expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--video-mask-probs', '0,0.4,0.4,0.2,0,0,0,0,0,0'])?.videoMaskProbs).toEqual([0, 0.4, 0.4, 0.2, 0, 0, 0, 0, 0, 0]);
+    expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--video-mask-probs', '0,x'])).toThrow(/--video-mask-probs \(type 1\) takes a number, got "x"/);
     // train.py offers piecewise_constant's name nowhere (and passes no step_rules)
     expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--lr-scheduler', 'piecewise_constant'])).toThrow(/--lr-scheduler takes linear \| cosine \| cosine_with_restarts \| polynomial \| constant \| constant_with_warmup, got "piecewise_constant"/);
     expect(() => parseTrainArgs(['--data', 'd', '--out', 'o'])).toThrow(/--model is required/);

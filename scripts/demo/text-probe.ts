@@ -5,10 +5,14 @@
 // attribute scores the same loss either way (gap 0); one that reads it scores lower with the right caption. Cheap
 // (forward passes only), so it can follow a run checkpoint by checkpoint, before generations show the attribute.
 //   npx tsx scripts/demo/text-probe.ts --model /work/demo-run/model-dit --transformer DIR[,DIR…] [--clips 12]
-//       [--timesteps 300,600,900] [--seed 1]
+//       [--timesteps 300,600,900] [--seed 1] [--condition none|first-frame]
+// --condition first-frame: image-to-video conditioning instead (get_random_mask type 2 with k = 1: the clip's first
+// frame known, the rest −1; inpaint latents = cat(keep-mask resized, VAE mode of that video) × scaling_factor, as
+// train.py:1475-1490 without the reference-noise draw), where the direction word decides where the object goes.
 // DIR: a transformer folder (diffusers layout: a checkpoint-N/transformer, or the mean from average-dit.ts).
 // Prints per transformer and timestep the mean relative gap (loss_wrong − loss_right) / loss_right per attribute and
-// the share of (clip, wrong value) pairs where the right caption had the lower loss.
+// the share of (clip, wrong value) pairs where the right caption had the lower loss; then the right caption's loss per
+// latent frame.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +33,7 @@ const { values: args } = parseArgs({
     clips: { type: 'string', default: '12' },
     timesteps: { type: 'string', default: '300,600,900' },
     seed: { type: 'string', default: '1' },
+    condition: { type: 'string', default: 'none' },
   },
 });
 if (!args.model || !args.transformer) throw new Error('--model DIR and --transformer DIR[,DIR…] are required');
@@ -37,6 +42,8 @@ const transformerDirs = args.transformer.split(',');
 const nClips = Number(args.clips);
 const timesteps = args.timesteps.split(',').map(Number);
 const seed = Number(args.seed);
+if (args.condition !== 'none' && args.condition !== 'first-frame') throw new Error(`--condition: expected none or first-frame, got ${args.condition}`);
+const firstFrame = args.condition === 'first-frame';
 const readJson = <T>(file: string): T => JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 // the training clips' size (scripts/demo/README.md stage 3: 17 frames of 64 × 96)
 const SIZE = { width: 96, height: 64, frames: 17 };
@@ -46,7 +53,7 @@ const VALUES: Record<Attr, readonly string[]> = { color: COLORS, shape: SHAPES, 
 const ATTRS = Object.keys(VALUES) as Attr[];
 
 await setBackend();
-console.log(`backend: ${describeBackend()}; model ${model}`);
+console.log(`backend: ${describeBackend()}; model ${model}; condition ${args.condition}`);
 
 // seen combinations spread over all of them (as bench/demo_quality.ts picks its seen prompts)
 const trainable = allCombos().filter((c) => !isHeldOut(c));
@@ -69,6 +76,7 @@ t5.dispose();
 // clean latents (posterior mean × scaling factor) of each clip, [1, f, C, h, w]
 const vae = await AutoencoderKLCogVideoX.fromPretrained(path.join(model, 'vae'));
 const sf = vae.config.scaling_factor;
+const conditions: tf.Tensor5D[] = [];
 const latents = combos.map((c, k) => {
   const frames = renderClip(placeClip(c, clipRng(seed, k), SIZE));
   const [F, H, W] = [SIZE.frames, SIZE.height, SIZE.width];
@@ -79,6 +87,22 @@ const latents = combos.map((c, k) => {
   const x = tf.tensor5d(px, [1, 3, F, H, W]);
   const dist = vae.encode(x);
   const z = tf.tidy(() => tf.transpose(tf.mul(dist.mode(), sf), [0, 2, 1, 3, 4]) as tf.Tensor5D);
+  if (firstFrame) {
+    const [, f, , h, w] = z.shape;
+    const masked = px.slice();
+    for (let ch = 0; ch < 3; ch++) masked.fill(-1, (ch * F + 1) * H * W, (ch + 1) * F * H * W);
+    const mx = tf.tensor5d(masked, [1, 3, F, H, W]);
+    const md = vae.encode(mx);
+    conditions.push(
+      tf.tidy(() => {
+        const keep = tf.concat([tf.ones([1, 1, 1, h, w]), tf.zeros([1, f - 1, 1, h, w])], 1);
+        const ml = tf.transpose(md.mode(), [0, 2, 1, 3, 4]);
+        return tf.mul(tf.concat([keep, ml], 2), sf) as tf.Tensor5D;
+      }),
+    );
+    tf.dispose([mx]);
+    md.dispose();
+  }
   tf.dispose([x]);
   dist.dispose();
   return z;
@@ -93,6 +117,8 @@ for (const dir of transformerDirs) {
   const net = await CogVideoXTransformer3DModel.fromPretrained(dir);
   // loss[swap][timestep]
   const loss = swaps.map(() => timesteps.map(() => 0));
+  // the right caption's loss per latent frame, mean over clips: frameLoss[timestep][frame]
+  const frameLoss: number[][] = [];
   for (let k = 0; k < combos.length; k++) {
     const rows = swaps.map((s, i) => [s, i] as const).filter(([s]) => s.clip === k);
     timesteps.forEach((t, ti) => {
@@ -106,12 +132,17 @@ for (const dir of transformerDirs) {
           hiddenStates: tf.tile(noisy, [n, 1, 1, 1, 1]) as tf.Tensor5D,
           encoderHiddenStates: tf.gather(embeds, rows.map(([s]) => s.caption)) as tf.Tensor3D,
           timestep: rows.map(() => t),
-          inpaintLatents: tf.zeros([n, f, C + 1, h, w]) as tf.Tensor5D,
+          inpaintLatents: (firstFrame ? tf.tile(conditions[k]!, [n, 1, 1, 1, 1]) : tf.zeros([n, f, C + 1, h, w])) as tf.Tensor5D,
         });
-        return tf.mean(tf.square(tf.sub(pred, target)), [1, 2, 3, 4]);
+        return tf.mean(tf.square(tf.sub(pred, target)), [2, 3, 4]); // [n, f]: per latent frame
       });
       const v = l.dataSync();
-      rows.forEach(([, i], j) => (loss[i]![ti] = v[j]!));
+      const f = l.shape[1]!;
+      rows.forEach(([s, i], j) => {
+        const row = Array.from(v.subarray(j * f, (j + 1) * f));
+        loss[i]![ti] = row.reduce((a, b) => a + b, 0) / f;
+        if (s.attr === null) frameLoss[ti] = (frameLoss[ti] ?? new Array<number>(f).fill(0)).map((x, q) => x + row[q]! / combos.length);
+      });
       l.dispose();
     });
   }
@@ -136,6 +167,7 @@ for (const dir of transformerDirs) {
     });
     console.log(`| ${t} | ${(right.reduce((a, b) => a + b, 0) / right.length).toFixed(4)} | ${cells.join(' | ')} |`);
   });
+  console.log(`right-caption loss per latent frame: ${timesteps.map((t, ti) => `t ${t}: ${frameLoss[ti]!.map((x) => x.toFixed(3)).join(' ')}`).join('; ')}`);
 }
-tf.dispose([embeds, ...latents, ...noises.flat()]);
+tf.dispose([embeds, ...latents, ...conditions, ...noises.flat()]);
 shutdownBackend();

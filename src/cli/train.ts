@@ -31,6 +31,8 @@ computed once and cached in <out>/cache (or --cache-dir).
   --token-sample-size S            (512)           --training-with-video-token-length
   --random-hw-adapt                                --text-drop-ratio P          (0.1)
   --motion-sub-loss --motion-sub-loss-ratio R      --validation-prompts P [P…]  (sample/sample-STEP-I.gif)
+  --video-mask-probs P0,…,P9       (ours; default Fun's 0.05,0.2,0.2,0.2,0.05,0.05,0.05,0.1,0.05,0.05: the inpaint
+      mask types' probabilities, 1 = text to video, 2 = first frames kept, 3 = first and last kept)
   --validation-steps N             (2000)          --validation-epochs N        (5)
   --validation-inference-steps N   (50)            --tokenizer-max-length N     (the transformer's max_text_seq_length)
   --seed N                         (42)            --cache-dir DIR
@@ -76,6 +78,7 @@ const OPTIONS = {
   'tokenizer-max-length': { type: 'string' },
   'motion-sub-loss': { type: 'boolean' },
   'motion-sub-loss-ratio': { type: 'string' },
+  'video-mask-probs': { type: 'string' },
   'validation-prompts': { type: 'string', multiple: true },
   'validation-steps': { type: 'string' },
   'validation-epochs': { type: 'string' },
@@ -165,6 +168,7 @@ export function parseTrainArgs(argv: readonly string[]): (Partial<TrainOptions> 
     tokenizerMaxLength: s('tokenizer-max-length') === undefined ? undefined : num('tokenizer-max-length', s('tokenizer-max-length'), 0, true),
     motionSubLoss: !!v['motion-sub-loss'],
     motionSubLossRatio: num('motion-sub-loss-ratio', s('motion-sub-loss-ratio'), d.motionSubLossRatio),
+    videoMaskProbs: s('video-mask-probs') === undefined ? undefined : s('video-mask-probs')!.split(',').map((x, i) => num(`video-mask-probs (type ${i})`, x.trim(), 0)),
     validationPrompts: v['validation-prompts'] as string[] | undefined,
     validationSteps: num('validation-steps', s('validation-steps'), d.validationSteps, true),
     validationEpochs: num('validation-epochs', s('validation-epochs'), d.validationEpochs, true),

@@ -17,10 +17,10 @@ export interface RandomMask {
 
 const floorDiv = (a: number, b: number): number => Math.floor(a / b);
 
-/** get_random_mask((f, c, h, w)). */
-export function getRandomMask(shape: readonly [number, number, number, number], rng: TrainingRandom): RandomMask {
+/** get_random_mask((f, c, h, w)); `videoProbs` replaces the video mask-type probabilities (ours: --video-mask-probs). */
+export function getRandomMask(shape: readonly [number, number, number, number], rng: TrainingRandom, videoProbs: readonly number[] = VIDEO_MASK_PROBS): RandomMask {
   const [f, , h, w] = shape;
-  const type = f !== 1 ? rng.npChoice(VIDEO_MASK_PROBS) : rng.npChoice(IMAGE_MASK_PROBS);
+  const type = f !== 1 ? rng.npChoice(videoProbs) : rng.npChoice(IMAGE_MASK_PROBS);
   let mask = new Uint8Array(f * h * w);
   const plane = h * w;
   const fill = (f0: number, f1: number, y0: number, y1: number, x0: number, x1: number): void => {

@@ -56,6 +56,9 @@ export interface TrainOptions {
   tokenizerMaxLength?: number;
   motionSubLoss: boolean;
   motionSubLossRatio: number;
+  /** ours (not in train.py): the probabilities of get_random_mask's video mask types 0..9 (default Fun's,
+   * VIDEO_MASK_PROBS: 1 = text to video, 2 = first frames kept, 3 = first and last kept); image masks keep Fun's */
+  videoMaskProbs?: number[];
   validationPrompts?: string[];
   validationSteps: number;
   /** train.py --validation_epochs: also validate after every epoch whose index is a multiple of this */

@@ -56,6 +56,14 @@ function check(o: TrainOptions): void {
   if (o.lrWarmupSteps < 0 || !Number.isInteger(o.lrWarmupSteps)) throw new Error(`--lr-warmup-steps must be ≥ 0, got ${o.lrWarmupSteps}`);
   checkLrSchedule(lrSchedule(o));
   if (!(o.textDropRatio >= 0 && o.textDropRatio <= 1)) throw new Error(`--text-drop-ratio must be in [0, 1], got ${o.textDropRatio}`);
+  if (o.videoMaskProbs !== undefined) {
+    const p = o.videoMaskProbs;
+    const sum = p.reduce((a, b) => a + b, 0);
+    // np.random.choice accepts p summing to 1 within sqrt(eps); 1e-6 is tighter and still lets 0.05-style decimals through
+    if (p.length !== 10 || p.some((x) => !(x >= 0)) || !(Math.abs(sum - 1) <= 1e-6)) {
+      throw new Error(`--video-mask-probs: expected 10 probabilities ≥ 0 (mask types 0..9) summing to 1, got [${p.join(', ')}] (sum ${sum})`);
+    }
+  }
   pos('validationSteps', o.validationSteps);
   pos('validationEpochs', o.validationEpochs);
   pos('validationInferenceSteps', o.validationInferenceSteps);
@@ -392,7 +400,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     // collate_fn draws each mask on the example's full-length clip (all frames the dataset sampled, before the 4k+1
     // cut), then cuts it to the batch's frames (train.py:1149-1159)
     const maskFrames = adapted?.maskFrames ?? samples.map((s) => raw[s.index]!.frames);
-    let masks = o.trainMode === 'inpaint' ? samples.map((_, j) => getRandomMask([maskFrames[j]!, 3, H, W], stepRng).data.slice(0, F * H * W)) : [];
+    let masks = o.trainMode === 'inpaint' ? samples.map((_, j) => getRandomMask([maskFrames[j]!, 3, H, W], stepRng, o.videoMaskProbs).data.slice(0, F * H * W)) : [];
     // --training-with-video-token-length (train.py:1339-1365): a batch short in tokens is tiled ×2 / ×4 in torch.tile
     // order; the copies share pixels, masks and captions, and get their own VAE samples, noise and timesteps
     const k = o.trainingWithVideoTokenLength ? tokenTiling(o.videoSampleNFrames, o.tokenSampleSize, F * H * W) : 1;
