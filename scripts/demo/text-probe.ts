@@ -5,7 +5,11 @@
 // attribute scores the same loss either way (gap 0); one that reads it scores lower with the right caption. Cheap
 // (forward passes only), so it can follow a run checkpoint by checkpoint, before generations show the attribute.
 //   npx tsx scripts/demo/text-probe.ts --model /work/demo-run/model-dit --transformer DIR[,DIR…] [--clips 12]
-//       [--timesteps 300,600,900] [--seed 1] [--condition none|first-frame]
+//       [--timesteps 300,600,900] [--seed 1] [--condition none|first-frame] [--attention]
+// --attention: also where the video tokens of each latent frame look, per block (the right caption's attention
+// probabilities, softmax(q·k/√d) from the emitted q and k, mean over heads, tokens and clips): the share on the text,
+// on latent frame 0, on their own frame and on the other frames, and (frames ≥ 1) on frame 0's token at their own
+// grid place; and how many keys a query spreads over (exp of the entropy of its probabilities).
 // --condition first-frame: image-to-video conditioning instead (get_random_mask type 2 with k = 1: the clip's first
 // frame known, the rest −1; inpaint latents = cat(keep-mask resized, VAE mode of that video) × scaling_factor, as
 // train.py:1475-1490 without the reference-noise draw), where the direction word decides where the object goes.
@@ -34,6 +38,7 @@ const { values: args } = parseArgs({
     timesteps: { type: 'string', default: '300,600,900' },
     seed: { type: 'string', default: '1' },
     condition: { type: 'string', default: 'none' },
+    attention: { type: 'boolean', default: false },
   },
 });
 if (!args.model || !args.transformer) throw new Error('--model DIR and --transformer DIR[,DIR…] are required');
@@ -119,6 +124,8 @@ for (const dir of transformerDirs) {
   const loss = swaps.map(() => timesteps.map(() => 0));
   // the right caption's loss per latent frame, mean over clips: frameLoss[timestep][frame]
   const frameLoss: number[][] = [];
+  // --attention: share[timestep][block][query frame] = [text, frame 0, own frame, other frames, frame 0 same place]
+  const share: number[][][][] = [];
   for (let k = 0; k < combos.length; k++) {
     const rows = swaps.map((s, i) => [s, i] as const).filter(([s]) => s.clip === k);
     timesteps.forEach((t, ti) => {
@@ -128,12 +135,66 @@ for (const dir of transformerDirs) {
         const target = schedule.target(z, noises[k]![ti]!, [t]);
         const n = rows.length;
         const [, f, C, h, w] = z.shape;
-        const pred = net.forward({
-          hiddenStates: tf.tile(noisy, [n, 1, 1, 1, 1]) as tf.Tensor5D,
-          encoderHiddenStates: tf.gather(embeds, rows.map(([s]) => s.caption)) as tf.Tensor3D,
-          timestep: rows.map(() => t),
-          inpaintLatents: (firstFrame ? tf.tile(conditions[k]!, [n, 1, 1, 1, 1]) : tf.zeros([n, f, C + 1, h, w])) as tf.Tensor5D,
-        });
+        // block.i.attn.q / .k: [n, heads, Lt + N, head dim]; the right caption is row 0 (pushed first for each clip)
+        const qk = new Map<string, { data: Float32Array; shape: number[] }>();
+        const onOutput = (name: string, x: tf.Tensor) => {
+          if (/^block\.\d+\.attn\.[qk]$/.test(name)) qk.set(name, { data: tf.tidy(() => tf.slice(x, [0], [1]).dataSync() as Float32Array), shape: x.shape });
+        };
+        const pred = net.forward(
+          {
+            hiddenStates: tf.tile(noisy, [n, 1, 1, 1, 1]) as tf.Tensor5D,
+            encoderHiddenStates: tf.gather(embeds, rows.map(([s]) => s.caption)) as tf.Tensor3D,
+            timestep: rows.map(() => t),
+            inpaintLatents: (firstFrame ? tf.tile(conditions[k]!, [n, 1, 1, 1, 1]) : tf.zeros([n, f, C + 1, h, w])) as tf.Tensor5D,
+          },
+          args.attention ? { onOutput } : {},
+        );
+        if (args.attention) {
+          const p = net.config.patch_size;
+          const grid = (h / p) * (w / p);
+          for (let b = 0; qk.has(`block.${b}.attn.q`); b++) {
+            const q = qk.get(`block.${b}.attn.q`)!;
+            const kk = qk.get(`block.${b}.attn.k`)!;
+            const [, H, S, d] = q.shape as [number, number, number, number];
+            const Lt = S - f * grid;
+            const acc = (((share[ti] ??= [])[b] ??= Array.from({ length: f }, () => [0, 0, 0, 0, 0, 0])));
+            const scores = new Float64Array(S);
+            for (let hh = 0; hh < H; hh++) {
+              for (let i = Lt; i < S; i++) {
+                const qf = Math.floor((i - Lt) / grid);
+                const place = (i - Lt) % grid;
+                let max = -Infinity;
+                for (let j = 0; j < S; j++) {
+                  let dot = 0;
+                  for (let e = 0; e < d; e++) dot += q.data[(hh * S + i) * d + e]! * kk.data[(hh * S + j) * d + e]!;
+                  scores[j] = dot / Math.sqrt(d);
+                  if (scores[j]! > max) max = scores[j]!;
+                }
+                let sum = 0;
+                for (let j = 0; j < S; j++) sum += scores[j] = Math.exp(scores[j]! - max);
+                const cell = acc[qf]!;
+                const norm = sum * H * grid * combos.length;
+                let entropy = 0;
+                for (let j = 0; j < S; j++) {
+                  const pj = scores[j]! / sum;
+                  if (pj > 0) entropy -= pj * Math.log(pj);
+                }
+                cell[5]! += Math.exp(entropy) / (H * grid * combos.length);
+                for (let j = 0; j < S; j++) {
+                  const a = scores[j]! / norm;
+                  if (j < Lt) cell[0]! += a;
+                  else {
+                    const kf = Math.floor((j - Lt) / grid);
+                    if (kf === 0) cell[1]! += a;
+                    if (kf === qf) cell[2]! += a;
+                    else if (kf !== 0) cell[3]! += a;
+                    if (kf === 0 && qf > 0 && (j - Lt) % grid === place) cell[4]! += a;
+                  }
+                }
+              }
+            }
+          }
+        }
         return tf.mean(tf.square(tf.sub(pred, target)), [2, 3, 4]); // [n, f]: per latent frame
       });
       const v = l.dataSync();
@@ -168,6 +229,12 @@ for (const dir of transformerDirs) {
     console.log(`| ${t} | ${(right.reduce((a, b) => a + b, 0) / right.length).toFixed(4)} | ${cells.join(' | ')} |`);
   });
   console.log(`right-caption loss per latent frame: ${timesteps.map((t, ti) => `t ${t}: ${frameLoss[ti]!.map((x) => x.toFixed(3)).join(' ')}`).join('; ')}`);
+  if (args.attention) {
+    console.log(`\nattention of each latent frame's video tokens (right caption), % on: text / frame 0 / own frame / other frames / frame 0 at the same place (the effective number of keys, exp(entropy), of ${embeds.shape[1]} text + ${latents[0]!.shape[1]} × grid video)`);
+    timesteps.forEach((t, ti) =>
+      share[ti]!.forEach((fr, b) => console.log(`t ${t} block ${b}: ${fr.map((c, qf) => `f${qf} ${c.slice(0, 5).map((x) => (100 * x).toFixed(1)).join('/')} (${c[5]!.toFixed(0)} keys)`).join('  ')}`)),
+    );
+  }
 }
 tf.dispose([embeds, ...latents, ...conditions, ...noises.flat()]);
 shutdownBackend();
