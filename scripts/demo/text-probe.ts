@@ -118,6 +118,47 @@ const schedule = new NoiseSchedule(readJson<ConstructorParameters<typeof NoiseSc
 const gen = new PhiloxGenerator(seed);
 const noises = latents.map((z) => timesteps.map(() => gen.randn(z.shape)));
 
+/**
+ * --attention: adds to acc[query frame] one clip's share of the video queries' attention probabilities
+ * (softmax(q·k/√d), q and k [1, heads, S, d] of the right caption) on [text, frame 0, own frame, other frames, frame 0
+ * at the query's grid place, exp(entropy)], averaged over heads, the frame's tokens and `clips`.
+ */
+function addAttentionShares(acc: number[][], q: { data: Float32Array; shape: number[] }, k: { data: Float32Array }, f: number, grid: number, clips: number): void {
+  const [, H, S, d] = q.shape as [number, number, number, number];
+  const Lt = S - f * grid;
+  const p = new Float64Array(S);
+  const weight = 1 / (H * grid * clips);
+  for (let hh = 0; hh < H; hh++) {
+    for (let i = Lt; i < S; i++) {
+      const qf = Math.floor((i - Lt) / grid);
+      for (let j = 0; j < S; j++) {
+        let dot = 0;
+        for (let e = 0; e < d; e++) dot += q.data[(hh * S + i) * d + e]! * k.data[(hh * S + j) * d + e]!;
+        p[j] = dot / Math.sqrt(d);
+      }
+      const max = p.reduce((a, b) => Math.max(a, b), -Infinity);
+      let sum = 0;
+      for (let j = 0; j < S; j++) sum += p[j] = Math.exp(p[j]! - max);
+      const cell = acc[qf]!;
+      let entropy = 0;
+      for (let j = 0; j < S; j++) {
+        const a = p[j]! / sum;
+        if (a > 0) entropy -= a * Math.log(a);
+        if (j < Lt) {
+          cell[0]! += a * weight;
+          continue;
+        }
+        const kf = Math.floor((j - Lt) / grid);
+        if (kf === 0) cell[1]! += a * weight; // frame 0 (for frame 0's own queries also their own frame, below)
+        if (kf === qf) cell[2]! += a * weight;
+        else if (kf !== 0) cell[3]! += a * weight;
+        if (kf === 0 && qf > 0 && (j - Lt) % grid === (i - Lt) % grid) cell[4]! += a * weight;
+      }
+      cell[5]! += Math.exp(entropy) * weight;
+    }
+  }
+}
+
 for (const dir of transformerDirs) {
   const net = await CogVideoXTransformer3DModel.fromPretrained(dir);
   // loss[swap][timestep]
@@ -150,49 +191,10 @@ for (const dir of transformerDirs) {
           args.attention ? { onOutput } : {},
         );
         if (args.attention) {
-          const p = net.config.patch_size;
-          const grid = (h / p) * (w / p);
+          const grid = (h / net.config.patch_size) * (w / net.config.patch_size);
           for (let b = 0; qk.has(`block.${b}.attn.q`); b++) {
-            const q = qk.get(`block.${b}.attn.q`)!;
-            const kk = qk.get(`block.${b}.attn.k`)!;
-            const [, H, S, d] = q.shape as [number, number, number, number];
-            const Lt = S - f * grid;
-            const acc = (((share[ti] ??= [])[b] ??= Array.from({ length: f }, () => [0, 0, 0, 0, 0, 0])));
-            const scores = new Float64Array(S);
-            for (let hh = 0; hh < H; hh++) {
-              for (let i = Lt; i < S; i++) {
-                const qf = Math.floor((i - Lt) / grid);
-                const place = (i - Lt) % grid;
-                let max = -Infinity;
-                for (let j = 0; j < S; j++) {
-                  let dot = 0;
-                  for (let e = 0; e < d; e++) dot += q.data[(hh * S + i) * d + e]! * kk.data[(hh * S + j) * d + e]!;
-                  scores[j] = dot / Math.sqrt(d);
-                  if (scores[j]! > max) max = scores[j]!;
-                }
-                let sum = 0;
-                for (let j = 0; j < S; j++) sum += scores[j] = Math.exp(scores[j]! - max);
-                const cell = acc[qf]!;
-                const norm = sum * H * grid * combos.length;
-                let entropy = 0;
-                for (let j = 0; j < S; j++) {
-                  const pj = scores[j]! / sum;
-                  if (pj > 0) entropy -= pj * Math.log(pj);
-                }
-                cell[5]! += Math.exp(entropy) / (H * grid * combos.length);
-                for (let j = 0; j < S; j++) {
-                  const a = scores[j]! / norm;
-                  if (j < Lt) cell[0]! += a;
-                  else {
-                    const kf = Math.floor((j - Lt) / grid);
-                    if (kf === 0) cell[1]! += a;
-                    if (kf === qf) cell[2]! += a;
-                    else if (kf !== 0) cell[3]! += a;
-                    if (kf === 0 && qf > 0 && (j - Lt) % grid === place) cell[4]! += a;
-                  }
-                }
-              }
-            }
+            const acc = ((share[ti] ??= [])[b] ??= Array.from({ length: f }, () => [0, 0, 0, 0, 0, 0]));
+            addAttentionShares(acc, qk.get(`block.${b}.attn.q`)!, qk.get(`block.${b}.attn.k`)!, f, grid, combos.length);
           }
         }
         return tf.mean(tf.square(tf.sub(pred, target)), [2, 3, 4]); // [n, f]: per latent frame
