@@ -14,6 +14,7 @@ import {
   analyzeVideo,
   canonicalCaption,
   clipRng,
+  clipToUnit,
   comboKey,
   isHeldOut,
   placeClip,
@@ -65,6 +66,21 @@ describe('world', () => {
       for (let p = 0; p < last.length; p += 3) if (last[p] !== bg[0] || last[p + 1] !== bg[1] || last[p + 2] !== bg[2]) objectPixels++;
       expect(objectPixels, `clip ${i}`).toBeGreaterThan(20);
     }
+  });
+
+  it('clipToUnit: channels first [3, F, H, W] in [−1, 1], at an offset of a batch; rejects a wrong frame size', () => {
+    const s = sampleClip(9, 3);
+    const frames = renderClip(s);
+    const [F, H, W] = [frames.length, s.height, s.width];
+    const one = clipToUnit(frames, H, W);
+    expect(one.length).toBe(3 * F * H * W);
+    const batch = clipToUnit(frames, H, W, new Float32Array(2 * one.length), one.length);
+    expect(Array.from(batch.subarray(one.length))).toEqual(Array.from(one));
+    for (const [t, y, x, ch] of [[0, 0, 0, 0], [F - 1, H - 1, W - 1, 2], [5, 10, 20, 1]] as const) {
+      expect(one[((ch * F + t) * H + y) * W + x]).toBeCloseTo(frames[t]![(y * W + x) * 3 + ch]! / 127.5 - 1, 6);
+    }
+    expect(one.every((v) => v >= -1 && v <= 1)).toBe(true);
+    expect(() => clipToUnit(frames, H, W + 1)).toThrow(/frame 0: expected .* got/);
   });
 
   it('captions: half canonical, the rest paraphrases naming the colour', () => {

@@ -11,7 +11,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { DIRECTIONS, allCombos, clipRng, isHeldOut, placeClip, renderClip, type ClipSpec, type Combo } from '../../src/data/index.js';
+import { DIRECTIONS, allCombos, clipRng, isHeldOut, placeClip, renderClip, clipToUnit, type ClipSpec, type Combo } from '../../src/data/index.js';
 import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
 import { describeBackend, setBackend, shutdownBackend } from '../../src/nn/backend.js';
 
@@ -42,11 +42,7 @@ const sf = vae.config.scaling_factor;
 function encode(specs: ClipSpec[]): Float32Array[] {
   const per = 3 * F * H * W;
   const px = new Float32Array(specs.length * per);
-  specs.forEach((s, b) =>
-    renderClip(s).forEach((fr, t) => {
-      for (let i = 0; i < H * W; i++) for (let ch = 0; ch < 3; ch++) px[b * per + (ch * F + t) * H * W + i] = fr[i * 3 + ch]! / 127.5 - 1;
-    }),
-  );
+  specs.forEach((s, b) => clipToUnit(renderClip(s), H, W, px, b * per));
   const x = tf.tensor5d(px, [specs.length, 3, F, H, W]);
   const d = vae.encode(x);
   const z = tf.tidy(() => tf.mul(d.mode(), sf));

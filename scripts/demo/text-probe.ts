@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { BACKGROUNDS, COLORS, DIRECTIONS, SHAPES, allCombos, canonicalCaption, clipRng, isHeldOut, placeClip, renderClip, type Combo } from '../../src/data/index.js';
+import { BACKGROUNDS, COLORS, DIRECTIONS, SHAPES, allCombos, canonicalCaption, clipRng, isHeldOut, placeClip, renderClip, clipToUnit, type Combo } from '../../src/data/index.js';
 import { T5EncoderModel } from '../../src/models/t5.js';
 import { T5Tokenizer } from '../../src/models/t5_tokenizer.js';
 import { CogVideoXTransformer3DModel } from '../../src/models/transformer.js';
@@ -85,10 +85,7 @@ const conditions: tf.Tensor5D[] = [];
 const latents = combos.map((c, k) => {
   const frames = renderClip(placeClip(c, clipRng(seed, k), SIZE));
   const [F, H, W] = [SIZE.frames, SIZE.height, SIZE.width];
-  const px = new Float32Array(3 * F * H * W);
-  frames.forEach((fr, t) => {
-    for (let i = 0; i < H * W; i++) for (let ch = 0; ch < 3; ch++) px[(ch * F + t) * H * W + i] = fr[i * 3 + ch]! / 127.5 - 1;
-  });
+  const px = clipToUnit(frames, H, W);
   const x = tf.tensor5d(px, [1, 3, F, H, W]);
   const dist = vae.encode(x);
   const z = tf.tidy(() => tf.transpose(tf.mul(dist.mode(), sf), [0, 2, 1, 3, 4]) as tf.Tensor5D);

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { allCombos, canonicalCaption, clipRng, isHeldOut, placeClip, renderClip } from '../../src/data/index.js';
+import { allCombos, canonicalCaption, clipRng, isHeldOut, placeClip, renderClip, clipToUnit } from '../../src/data/index.js';
 import { writePng } from '../../src/media/index.js';
 import { T5EncoderModel } from '../../src/models/t5.js';
 import { T5Tokenizer } from '../../src/models/t5_tokenizer.js';
@@ -40,10 +40,7 @@ const trainable = allCombos().filter((c) => !isHeldOut(c));
 const k = Number(args.clip);
 const combo = trainable[(k * 37) % trainable.length]!;
 const frames = renderClip(placeClip(combo, clipRng(1, k), SIZE));
-const px = new Float32Array(3 * F * H * W);
-frames.forEach((fr, t) => {
-  for (let i = 0; i < H * W; i++) for (let ch = 0; ch < 3; ch++) px[(ch * F + t) * H * W + i] = fr[i * 3 + ch]! / 127.5 - 1;
-});
+const px = clipToUnit(frames, H, W);
 
 const vae = await AutoencoderKLCogVideoX.fromPretrained(path.join(model, 'vae'));
 const sf = vae.config.scaling_factor;
