@@ -14,7 +14,6 @@ import {
   analyzeVideo,
   canonicalCaption,
   clipRng,
-  clipToUnit,
   comboKey,
   isHeldOut,
   placeClip,
@@ -26,7 +25,7 @@ import {
   writeWorld,
   type WorldEntry,
 } from '../src/data/index.js';
-import { readVideo } from '../src/media/index.js';
+import { framesToChannelsFirst, readVideo } from '../src/media/index.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'world-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -68,19 +67,31 @@ describe('world', () => {
     }
   });
 
-  it('clipToUnit: channels first [3, F, H, W] in [−1, 1], at an offset of a batch; rejects a wrong frame size', () => {
+  it('framesToChannelsFirst: [3, F, H, W], f32(u8 / 255) or its ·2 − 1, at an offset of a batch; rejects a wrong frame size', () => {
     const s = sampleClip(9, 3);
     const frames = renderClip(s);
     const [F, H, W] = [frames.length, s.height, s.width];
-    const one = clipToUnit(frames, H, W);
-    expect(one.length).toBe(3 * F * H * W);
-    const batch = clipToUnit(frames, H, W, new Float32Array(2 * one.length), one.length);
-    expect(Array.from(batch.subarray(one.length))).toEqual(Array.from(one));
+    const unit = framesToChannelsFirst(frames, H, W, 'unit');
+    const signed = framesToChannelsFirst(frames, H, W, 'signed');
+    expect(unit.length).toBe(3 * F * H * W);
+    const batch = framesToChannelsFirst(frames, H, W, 'signed', new Float32Array(2 * signed.length), signed.length);
+    expect(batch.subarray(0, signed.length).every((v) => v === 0)).toBe(true);
+    expect(Buffer.from(batch.buffer, signed.length * 4).equals(Buffer.from(signed.buffer))).toBe(true);
     for (const [t, y, x, ch] of [[0, 0, 0, 0], [F - 1, H - 1, W - 1, 2], [5, 10, 20, 1]] as const) {
-      expect(one[((ch * F + t) * H + y) * W + x]).toBeCloseTo(frames[t]![(y * W + x) * 3 + ch]! / 127.5 - 1, 6);
+      const i = ((ch * F + t) * H + y) * W + x;
+      const u8 = frames[t]![(y * W + x) * 3 + ch]!;
+      expect(unit[i]).toBe(Math.fround(u8 / 255));
+      expect(signed[i]).toBe(Math.fround(Math.fround(u8 / 255) * 2 - 1));
     }
-    expect(one.every((v) => v >= -1 && v <= 1)).toBe(true);
-    expect(() => clipToUnit(frames, H, W + 1)).toThrow(/frame 0: expected .* got/);
+    // every byte value: f32 ops as torch's / 255 then ·2 − 1 (×2 is exact in f32, the subtraction rounds once)
+    const all = [Uint8Array.from({ length: 256 * 3 }, (_, i) => Math.floor(i / 3))];
+    const [u, sg] = [framesToChannelsFirst(all, 16, 16, 'unit'), framesToChannelsFirst(all, 16, 16, 'signed')];
+    for (let v = 0; v < 256; v++) {
+      expect(u[v]).toBe(Math.fround(v / 255));
+      expect(sg[v]).toBe(Math.fround(Math.fround(v / 255) * 2 - 1));
+    }
+    expect([sg[0], sg[255]]).toEqual([-1, 1]);
+    expect(() => framesToChannelsFirst(frames, H, W + 1, 'unit')).toThrow(/frame 0: expected .* got/);
   });
 
   it('captions: half canonical, the rest paraphrases naming the colour', () => {

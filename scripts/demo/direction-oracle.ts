@@ -11,7 +11,8 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { DIRECTIONS, allCombos, clipRng, isHeldOut, placeClip, renderClip, clipToUnit, type ClipSpec, type Combo } from '../../src/data/index.js';
+import { DIRECTIONS, allCombos, clipRng, isHeldOut, placeClip, renderClip, type ClipSpec, type Combo } from '../../src/data/index.js';
+import { framesToChannelsFirst } from '../../src/media/index.js';
 import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
 import { describeBackend, setBackend, shutdownBackend } from '../../src/nn/backend.js';
 
@@ -42,7 +43,7 @@ const sf = vae.config.scaling_factor;
 function encode(specs: ClipSpec[]): Float32Array[] {
   const per = 3 * F * H * W;
   const px = new Float32Array(specs.length * per);
-  specs.forEach((s, b) => clipToUnit(renderClip(s), H, W, px, b * per));
+  specs.forEach((s, b) => framesToChannelsFirst(renderClip(s), H, W, 'signed', px, b * per));
   const x = tf.tensor5d(px, [specs.length, 3, F, H, W]);
   const d = vae.encode(x);
   const z = tf.tidy(() => tf.mul(d.mode(), sf));

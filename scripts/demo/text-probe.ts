@@ -21,7 +21,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { BACKGROUNDS, COLORS, DIRECTIONS, SHAPES, allCombos, canonicalCaption, clipRng, isHeldOut, placeClip, renderClip, clipToUnit, type Combo } from '../../src/data/index.js';
+import { BACKGROUNDS, COLORS, DIRECTIONS, SHAPES, allCombos, canonicalCaption, clipRng, isHeldOut, placeClip, renderClip, type Combo } from '../../src/data/index.js';
+import { framesToChannelsFirst } from '../../src/media/index.js';
 import { T5EncoderModel } from '../../src/models/t5.js';
 import { T5Tokenizer } from '../../src/models/t5_tokenizer.js';
 import { CogVideoXTransformer3DModel } from '../../src/models/transformer.js';
@@ -85,7 +86,7 @@ const conditions: tf.Tensor5D[] = [];
 const latents = combos.map((c, k) => {
   const frames = renderClip(placeClip(c, clipRng(seed, k), SIZE));
   const [F, H, W] = [SIZE.frames, SIZE.height, SIZE.width];
-  const px = clipToUnit(frames, H, W);
+  const px = framesToChannelsFirst(frames, H, W, 'signed');
   const x = tf.tensor5d(px, [1, 3, F, H, W]);
   const dist = vae.encode(x);
   const z = tf.tidy(() => tf.transpose(tf.mul(dist.mode(), sf), [0, 2, 1, 3, 4]) as tf.Tensor5D);

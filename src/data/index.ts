@@ -1,6 +1,6 @@
 // The procedural demo world (clips, captions, held-out combinations, Fun training metadata) and its analyzer.
 export * from './world.js';
-export { renderClip, renderFrame, insideShape, clipToUnit } from './render.js';
+export { renderClip, renderFrame, insideShape } from './render.js';
 export { canonicalCaption, sampleCaption } from './captions.js';
 export { writeWorld, writeEntries, worldEntries, type FunMetadataEntry, type WorldEntry, type WriteWorldOptions } from './write_world.js';
 export { analyzeVideo, psnr, shapeFromFill, TRIANGLE_MAX, SQUARE_MIN, type Analysis, type AnalyzeOptions, type FrameObject, type VideoLike } from './analyze.js';

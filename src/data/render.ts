@@ -61,18 +61,3 @@ export function renderFrame(spec: ClipSpec, t: number): Uint8Array {
 export function renderClip(spec: ClipSpec): Uint8Array[] {
   return Array.from({ length: spec.frames }, (_, t) => renderFrame(spec, t));
 }
-
-/**
- * A clip's frames as the VAE's input, channels first [3, F, H, W] in [−1, 1] (x / 127.5 − 1), written into `out` at
- * `offset` (one clip of a batch; a new array by default). For the demo scripts that encode world clips.
- */
-export function clipToUnit(frames: Uint8Array[], height: number, width: number, out?: Float32Array, offset = 0): Float32Array {
-  const HW = height * width;
-  const F = frames.length;
-  const dst = out ?? new Float32Array(3 * F * HW);
-  frames.forEach((fr, t) => {
-    if (fr.length !== HW * 3) throw new Error(`frame ${t}: expected ${height}×${width}×3 = ${HW * 3} bytes, got ${fr.length}`);
-    for (let i = 0; i < HW; i++) for (let ch = 0; ch < 3; ch++) dst[offset + (ch * F + t) * HW + i] = fr[i * 3 + ch]! / 127.5 - 1;
-  });
-  return dst;
-}

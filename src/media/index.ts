@@ -1,6 +1,6 @@
 // Media input/output: images, videos, Pillow- and OpenCV-exact resizing, CogVideoX-Fun's input loading.
 export { MediaError } from './errors.js';
-export { type RasterImage, toGray, toRgb, luma } from './raster.js';
+export { type RasterImage, toGray, toRgb, luma, framesToChannelsFirst } from './raster.js';
 export { readImage, readMask, decodeImage, encodePng, writePng, sniffImageFormat, type ImageFormat } from './image.js';
 export { resizeImage, type ResampleFilter } from './resize.js';
 export { resizeLinearCv2 } from './cv2_resize.js';

@@ -44,3 +44,25 @@ export function toRgb(img: RasterImage): RasterImage {
   for (let i = 0; i < n; i++) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = img.data[i]!;
   return { width: img.width, height: img.height, channels: 3, data: out };
 }
+
+const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255); // f32(u8 / 255): torch's uint8 tensor / 255
+const SIGNED = UNIT.map((u) => u * 2 - 1); // f32(f32(u8 / 255)·2 − 1): VideoProcessor.preprocess's [−1, 1]
+
+/**
+ * RGB frames (HWC u8, H·W·3 bytes each) → channels first [3, F, H, W] float32, 'unit' [0, 1] or 'signed' [−1, 1]
+ * (the same f32 values torch's ops give), written into `out` at `offset` (one clip of a batch; a new array by default).
+ */
+export function framesToChannelsFirst(frames: readonly Uint8Array[], height: number, width: number, range: 'unit' | 'signed', out?: Float32Array, offset = 0): Float32Array {
+  const plane = height * width;
+  const F = frames.length;
+  const lut = range === 'unit' ? UNIT : SIGNED;
+  const dst = out ?? new Float32Array(3 * F * plane);
+  frames.forEach((px, t) => {
+    if (px.length !== plane * 3) throw new Error(`frame ${t}: expected ${width}x${height}x3 = ${plane * 3} bytes, got ${px.length}`);
+    for (let c = 0; c < 3; c++) {
+      const base = offset + (c * F + t) * plane;
+      for (let i = 0; i < plane; i++) dst[base + i] = lut[px[i * 3 + c]!]!;
+    }
+  });
+  return dst;
+}

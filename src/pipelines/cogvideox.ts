@@ -10,6 +10,7 @@
 // to uint8; it pads a CogVideoX 1.5 latent count only when num_frames != 1 (:776) and decodes the padding frames
 // too (:862, no `latents[:, additional_frames:]`). The transformer follows Fun's position tables (flavor 'fun').
 import * as tf from '@tensorflow/tfjs-core';
+import { framesToChannelsFirst } from '../media/raster.js';
 import { resizeImage } from '../media/resize.js';
 import type { Generator } from '../schedulers/generator.js';
 import { PipelineBase, type PipelineComponents, type Run } from './base.js';
@@ -34,12 +35,7 @@ export const lanczosRgb: RgbResizer = (img, w, h) => {
 
 /** An RGB image → [1, 3, 1, H, W] in [−1, 1]: VideoProcessor.preprocess, f32(u8 / 255)·2 − 1. */
 export function imageToTensor(img: RgbImage): tf.Tensor5D {
-  return tf.tidy(() => {
-    const hw = img.height * img.width;
-    const chw = new Float32Array(3 * hw);
-    for (let c = 0; c < 3; c++) for (let i = 0; i < hw; i++) chw[c * hw + i] = Math.fround(img.data[i * 3 + c]! / 255);
-    return tf.sub(tf.mul(tf.tensor5d(chw, [1, 3, 1, img.height, img.width]), 2), 1) as tf.Tensor5D;
-  });
+  return tf.tensor5d(framesToChannelsFirst([img.data], img.height, img.width, 'signed'), [1, 3, 1, img.height, img.width]);
 }
 
 abstract class CogVideoXBase extends PipelineBase {

@@ -5,6 +5,7 @@
 // 2. The pipeline's own steps: normalise, binarise, masked video (−1 where generated), optional noise augmentation,
 //    VAE mode() latents, the first-frame/rest trilinear mask resize, channel order [mask | masked latents].
 import * as tf from '@tensorflow/tfjs-core';
+import { framesToChannelsFirst } from '../media/raster.js';
 import { resizeLinear, resizeNearest } from '../nn/resize.js';
 
 /** An 8-bit RGB image, [H, W, 3] row-major. */
@@ -43,16 +44,7 @@ function checkImage(img: RgbImage, what: string, channels = 3): void {
 
 /** u8 frames [F][H·W·3] → [1, 3, F, H, W] float32 in [0, 1] (torch: uint8 tensor / 255). */
 function framesToVideo(frames: Uint8Array[], height: number, width: number): tf.Tensor5D {
-  const F = frames.length;
-  const plane = height * width;
-  const out = new Float32Array(3 * F * plane);
-  frames.forEach((px, f) => {
-    for (let c = 0; c < 3; c++) {
-      const base = (c * F + f) * plane;
-      for (let i = 0; i < plane; i++) out[base + i] = Math.fround(px[i * 3 + c]! / 255);
-    }
-  });
-  return tf.tensor5d(out, [1, 3, F, height, width]);
+  return tf.tensor5d(framesToChannelsFirst(frames, height, width, 'unit'), [1, 3, frames.length, height, width]);
 }
 
 function maskTensor(mask: Uint8Array, F: number, height: number, width: number): tf.Tensor5D {

@@ -3,6 +3,7 @@
 // VAE-encoded (a posterior sample with the generator), noised to the first timestep kept by `strength`, and denoised
 // as text-to-video from there; diffusers' decode chunking and PIL rounding of the output frames.
 import * as tf from '@tensorflow/tfjs-core';
+import { framesToChannelsFirst } from '../media/raster.js';
 import { PipelineBase, type PipelineComponents, type Run } from './base.js';
 import { lanczosRgb } from './cogvideox.js';
 import { checkFrameCount, type CommonCallOptions, type PipelineOutput } from './common.js';
@@ -108,17 +109,7 @@ export class CogVideoXVideoToVideoPipeline extends PipelineBase {
     const F = frames.length;
     const H = r.height;
     const W = r.width;
-    const x = tf.tidy(() => {
-      const plane = H * W;
-      const data = new Float32Array(3 * F * plane);
-      frames.forEach((f, t) => {
-        for (let c = 0; c < 3; c++) {
-          const base = (c * F + t) * plane;
-          for (let i = 0; i < plane; i++) data[base + i] = Math.fround(f.data[i * 3 + c]! / 255);
-        }
-      });
-      return tf.sub(tf.mul(tf.tensor5d(data, [1, 3, F, H, W]), 2), 1) as tf.Tensor5D;
-    });
+    const x = tf.tensor5d(framesToChannelsFirst(frames.map((f) => f.data), H, W, 'signed'), [1, 3, F, H, W]);
     let post;
     try {
       post = await this.encode(r, x);
