@@ -1,6 +1,6 @@
 """Diagnostic, not the product's trainer: can this transformer learn the world at all, and how many steps does it
 take? The ORIGINAL classes (CogVideoX-Fun's CogVideoXTransformer3DModel, its VAE, transformers' T5) trained in
-PyTorch on the world's latents, 6-7x faster per step than `cogvideox-fun train` with Fun's masks here, with two
+PyTorch on the world's latents, 5-7x faster per step than `cogvideox-fun train` with Fun's masks here, with two
 simplifications that make it a probe rather than Fun's objective:
   - conditioning: half the rows text to video (inpaint latents 0, what Fun gives 90 % of full masks), half "first frame
     given": mask channel 1 on latent frame 0, the clip's own frame-0 posterior mean there, zeros elsewhere (Fun encodes
