@@ -1,10 +1,11 @@
 // Which checkpoint-N folders of a run count (src/training/checkpoint.ts): `--resume-from-checkpoint latest` and
-// scripts/demo/average-dit.ts read the same list — complete folders only (a state.json), ordered by N as a number.
+// scripts/demo/average-dit.ts read the same list — complete folders only (a state.json), ordered by N as a number;
+// --checkpoints-total-limit prunes by it.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { checkpointDir, checkpointSteps, latestCheckpoint } from '../src/training/checkpoint.js';
+import { checkpointDir, checkpointSteps, latestCheckpoint, pruneCheckpoints } from '../src/training/checkpoint.js';
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
@@ -31,4 +32,14 @@ it('an empty or missing run has none', () => {
   expect(checkpointSteps(out)).toEqual([]);
   expect(latestCheckpoint(out)).toBeNull();
   expect(checkpointSteps(path.join(out, 'missing'))).toEqual([]);
+});
+
+it('--checkpoints-total-limit keeps the newest N complete checkpoints and removes the older ones with their LoRA files', () => {
+  const out = run({ 'checkpoint-50': true, 'checkpoint-100': true, 'checkpoint-950': true, 'checkpoint-1000': true, 'checkpoint-1050': false, sample: true });
+  for (const s of [50, 950]) fs.writeFileSync(path.join(out, `checkpoint-${s}.safetensors`), '');
+  expect(pruneCheckpoints(out, 2)).toEqual([50, 100]);
+  // the folder being written (no state.json yet) and other files are not the limit's business
+  expect(fs.readdirSync(out).sort()).toEqual(['checkpoint-1000', 'checkpoint-1050', 'checkpoint-950', 'checkpoint-950.safetensors', 'sample']);
+  expect(pruneCheckpoints(out, 5)).toEqual([]);
+  expect(checkpointSteps(out)).toEqual([950, 1000]);
 });

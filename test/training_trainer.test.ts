@@ -42,6 +42,12 @@ describe('train on the demo model', () => {
     await train({ model: DEMO, data: META, out: b, maxTrainSteps: 4, checkpointingSteps: 2, resumeFromCheckpoint: 'latest', cacheDir: path.join(a, 'cache'), ...small });
     expect(losses(b)).toEqual(full);
     expect(fs.readdirSync(path.join(a, 'cache', 't5')).length).toBe(3); // two captions and ""
+    // --checkpoints-total-limit 2 with a checkpoint every step: the newest two folders and their LoRA files stay
+    const c = path.join(tmp, 'c');
+    const rc = await train({ model: DEMO, data: META, out: c, maxTrainSteps: 4, checkpointingSteps: 1, checkpointsTotalLimit: 2, cacheDir: path.join(a, 'cache'), ...small });
+    expect(rc.outputs.map((f) => path.basename(f))).toEqual(['checkpoint-3.safetensors', 'checkpoint-4.safetensors']);
+    expect(fs.readdirSync(c).filter((n) => n.startsWith('checkpoint')).sort()).toEqual(['checkpoint-3', 'checkpoint-3.safetensors', 'checkpoint-4', 'checkpoint-4.safetensors']);
+    expect(losses(c)).toEqual(full);
     // the LoRA loads into the transformer (Fun keys resolve, shapes match)
     const store = WeightStore.open(path.join(DEMO, 'transformer'));
     const m = LoraMerge.open({ path: r.outputs[1]!, multiplier: 1 }, store);
@@ -75,6 +81,7 @@ describe('train on the demo model', () => {
     await expect(train({ model: DEMO, data: META, out, ...small, tokenizerMaxLength: 0 })).rejects.toThrow(/--tokenizer-max-length must be a positive integer, got 0/);
     await expect(train({ model: path.join(FIXTURES, 'tiny-pipe-2b'), data: META, out })).rejects.toThrow(/not a CogVideoX-Fun InP checkpoint/);
     await expect(train({ model: DEMO, data: META, out, rank: 0 })).rejects.toThrow(/--rank must be a positive integer/);
+    await expect(train({ model: DEMO, data: META, out, checkpointsTotalLimit: 0 })).rejects.toThrow(/--checkpoints-total-limit must be a positive integer, got 0/);
     await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0.5, 0.5] })).rejects.toThrow(/--video-mask-probs: expected 10 probabilities .* got \[0.5, 0.5\] \(sum 1\)/);
     await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0, 0.6, 0.6, 0, 0, 0, 0, 0, 0, -0.2] })).rejects.toThrow(/--video-mask-probs: expected 10 probabilities ≥ 0/);
     await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0, 0.5, 0.4, 0, 0, 0, 0, 0, 0, 0] })).rejects.toThrow(/summing to 1, got .* \(sum 0.9\)/);
@@ -123,6 +130,9 @@ describe('train on the demo model', () => {
     expect(o?.trainableModules).toEqual(['attn1', 'ff.']);
     expect(o?.gradientCheckpointing).toBe(false); // train.py's store_true
     expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--gradient-checkpointing'])?.gradientCheckpointing).toBe(true);
+    expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--checkpoints-total-limit', '3'])?.checkpointsTotalLimit).toBe(3);
+    expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o'])?.checkpointsTotalLimit).toBeUndefined(); // keep all
+    expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--checkpoints-total-limit', '2.5'])).toThrow(/--checkpoints-total-limit takes an integer, got "2.5"/);
     expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--rank', '0'])).toThrow(/--rank must be a positive integer/);
     expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--lr-scheduler', 'cosine'])?.lrScheduler).toBe('cosine');
     expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o'])?.videoMaskProbs).toBeUndefined(); // Fun's table

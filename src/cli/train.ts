@@ -25,6 +25,7 @@ computed once and cached in <out>/cache (or --cache-dir).
   --gradient-checkpointing         (blocks recomputed in the backward pass: less memory, ~1.5× the step time)
   --trainable-modules-low-learning-rate M [M…]     --train-batch-size N         (1)
   --max-train-steps N              (1000)          --checkpointing-steps N      (500)
+  --checkpoints-total-limit N      (keep the newest N checkpoints; default all)
   --resume-from-checkpoint latest|DIR              --train-data-dir DIR
   --video-sample-size S            (512)           --image-sample-size S        (512)
   --video-sample-n-frames N        (17)            --video-sample-stride N      (4)
@@ -66,6 +67,7 @@ const OPTIONS = {
   'train-batch-size': { type: 'string' },
   'max-train-steps': { type: 'string' },
   'checkpointing-steps': { type: 'string' },
+  'checkpoints-total-limit': { type: 'string' },
   'resume-from-checkpoint': { type: 'string' },
   'video-sample-size': { type: 'string' },
   'image-sample-size': { type: 'string' },
@@ -156,6 +158,7 @@ export function parseTrainArgs(argv: readonly string[]): (Partial<TrainOptions> 
     trainBatchSize: num('train-batch-size', s('train-batch-size'), d.trainBatchSize, true),
     maxTrainSteps: num('max-train-steps', s('max-train-steps'), d.maxTrainSteps, true),
     checkpointingSteps: num('checkpointing-steps', s('checkpointing-steps'), d.checkpointingSteps, true),
+    checkpointsTotalLimit: s('checkpoints-total-limit') === undefined ? undefined : num('checkpoints-total-limit', s('checkpoints-total-limit'), 0, true),
     resumeFromCheckpoint: s('resume-from-checkpoint'),
     videoSampleSize: num('video-sample-size', s('video-sample-size'), d.videoSampleSize, true),
     imageSampleSize: num('image-sample-size', s('image-sample-size'), d.imageSampleSize, true),

@@ -51,6 +51,23 @@ export function latestCheckpoint(out: string): string | null {
   return steps.length ? checkpointDir(out, steps.at(-1)!) : null;
 }
 
+/**
+ * `--checkpoints-total-limit N` (train.py:1657-1679): keeps the newest N checkpoints of `out`, removing the older
+ * checkpoint-M folders with their LoRA file checkpoint-M.safetensors. train.py prunes to N − 1 before it saves (and
+ * in LoRA mode crashes on the .safetensors names, int("50.safetensors"), 1582-1585); this runs after the new one is
+ * complete, so a failed save never costs an older checkpoint — the folders left are the same. Returns the removed
+ * steps.
+ */
+export function pruneCheckpoints(out: string, limit: number): number[] {
+  const steps = checkpointSteps(out);
+  const removed = steps.slice(0, Math.max(steps.length - limit, 0));
+  for (const s of removed) {
+    fs.rmSync(path.join(out, `checkpoint-${s}.safetensors`), { force: true });
+    fs.rmSync(checkpointDir(out, s), { recursive: true, force: true });
+  }
+  return removed;
+}
+
 /** Writes a diffusers-layout transformer folder (config + safetensors, sharded with an index above `shardBytes`). */
 export function writeTransformerFolder(dir: string, config: Record<string, unknown>, tensors: [string, TensorToWrite][], shardBytes = SHARD_BYTES): void {
   fs.mkdirSync(dir, { recursive: true });

@@ -40,6 +40,8 @@ export interface TrainOptions {
   trainBatchSize: number;
   maxTrainSteps: number;
   checkpointingSteps: number;
+  /** train.py --checkpoints_total_limit: keep the newest N checkpoints (default all) */
+  checkpointsTotalLimit?: number;
   resumeFromCheckpoint?: string;
   videoSampleSize: number;
   imageSampleSize: number;

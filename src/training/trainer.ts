@@ -14,7 +14,7 @@ import { T5Tokenizer } from '../models/t5_tokenizer.js';
 import { AutoencoderKLCogVideoX } from '../models/vae.js';
 import { readConfig, readJson } from '../weights/checkpoint.js';
 import { saveSafetensors, SafetensorsFile } from '../weights/safetensors.js';
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint, writeTransformerFolder, type TrainingState } from './checkpoint.js';
+import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint, writeTransformerFolder, type TrainingState } from './checkpoint.js';
 import { adaptiveMaxNorm, clipGradNorm, totalNorm } from './clip.js';
 import { collatePlan, possibleShapes, type CollateExample, type CollateOptions } from './collate.js';
 import { readMetadata, tokenTiling } from './data.js';
@@ -51,6 +51,7 @@ function check(o: TrainOptions): void {
   pos('trainBatchSize', o.trainBatchSize);
   pos('maxTrainSteps', o.maxTrainSteps);
   pos('checkpointingSteps', o.checkpointingSteps);
+  if (o.checkpointsTotalLimit !== undefined) pos('checkpointsTotalLimit', o.checkpointsTotalLimit);
   pos('videoSampleNFrames', o.videoSampleNFrames);
   pos('videoSampleStride', o.videoSampleStride);
   if (o.lrWarmupSteps < 0 || !Number.isInteger(o.lrWarmupSteps)) throw new Error(`--lr-warmup-steps must be ≥ 0, got ${o.lrWarmupSteps}`);
@@ -253,7 +254,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   const outputs: string[] = [];
   const writeOutputs = (): string => {
     state.rng = stepRng.position;
-    return saveCheckpoint(o.out, state, opt, ema, (dir) => {
+    const dir = saveCheckpoint(o.out, state, opt, ema, (dir) => {
       saveSafetensors(path.join(dir, 'trainables.safetensors'), Object.fromEntries([...host].map(([k, v]) => [k, { dtype: 'F32' as const, shape: shapes.get(k) ?? net!.shapeOf(k), data: v }])));
       if (net) {
         const file = path.join(o.out, `checkpoint-${state.step}.safetensors`);
@@ -273,6 +274,12 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
         outputs.push(path.join(o.out, `checkpoint-${state.step}`, 'transformer'));
       }
     });
+    if (o.checkpointsTotalLimit !== undefined) {
+      // the returned outputs name only what is still on disk
+      pruneCheckpoints(o.out, o.checkpointsTotalLimit);
+      outputs.splice(0, outputs.length, ...outputs.filter((f) => fs.existsSync(f)));
+    }
+    return dir;
   };
 
   // ---- the loop: batches of one bucket (same F, H, W), a permutation per epoch
