@@ -37,9 +37,18 @@ it('an empty or missing run has none', () => {
 it('--checkpoints-total-limit keeps the newest N complete checkpoints and removes the older ones with their LoRA files', () => {
   const out = run({ 'checkpoint-50': true, 'checkpoint-100': true, 'checkpoint-950': true, 'checkpoint-1000': true, 'checkpoint-1050': false, sample: true });
   for (const s of [50, 950]) fs.writeFileSync(path.join(out, `checkpoint-${s}.safetensors`), '');
-  expect(pruneCheckpoints(out, 2)).toEqual([50, 100]);
+  expect(pruneCheckpoints(out, 2, 1000)).toEqual([50, 100]);
   // the folder being written (no state.json yet) and other files are not the limit's business
   expect(fs.readdirSync(out).sort()).toEqual(['checkpoint-1000', 'checkpoint-1050', 'checkpoint-950', 'checkpoint-950.safetensors', 'sample']);
-  expect(pruneCheckpoints(out, 5)).toEqual([]);
+  expect(pruneCheckpoints(out, 5, 1000)).toEqual([]);
   expect(checkpointSteps(out)).toEqual([950, 1000]);
+});
+
+it('a run resumed from an older checkpoint keeps the one it just saved (train.py cuts the others to N − 1 first)', () => {
+  // resumed from 400 with 500 and 600 left by the abandoned run; checkpoint-450 is the new one
+  const out = run({ 'checkpoint-400': true, 'checkpoint-450': true, 'checkpoint-500': true, 'checkpoint-600': true });
+  expect(pruneCheckpoints(out, 2, 450)).toEqual([400, 500]);
+  expect(checkpointSteps(out)).toEqual([450, 600]);
+  expect(pruneCheckpoints(out, 1, 450)).toEqual([600]);
+  expect(checkpointSteps(out)).toEqual([450]);
 });

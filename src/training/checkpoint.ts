@@ -52,15 +52,17 @@ export function latestCheckpoint(out: string): string | null {
 }
 
 /**
- * `--checkpoints-total-limit N` (train.py:1657-1679): keeps the newest N checkpoints of `out`, removing the older
- * checkpoint-M folders with their LoRA file checkpoint-M.safetensors. train.py prunes to N − 1 before it saves (and
- * in LoRA mode crashes on the .safetensors names, int("50.safetensors"), 1582-1585); this runs after the new one is
- * complete, so a failed save never costs an older checkpoint — the folders left are the same. Returns the removed
- * steps.
+ * `--checkpoints-total-limit N` after checkpoint-`saved` is written: the other complete checkpoints are cut to the
+ * newest N − 1 (by step) and `saved` stays, whatever its step — so a run resumed from an older checkpoint keeps the
+ * folders train.py (1657-1679) and train_lora.py (1581-1598) keep, which cut to N − 1 before they save. Here the cut
+ * comes after the new checkpoint is complete, so a failed save never costs an older one; and it runs at the final
+ * save too, which the originals' end-of-training save_state skips (train.py:1735). A checkpoint-M.safetensors (LoRA
+ * file) goes with its folder; train_lora.py without --save_state lists those files among the checkpoints and crashes
+ * on int("50.safetensors") at the second checkpoint. Returns the removed steps.
  */
-export function pruneCheckpoints(out: string, limit: number): number[] {
-  const steps = checkpointSteps(out);
-  const removed = steps.slice(0, Math.max(steps.length - limit, 0));
+export function pruneCheckpoints(out: string, limit: number, saved: number): number[] {
+  const others = checkpointSteps(out).filter((s) => s !== saved);
+  const removed = others.slice(0, Math.max(others.length - (limit - 1), 0));
   for (const s of removed) {
     fs.rmSync(path.join(out, `checkpoint-${s}.safetensors`), { force: true });
     fs.rmSync(checkpointDir(out, s), { recursive: true, force: true });

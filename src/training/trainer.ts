@@ -276,7 +276,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     });
     if (o.checkpointsTotalLimit !== undefined) {
       // the returned outputs name only what is still on disk
-      pruneCheckpoints(o.out, o.checkpointsTotalLimit);
+      pruneCheckpoints(o.out, o.checkpointsTotalLimit, state.step);
       outputs.splice(0, outputs.length, ...outputs.filter((f) => fs.existsSync(f)));
     }
     return dir;
