@@ -254,7 +254,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   const outputs: string[] = [];
   const writeOutputs = (): string => {
     state.rng = stepRng.position;
-    const dir = saveCheckpoint(o.out, state, opt, ema, (dir) => {
+    const written = saveCheckpoint(o.out, state, opt, ema, (dir) => {
       saveSafetensors(path.join(dir, 'trainables.safetensors'), Object.fromEntries([...host].map(([k, v]) => [k, { dtype: 'F32' as const, shape: shapes.get(k) ?? net!.shapeOf(k), data: v }])));
       if (net) {
         const file = path.join(o.out, `checkpoint-${state.step}.safetensors`);
@@ -279,7 +279,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
       pruneCheckpoints(o.out, o.checkpointsTotalLimit, state.step);
       outputs.splice(0, outputs.length, ...outputs.filter((f) => fs.existsSync(f)));
     }
-    return dir;
+    return written;
   };
 
   // ---- the loop: batches of one bucket (same F, H, W), a permutation per epoch
