@@ -67,6 +67,40 @@ describeEachBackend('maskedVideoMoments (%s)', (backend) => {
     expect(calls).toEqual([4]);
     tf.dispose([whole, got, again, plain, ...blank.values()]);
   });
+
+  it('stored rows come from the per-row store (content rows only), the rest as before', () => {
+    const blank = new Map<string, tf.Tensor5D>();
+    const asked: number[] = [];
+    const store = (px: Float32Array, s: readonly number[]) => {
+      asked.push(px[per - 1]!);
+      const m = encode(px.slice(), s);
+      const out = { data: Float32Array.from(m.dataSync() as Float32Array), shape: m.shape.slice() };
+      m.dispose();
+      return out;
+    };
+    calls.length = 0;
+    // row 0 stored, row 1 full (marked, but a full row never asks the store), row 2 batch-encoded, row 3 full
+    const got = maskedVideoMoments(encode, pixels, shape, [1, 1, 1, 0], blank, { rows: [true, true, false, false], moments: store });
+    expect(asked).toEqual([pixels[per - 1]]); // row 0 alone
+    expect(calls).toEqual([1, 1, 1]); // row 2, the store's row 0, the blank video
+    const alone = (b: number) => {
+      const m = encode(pixels.slice(b * per, (b + 1) * per), [1, ...shape.slice(1)]);
+      const v = Array.from(m.dataSync());
+      m.dispose();
+      return v;
+    };
+    const g = got.arraySync() as number[][][][][];
+    expect(g[0]!.flat(4)).toEqual(alone(0)); // the same bits as the row encoded alone
+    expect(g[2]!.flat(4)).toEqual(alone(2));
+    expect(g[1]!.flat(4)).toEqual(Array.from(blank.values().next().value!.dataSync()));
+    expect(Math.max(...g[3]!.flat(4).map(Math.abs))).toBe(0);
+    // every content row stored: no batch encoding at all
+    calls.length = 0;
+    const all = maskedVideoMoments(encode, pixels, shape, [0, 0, 0, 0], new Map(), { rows: [true, true, true, true], moments: store });
+    expect(calls).toEqual([1, 1]); // rows 0 and 2 through the store
+    expect((all.arraySync() as number[][][][][])[2]!.flat(4)).toEqual(alone(2));
+    tf.dispose([got, all, ...blank.values()]);
+  });
 });
 
 describe('maskedVideoMoments without the VAE', () => {

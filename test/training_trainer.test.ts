@@ -56,6 +56,23 @@ describe('train on the demo model', () => {
     store.close();
   }, 300_000);
 
+  it('masked videos of repeating masks (types 2, 3) are encoded alone and cached: a run on the filled cache has the same losses', async () => {
+    await useBackend(BACKENDS[0]!);
+    const cacheDir = path.join(tmp, 'masked-cache');
+    const opts = { model: DEMO, data: META, maxTrainSteps: 3, trainBatchSize: 2, videoMaskProbs: [0, 0, 0.5, 0.5, 0, 0, 0, 0, 0, 0], cacheDir, ...small };
+    // full masks only: the cache holds the clean clips' encodings
+    await train({ ...opts, videoMaskProbs: [0, 1, 0, 0, 0, 0, 0, 0, 0, 0], out: path.join(tmp, 'masked-0') });
+    const clean = fs.readdirSync(path.join(cacheDir, 'vae')).length;
+    await train({ ...opts, out: path.join(tmp, 'masked-1') });
+    const written = fs.readdirSync(path.join(cacheDir, 'vae')).length;
+    expect(written).toBeGreaterThan(clean);
+    const mtimes = fs.readdirSync(path.join(cacheDir, 'vae')).map((f) => fs.statSync(path.join(cacheDir, 'vae', f)).mtimeMs);
+    await train({ ...opts, out: path.join(tmp, 'masked-2') });
+    expect(fs.readdirSync(path.join(cacheDir, 'vae')).length).toBe(written); // every masked video was a hit
+    expect(fs.readdirSync(path.join(cacheDir, 'vae')).map((f) => fs.statSync(path.join(cacheDir, 'vae', f)).mtimeMs)).toEqual(mtimes);
+    expect(losses(path.join(tmp, 'masked-2'))).toEqual(losses(path.join(tmp, 'masked-1')));
+  }, 300_000);
+
   it('full fine-tune: writes checkpoint-N/transformer in diffusers layout', async () => {
     await useBackend(BACKENDS[0]!);
     const out = path.join(tmp, 'full');

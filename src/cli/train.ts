@@ -9,8 +9,8 @@ import { UsageError } from './errors.js';
 export const TRAIN_USAGE = `Usage: cogvideox-fun train --model DIR --data META.json|META.csv --out DIR [options]
 
 Fine-tunes a CogVideoX(-Fun) transformer as CogVideoX-Fun's scripts/train.py (--mode full) or train_lora.py
-(--mode lora) do. The metadata lists {file_path, text, type: video|image}; T5 embeddings and VAE latents are
-computed once and cached in <out>/cache (or --cache-dir).
+(--mode lora) do. The metadata lists {file_path, text, type: video|image}; T5 embeddings and VAE latents (and the
+masked videos that repeat: mask types 2 and 3) are computed once and cached in <out>/cache (or --cache-dir).
 
   --mode full|lora                 (lora)          --train-mode inpaint|normal  (inpaint)
   --rank N                         (128)           --network-alpha A            (64)

@@ -114,6 +114,12 @@ export function prepareStep(batch: StepBatch, ctx: StepContext): PreparedStep {
  * is 0). Preparing the batch, mostly this encoding, was 65–80 % of the demo transformer's step (train_log.jsonl
  * `seconds.prepare`, batch 8 and 16); a fifth of video masks and 80 % of image masks are full (get_random_mask,
  * dataset_image_video.py:29-31).
+ *
+ * `stored` (optional) takes the rows it marks (content rows only) from a per-row encoder instead — the trainer's disk
+ * cache keyed by the exact pixels, for masks that repeat (mask types 2 and 3 keep the first / first and last k ≤ 4
+ * frames of a clip whose pixels are fixed). A stored row is always encoded alone, so whether it came from the cache
+ * or not its moments are the same bits (a row encoded inside a batch differs by up to ~1e-4: oneDNN's convolutions
+ * block differently by batch size).
  */
 export function maskedVideoMoments(
   encode: (pixels: Float32Array, shape: readonly number[]) => tf.Tensor5D,
@@ -121,25 +127,33 @@ export function maskedVideoMoments(
   shape: readonly number[],
   flags: readonly number[],
   blank: Map<string, tf.Tensor5D>,
+  stored?: { rows: readonly boolean[]; moments: (pixels: Float32Array, shape: readonly number[]) => { data: Float32Array; shape: readonly number[] } },
 ): tf.Tensor5D {
   const B = shape[0]!;
   const per = pixels.length / B;
   const full = Array.from({ length: B }, (_, b) => pixels.subarray(b * per, (b + 1) * per).every((v) => v === -1));
-  if (!full.some(Boolean)) return encode(pixels, shape);
-  const rows = full.flatMap((f, b) => (f ? [] : [b]));
+  const kept = full.map((f, b) => !f && stored?.rows[b] === true);
+  if (!full.some(Boolean) && !kept.some(Boolean)) return encode(pixels, shape);
+  const rows = full.flatMap((f, b) => (f || kept[b] ? [] : [b]));
   const gathered = new Float32Array(rows.length * per);
   rows.forEach((b, k) => gathered.set(pixels.subarray(b * per, (b + 1) * per), k * per));
   const sub = rows.length ? encode(gathered, [rows.length, ...shape.slice(1)]) : null;
+  const row = (b: number) => stored!.moments(pixels.subarray(b * per, (b + 1) * per), [1, ...shape.slice(1)]);
+  const fromStore = new Map(kept.flatMap((s, b) => (s ? [[b, row(b)] as const] : [])));
   const key = shape.slice(1).join('x');
   try {
     // the blank encoding is needed by a full row with flag 1, and for its output shape when every row is full
-    if ((rows.length === 0 || full.some((f, b) => f && flags[b] !== 0)) && !blank.has(key)) {
-      blank.set(key, tf.keep(encode(new Float32Array(per).fill(-1), [1, ...shape.slice(1)])));
-    }
+    const needBlank = full.some((f, b) => f && flags[b] !== 0) || (!sub && fromStore.size === 0);
+    if (needBlank && !blank.has(key)) blank.set(key, tf.keep(encode(new Float32Array(per).fill(-1), [1, ...shape.slice(1)])));
     return tf.tidy(() => {
-      const o = (sub ?? blank.get(key)!).shape.slice(1);
+      const first = fromStore.values().next().value;
+      const o = sub ? sub.shape.slice(1) : first ? first.shape.slice(1) : blank.get(key)!.shape.slice(1);
       let k = 0;
-      const pieces = full.map((f, b) => (!f ? tf.slice(sub!, [k++, 0, 0, 0, 0], [1, ...o]) : flags[b] !== 0 ? blank.get(key)! : tf.zeros([1, ...o])));
+      const pieces = full.map((f, b) => {
+        const s = fromStore.get(b);
+        if (s) return tf.tensor(s.data, [1, ...o]);
+        return !f ? tf.slice(sub!, [k++, 0, 0, 0, 0], [1, ...o]) : flags[b] !== 0 ? blank.get(key)! : tf.zeros([1, ...o]);
+      });
       return tf.concat(pieces, 0) as tf.Tensor5D;
     });
   } finally {

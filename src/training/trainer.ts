@@ -407,7 +407,11 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     // collate_fn draws each mask on the example's full-length clip (all frames the dataset sampled, before the 4k+1
     // cut), then cuts it to the batch's frames (train.py:1149-1159)
     const maskFrames = adapted?.maskFrames ?? samples.map((s) => raw[s.index]!.frames);
-    let masks = o.trainMode === 'inpaint' ? samples.map((_, j) => getRandomMask([maskFrames[j]!, 3, H, W], stepRng, o.videoMaskProbs).data.slice(0, F * H * W)) : [];
+    const drawn = o.trainMode === 'inpaint' ? samples.map((_, j) => getRandomMask([maskFrames[j]!, 3, H, W], stepRng, o.videoMaskProbs)) : [];
+    let masks = drawn.map((m) => m.data.slice(0, F * H * W));
+    // masks that repeat on a clip whose pixels are fixed (no --random-hw-adapt): types 2 and 3 keep the first (and
+    // last) k ≤ 4 frames, so their masked video is one of a few per clip; its encoding goes to the disk cache
+    let repeats = drawn.map((m) => !adapted && (m.type === 2 || m.type === 3));
     // --training-with-video-token-length (train.py:1339-1365): a batch short in tokens is tiled ×2 / ×4 in torch.tile
     // order; the copies share pixels, masks and captions, and get their own VAE samples, noise and timesteps
     const k = o.trainingWithVideoTokenLength ? tokenTiling(o.videoSampleNFrames, o.tokenSampleSize, F * H * W) : 1;
@@ -415,6 +419,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     const batch = tile(samples);
     texts = tile(texts);
     masks = tile(masks);
+    repeats = tile(repeats);
     const B = batch.length;
     const ms = batch[0]!.momentsShape;
     const moments = tf.tidy(() => tf.concat(batch.map((s) => tf.tensor<tf.Rank>(s.moments, ms)), 0)) as tf.Tensor5D;
@@ -447,6 +452,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
                     pixelShape,
                     flags,
                     blankMoments,
+                    { rows: repeats, moments: (px, shape) => momentsOf(px, [shape[1]!, shape[3]!, shape[4]!]) },
                   ),
               }
             : undefined,
