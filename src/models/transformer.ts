@@ -8,7 +8,8 @@
 // the output head), transformer/weights.ts (loading, parameter overrides), transformer/validate.ts. How the block runs
 // (kernels, where activations live) is chosen per forward by src/nn/dit/plan.ts.
 import * as tf from '@tensorflow/tfjs-core';
-import { planDit, tapeIsRecording, type DitPlanOptions } from '../nn/dit/plan.js';
+import { planDit, type DitPlanOptions } from '../nn/dit/plan.js';
+import { tapeIsRecording } from '../nn/tape.js';
 import type { RotaryTables } from '../nn/embeddings.js';
 import { linear } from '../nn/linear.js';
 import { readConfig, WeightStore } from '../weights/checkpoint.js';

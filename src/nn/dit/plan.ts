@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { isWasm } from '../backend.js';
 import { nativeLinear } from '../native.js';
+import { tapeIsRecording } from '../tape.js';
 import { headwiseOps } from './headwise_ops.js';
 import { nativeOps } from './native_ops.js';
 import { offloadOps } from './offload_ops.js';
@@ -32,11 +33,6 @@ export interface DitPlanOptions {
   ffScratchBytes?: number;
 }
 
-/** True while tf.grad / tf.grads / tf.variableGrads / tf.valueAndGrad(s) record the ops run (tfjs-core engine.ts isTapeOn). */
-export function tapeIsRecording(): boolean {
-  const state = (tf.engine() as unknown as { state: { gradientDepth: number; kernelDepth: number } }).state;
-  return state.gradientDepth > 0 && state.kernelDepth === 0;
-}
 
 /**
  * Whether a forward needs the offloaded path: on wasm when its [B, S, D] activations (≈ 10 alive at a block's peak,

@@ -1,0 +1,55 @@
+// layerNorm's hand-written gradient (src/nn/norm.ts, taken under a gradient tape) against TensorFlow.js autodiff
+// through the same forward written as plain ops, with and without the affine parameters, on the DiT's two uses
+// (the [B, S, D] stream, the per-head q/k norm). transformer_grad.test.ts checks the model's gradients against
+// PyTorch's through it; this pins the op alone and that it leaks nothing.
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, expect, it } from 'vitest';
+import { shutdownBackend } from '../src/nn/backend.js';
+import { layerNorm } from '../src/nn/norm.js';
+import { describeEachBackend, useBackend } from './helpers.js';
+
+afterAll(() => shutdownBackend());
+
+/** The forward as plain ops: autodiff differentiates these. */
+function plain(x: tf.Tensor, w: tf.Tensor | null, b: tf.Tensor | null, eps: number): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  if (w) y = tf.mul(y, w);
+  if (b) y = tf.add(y, b);
+  return y;
+}
+
+const relL2 = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.norm(tf.sub(a, b)).dataSync()[0]! / tf.norm(b).dataSync()[0]!);
+
+describeEachBackend('layerNorm gradient (%s)', (backend) => {
+  it.each([
+    ['stream [2, 7, 24], affine', [2, 7, 24], true, true, 1e-5],
+    ['heads [2, 3, 7, 8], affine', [2, 3, 7, 8], true, true, 1e-6],
+    ['weight only', [3, 16], true, false, 1e-5],
+    ['bias only', [3, 16], false, true, 1e-5],
+    ['no affine', [3, 16], false, false, 1e-6],
+  ] as const)('%s: equals autodiff of the plain ops (rel-L2 < 1e-6), same forward bits, no leak', async (_, shape, hasW, hasB, eps) => {
+    await useBackend(backend);
+    const D = shape[shape.length - 1]!;
+    const x = tf.add(tf.mul(tf.randomNormal([...shape], 0, 1, 'float32', 1), 3), 0.5);
+    const w = hasW ? tf.randomNormal([D], 1, 0.3, 'float32', 2) : null;
+    const b = hasB ? tf.randomNormal([D], 0, 0.3, 'float32', 3) : null;
+    const dy = tf.randomNormal([...shape], 0, 1, 'float32', 4);
+    const inputs = [x, w, b].filter((t): t is tf.Tensor => t !== null);
+    const split = (xs: tf.Tensor[]) => [xs[0]!, hasW ? xs[1]! : null, hasB ? xs[hasW ? 2 : 1]! : null] as const;
+    const loss = (f: typeof plain) => (...xs: tf.Tensor[]) => {
+      const [a, c, d] = split(xs);
+      return tf.sum(tf.mul(f(a, c, d, eps), dy));
+    };
+    const before = tf.memory().numTensors;
+    const got = tf.grads(loss((a, c, d, e) => layerNorm(a, c as tf.Tensor1D | null, d as tf.Tensor1D | null, e)))(inputs);
+    const want = tf.grads(loss(plain))(inputs);
+    expect(tf.memory().numTensors - before).toBe(2 * inputs.length); // the gradients and nothing else
+    got.forEach((g, i) => expect(relL2(g, want[i]!), `input ${i}`).toBeLessThan(1e-6));
+    // outside a tape: the plain forward, bit for bit
+    const y0 = layerNorm(x, w as tf.Tensor1D | null, b as tf.Tensor1D | null, eps);
+    const y1 = tf.tidy(() => plain(x, w, b, eps));
+    expect(Array.from(y0.dataSync())).toEqual(Array.from(y1.dataSync()));
+    tf.dispose([x, dy, ...(w ? [w] : []), ...(b ? [b] : []), ...got, ...want, y0, y1]);
+  });
+});
