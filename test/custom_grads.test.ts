@@ -1,10 +1,12 @@
-// layerNorm's hand-written gradient (src/nn/norm.ts, taken under a gradient tape) against TensorFlow.js autodiff
-// through the same forward written as plain ops, with and without the affine parameters, on the DiT's two uses
-// (the [B, S, D] stream, the per-head q/k norm). transformer_grad.test.ts checks the model's gradients against
-// PyTorch's through it; this pins the op alone and that it leaks nothing.
+// The hand-written gradients taken under a gradient tape — layerNorm (src/nn/norm.ts) and geluTanh
+// (src/nn/activations.ts) — against TensorFlow.js autodiff through the same forward written as plain ops: layerNorm
+// with and without the affine parameters, on the DiT's two uses (the [B, S, D] stream, the per-head q/k norm).
+// transformer_grad.test.ts checks the model's gradients against PyTorch's through them; this pins each op alone and
+// that it leaks nothing.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, expect, it } from 'vitest';
 import { shutdownBackend } from '../src/nn/backend.js';
+import { geluTanh } from '../src/nn/activations.js';
 import { layerNorm } from '../src/nn/norm.js';
 import { describeEachBackend, useBackend } from './helpers.js';
 
@@ -51,5 +53,25 @@ describeEachBackend('layerNorm gradient (%s)', (backend) => {
     const y1 = tf.tidy(() => plain(x, w, b, eps));
     expect(Array.from(y0.dataSync())).toEqual(Array.from(y1.dataSync()));
     tf.dispose([x, dy, ...(w ? [w] : []), ...(b ? [b] : []), ...got, ...want, y0, y1]);
+  });
+});
+
+describeEachBackend('geluTanh gradient (%s)', (backend) => {
+  it('equals autodiff of the plain ops (rel-L2 < 1e-6), same forward bits, no leak', async () => {
+    await useBackend(backend);
+    const A = 2 * Math.sqrt(2 / Math.PI);
+    const B = 0.044715 * A;
+    const gelu = (x: tf.Tensor) => tf.mul(x, tf.sigmoid(tf.mul(x, tf.add(tf.mul(tf.square(x), B), A))));
+    const x = tf.mul(tf.randomNormal([4, 9, 32], 0, 1, 'float32', 5), 2.5);
+    const dy = tf.randomNormal([4, 9, 32], 0, 1, 'float32', 6);
+    const before = tf.memory().numTensors;
+    const got = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(geluTanh(t), dy)))(x);
+    const want = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(gelu(t), dy)))(x);
+    expect(tf.memory().numTensors - before).toBe(2);
+    expect(relL2(got, want)).toBeLessThan(1e-6);
+    const y0 = geluTanh(x);
+    const y1 = tf.tidy(() => gelu(x));
+    expect(Array.from(y0.dataSync())).toEqual(Array.from(y1.dataSync()));
+    tf.dispose([x, dy, got, want, y0, y1]);
   });
 });
