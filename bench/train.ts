@@ -7,10 +7,12 @@
 //   fun2b-lora LoRA rank 64 / alpha 32 (the README's example) on Fun-2b-InP in its real shapes (30 layers, random
 //              bf16 weights from bench/gen_transformer_weights.py in bench/.weights), 256×256×13 frames = 4×32×32
 //              latents (226 + 1024 tokens); one step without warm-up (minutes each)
-// The step: forward with inpaint latents, MSE on a target, backward, clip, AdamW; batch 1. Time: best / median of
+//   demo       full fine-tune of the bundled demo transformer (assets/demo-model: D = 192, 6 layers) as its training
+//              runs it: batch 8, 17×64×96 clips = 5×16×24 latents, 32 text tokens (32 + 120 tokens)
+// The step: forward with inpaint latents, MSE on a target, backward, clip, AdamW; batch 1 unless the case says. Time: best / median of
 // REPEATS after one warm-up step (fun2b-lora: one cold step). "plan" is src/training/memory.ts's estimate for the
 // configuration; a configuration the plan refuses on this machine is not run. Load average beside every timing.
-// Usage: nice -n 10 npx tsx bench/train.ts [--backend tensorflow|wasm] [--cases tiny,d1920,fun2b-lora]
+// Usage: nice -n 10 npx tsx bench/train.ts [--backend tensorflow|wasm] [--cases tiny,d1920,fun2b-lora,demo]
 //        [--checkpointing off,on] [--repeats N] [--no-torch]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -45,12 +47,16 @@ interface Case {
   rank: number;
   alpha: number;
   warmup: boolean;
+  /** batch and text tokens (1 and 226 unless given) */
+  batch?: number;
+  textLen?: number;
 }
 
 const CASES: Case[] = [
   { name: 'tiny', model: path.join(ROOT, 'test/fixtures/tiny-fun-2b-inp'), F: 3, H: 4, W: 6, mode: 'full', rank: 0, alpha: 0, warmup: true },
   { name: 'd1920', model: path.join(WEIGHTS, 'd1920-2layer'), F: 4, H: 24, W: 32, mode: 'full', rank: 0, alpha: 0, warmup: true },
   { name: 'fun2b-lora', model: path.join(WEIGHTS, 'fun-2b'), F: 4, H: 32, W: 32, mode: 'lora', rank: 64, alpha: 32, warmup: false },
+  { name: 'demo', model: path.join(ROOT, 'assets/demo-model'), F: 5, H: 16, W: 24, mode: 'full', rank: 0, alpha: 0, warmup: true, batch: 8, textLen: 32 },
 ];
 
 function randn(n: number, seed: number): Float32Array {
@@ -98,16 +104,17 @@ async function child(c: Case, checkpointing: boolean, repeats: number, backend: 
   const C = cfg.out_channels;
   const t = (shape: number[], seed: number) => tf.tensor(randn(shape.reduce((a, b) => a * b, 1), seed), shape);
   const { F, H, W } = c;
+  const B = c.batch ?? 1;
   const p: PreparedStep = {
-    latents: t([1, F, C, H, W], 1) as tf.Tensor5D,
-    noise: t([1, F, C, H, W], 2) as tf.Tensor5D,
-    noisyLatents: t([1, F, C, H, W], 3) as tf.Tensor5D,
-    target: t([1, F, C, H, W], 4) as tf.Tensor5D,
-    inpaintLatents: t([1, F, cfg.in_channels - C, H, W], 5) as tf.Tensor5D,
-    timesteps: [500],
+    latents: t([B, F, C, H, W], 1) as tf.Tensor5D,
+    noise: t([B, F, C, H, W], 2) as tf.Tensor5D,
+    noisyLatents: t([B, F, C, H, W], 3) as tf.Tensor5D,
+    target: t([B, F, C, H, W], 4) as tf.Tensor5D,
+    inpaintLatents: t([B, F, cfg.in_channels - C, H, W], 5) as tf.Tensor5D,
+    timesteps: new Array<number>(B).fill(500),
     t2vFlags: null,
   };
-  const text = t([1, 226, cfg.text_embed_dim], 6) as tf.Tensor3D;
+  const text = t([B, c.textLen ?? 226, cfg.text_embed_dim], 6) as tf.Tensor3D;
   const loadedRss = rssGiB();
   const step = () => {
     const r = lossAndGrads(model, p, text, trainables, { gradientCheckpointing: checkpointing });
@@ -131,7 +138,7 @@ async function child(c: Case, checkpointing: boolean, repeats: number, backend: 
 async function main(): Promise<void> {
   const backend = arg('--backend', 'tensorflow');
   const repeats = Number(arg('--repeats', '3'));
-  const names = arg('--cases', 'tiny,d1920,fun2b-lora').split(',');
+  const names = arg('--cases', 'tiny,d1920,fun2b-lora,demo').split(',');
   const modes = arg('--checkpointing', 'off,on').split(',');
   const torch = !process.argv.includes('--no-torch');
   const plan = CASES.filter((c) => names.includes(c.name));
@@ -140,15 +147,15 @@ async function main(): Promise<void> {
     if (c.name === 'd1920') runJson(PYTHON, [path.join(HERE, 'train_torch.py'), '--make-d1920', path.join(c.model, 'transformer')], env);
     if (c.name === 'fun2b-lora' && !fs.existsSync(path.join(c.model, 'transformer', 'config.json'))) runJson(PYTHON, [path.join(HERE, 'gen_transformer_weights.py'), WEIGHTS, '2b'], env);
   }
-  console.log(`# training step, fp32, batch 1 — ${machine()}, backend ${backend}`);
-  console.log('| case | tokens | checkpointing | plan (GiB) | ours best / median (s) | ours RSS loaded → peak (GiB) | load | PyTorch best / median (s) | PyTorch RSS loaded → peak (GiB) | load |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log(`# training step, fp32 — ${machine()}, backend ${backend}`);
+  console.log('| case | batch | tokens | checkpointing | plan (GiB) | ours best / median (s) | ours RSS loaded → peak (GiB) | load | PyTorch best / median (s) | PyTorch RSS loaded → peak (GiB) | load |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const c of plan) {
     const cfg = { ...TRANSFORMER_DEFAULTS, ...readConfig<Partial<TransformerConfig>>(path.join(c.model, 'transformer')) } as TransformerConfig;
-    const tokens = 226 + c.F * (c.H / cfg.patch_size) * (c.W / cfg.patch_size);
+    const tokens = (c.textLen ?? 226) + c.F * (c.H / cfg.patch_size) * (c.W / cfg.patch_size);
     for (const mode of modes) {
       const on = mode === 'on';
-      const est = planTrainingMemory({ modelDir: c.model, mode: c.mode, rank: c.rank, batch: 1, latent: [c.F, c.H, c.W], useEma: false, inpaint: false, gradientCheckpointing: on });
+      const est = planTrainingMemory({ modelDir: c.model, mode: c.mode, rank: c.rank, batch: c.batch ?? 1, latent: [c.F, c.H, c.W], useEma: false, inpaint: false, gradientCheckpointing: on });
       const fits = est.total <= 0.9 * est.limit;
       const reps = c.warmup ? repeats : 1;
       const la1 = loadavg();
@@ -160,10 +167,12 @@ async function main(): Promise<void> {
       if (on) torchArgs.push('--gradient-checkpointing');
       if (c.mode === 'lora') torchArgs.push('--lora', String(c.rank), String(c.alpha));
       if (!c.warmup) torchArgs.push('--no-warmup');
+      if (c.batch) torchArgs.push('--batch', String(c.batch));
+      if (c.textLen) torchArgs.push('--text-len', String(c.textLen));
       const py = torch ? (runJson(PYTHON, torchArgs, env) as { step_s: number; median_s: number; loaded_rss_gib: number; peak_rss_gib: number }) : null;
       const s = (x: number) => x.toFixed(x < 10 ? 3 : 1);
       console.log(
-        `| ${c.name} | ${tokens} | ${mode} | ${(est.total / 2 ** 30).toFixed(1)} | ${o ? `${s(o.best)} / ${s(o.median)}` : 'refused by the plan'} | ` +
+        `| ${c.name} | ${c.batch ?? 1} | ${tokens} | ${mode} | ${(est.total / 2 ** 30).toFixed(1)} | ${o ? `${s(o.best)} / ${s(o.median)}` : 'refused by the plan'} | ` +
           `${o ? `${o.loaded_rss_gib.toFixed(2)} → ${o.peak_rss_gib.toFixed(2)}` : '—'} | ${la1} → ${la2} | ` +
           `${py ? `${s(py.step_s)} / ${s(py.median_s)}` : '—'} | ${py ? `${py.loaded_rss_gib.toFixed(2)} → ${py.peak_rss_gib.toFixed(2)}` : '—'} | ${loadavg()} |`,
       );

@@ -5,6 +5,7 @@ inpaint latents, MSE on the v target, backward, clip_grad_norm_, AdamW step; tim
 Reports the RSS after loading and the peak (ru_maxrss). Also writes the D = 1920 two-layer stack's random weights
 (seeded) for the TS side. Prints one JSON line.
 Usage: train_torch.py MODEL_DIR F H W [REPEATS] [--gradient-checkpointing] [--lora RANK ALPHA] [--no-warmup]
+                       [--batch B] [--text-len L]   (1 and 226 by default)
        train_torch.py --make-d1920 DIR"""
 import json
 import os
@@ -45,6 +46,8 @@ for a in sys.argv[1:]:
 lora = sys.argv[sys.argv.index("--lora") + 1:sys.argv.index("--lora") + 3] if "--lora" in sys.argv else None
 path, F, H, W = pos[0], int(pos[1]), int(pos[2]), int(pos[3])
 repeats = int(pos[4]) if len(pos) > 4 else 3
+B = int(sys.argv[sys.argv.index("--batch") + 1]) if "--batch" in sys.argv else 1
+L = int(sys.argv[sys.argv.index("--text-len") + 1]) if "--text-len" in sys.argv else 226
 
 
 def rss_gib():
@@ -66,11 +69,11 @@ params = [p for p in (network.parameters() if lora else model.parameters()) if p
 opt = torch.optim.AdamW(params, lr=1e-5, betas=(0.9, 0.999), weight_decay=3e-2, eps=1e-10)
 g = torch.Generator().manual_seed(0)
 C = cfg.out_channels
-latents = torch.randn(1, F, C, H, W, generator=g)
-inpaint = torch.randn(1, F, C + 1, H, W, generator=g)
-text = torch.randn(1, 226, cfg.text_embed_dim, generator=g)
-target = torch.randn(1, F, C, H, W, generator=g)
-t = torch.tensor([500])
+latents = torch.randn(B, F, C, H, W, generator=g)
+inpaint = torch.randn(B, F, cfg.in_channels - C, H, W, generator=g)
+text = torch.randn(B, L, cfg.text_embed_dim, generator=g)
+target = torch.randn(B, F, C, H, W, generator=g)
+t = torch.tensor([500] * B)
 
 
 def step():
@@ -93,6 +96,6 @@ for _ in range(repeats):
     step()
     times.append(time.time() - t0)
 print(json.dumps({"step_s": min(times), "median_s": sorted(times)[len(times) // 2], "repeats": repeats,
-                  "tokens": 226 + F * (H // 2) * (W // 2), "params": sum(p.numel() for p in params),
+                  "tokens": L + F * (H // cfg.patch_size) * (W // cfg.patch_size), "batch": B, "params": sum(p.numel() for p in params),
                   "threads": torch.get_num_threads(), "loaded_rss_gib": loaded,
                   "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
