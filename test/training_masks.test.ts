@@ -147,6 +147,28 @@ describe('get_random_mask', () => {
     expect([...types].sort()).toEqual([0, 1]);
   });
 
+  it('--mask-kept-frames fixes the k of types 2 and 3; the draws (and so every later mask) stay the same', () => {
+    const probs = [0.2, 0, 0.4, 0.4, 0, 0, 0, 0, 0, 0];
+    const plain = new SeededRandom(21);
+    const kept = new SeededRandom(21);
+    const plane = 16 * 24;
+    const ks = new Set<number>();
+    for (let i = 0; i < 200; i++) {
+      const a = getRandomMask([9, 3, 16, 24], plain, probs);
+      const b = getRandomMask([9, 3, 16, 24], kept, probs, 1);
+      expect(b.type).toBe(a.type);
+      if (a.type === 0) expect(Array.from(b.data)).toEqual(Array.from(a.data));
+      if (a.type === 2 || a.type === 3) {
+        ks.add(a.data.indexOf(1) / plane);
+        // frame 0 kept, then generated; type 3 also keeps the last frame
+        const gen = Array.from({ length: 9 }, (_, t) => b.data.subarray(t * plane, (t + 1) * plane).every((v) => v === 1));
+        expect(gen).toEqual(Array.from({ length: 9 }, (_, t) => t >= 1 && (a.type === 2 || t < 8)));
+      }
+    }
+    expect([...ks].sort()).toEqual([1, 2, 3, 4]); // Fun's k varies where ours is fixed
+    expect(plain.npRand()).toBe(kept.npRand()); // the streams are still in step
+  });
+
   it('a draw-order difference fails naming the draw', () => {
     const rng = new InjectedRandom([{ src: 'np.choice', value: 2 }, { src: 'torch.randint', value: [3] }]);
     expect(() => getRandomMask([9, 3, 16, 16], rng)).toThrow(/draw #2 is torch.randint, but np.randint/);

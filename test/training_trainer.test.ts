@@ -102,6 +102,7 @@ describe('train on the demo model', () => {
     await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0.5, 0.5] })).rejects.toThrow(/--video-mask-probs: expected 10 probabilities .* got \[0.5, 0.5\] \(sum 1\)/);
     await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0, 0.6, 0.6, 0, 0, 0, 0, 0, 0, -0.2] })).rejects.toThrow(/--video-mask-probs: expected 10 probabilities ≥ 0/);
     await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0, 0.5, 0.4, 0, 0, 0, 0, 0, 0, 0] })).rejects.toThrow(/summing to 1, got .* \(sum 0.9\)/);
+    await expect(train({ model: DEMO, data: META, out, maskKeptFrames: 0 })).rejects.toThrow(/--mask-kept-frames must be an integer ≥ 1, got 0/);
     await expect(train({ model: DEMO, data: META, out, mode: 'full', memoryLimitBytes: 2 ** 20, ...small })).rejects.toThrow(/training needs about .* but this machine has 0.0 GiB .*: use .*--mode lora/);
     expect(fs.existsSync(path.join(out, 'train_log.jsonl'))).toBe(false);
   }, 120_000);
@@ -154,6 +155,9 @@ describe('train on the demo model', () => {
     expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--lr-scheduler', 'cosine'])?.lrScheduler).toBe('cosine');
     expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o'])?.videoMaskProbs).toBeUndefined(); // Fun's table
     expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--video-mask-probs', '0,0.4,0.4,0.2,0,0,0,0,0,0'])?.videoMaskProbs).toEqual([0, 0.4, 0.4, 0.2, 0, 0, 0, 0, 0, 0]);
+    expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o'])?.maskKeptFrames).toBeUndefined(); // Fun's random k
+    expect(parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--mask-kept-frames', '1'])?.maskKeptFrames).toBe(1);
+    expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--mask-kept-frames', '1.5'])).toThrow(/--mask-kept-frames takes an integer, got "1.5"/);
     expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--video-mask-probs', '0,x'])).toThrow(/--video-mask-probs \(type 1\) takes a number, got "x"/);
     // train.py offers piecewise_constant's name nowhere (and passes no step_rules)
     expect(() => parseTrainArgs(['--model', 'm', '--data', 'd', '--out', 'o', '--lr-scheduler', 'piecewise_constant'])).toThrow(/--lr-scheduler takes linear \| cosine \| cosine_with_restarts \| polynomial \| constant \| constant_with_warmup, got "piecewise_constant"/);

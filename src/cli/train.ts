@@ -34,6 +34,8 @@ masked videos that repeat: mask types 2 and 3) are computed once and cached in <
   --motion-sub-loss --motion-sub-loss-ratio R      --validation-prompts P [P…]  (sample/sample-STEP-I.gif)
   --video-mask-probs P0,…,P9       (ours; default Fun's 0.05,0.2,0.2,0.2,0.05,0.05,0.05,0.1,0.05,0.05: the inpaint
       mask types' probabilities, 1 = text to video, 2 = first frames kept, 3 = first and last kept)
+  --mask-kept-frames K             (ours; default Fun's random 1–4: the frames types 2 and 3 keep at the start / at
+      both ends; 1 = image to video and start + end images, where the caption alone says how the object moves)
   --validation-steps N             (2000)          --validation-epochs N        (5)
   --validation-inference-steps N   (50)            --tokenizer-max-length N     (the transformer's max_text_seq_length)
   --seed N                         (42)            --cache-dir DIR
@@ -81,6 +83,7 @@ const OPTIONS = {
   'motion-sub-loss': { type: 'boolean' },
   'motion-sub-loss-ratio': { type: 'string' },
   'video-mask-probs': { type: 'string' },
+  'mask-kept-frames': { type: 'string' },
   'validation-prompts': { type: 'string', multiple: true },
   'validation-steps': { type: 'string' },
   'validation-epochs': { type: 'string' },
@@ -172,6 +175,7 @@ export function parseTrainArgs(argv: readonly string[]): (Partial<TrainOptions> 
     motionSubLoss: !!v['motion-sub-loss'],
     motionSubLossRatio: num('motion-sub-loss-ratio', s('motion-sub-loss-ratio'), d.motionSubLossRatio),
     videoMaskProbs: s('video-mask-probs') === undefined ? undefined : s('video-mask-probs')!.split(',').map((x, i) => num(`video-mask-probs (type ${i})`, x.trim(), 0)),
+    maskKeptFrames: s('mask-kept-frames') === undefined ? undefined : num('mask-kept-frames', s('mask-kept-frames'), 0, true),
     validationPrompts: v['validation-prompts'] as string[] | undefined,
     validationSteps: num('validation-steps', s('validation-steps'), d.validationSteps, true),
     validationEpochs: num('validation-epochs', s('validation-epochs'), d.validationEpochs, true),

@@ -17,8 +17,16 @@ export interface RandomMask {
 
 const floorDiv = (a: number, b: number): number => Math.floor(a / b);
 
-/** get_random_mask((f, c, h, w)); `videoProbs` replaces the video mask-type probabilities (ours: --video-mask-probs). */
-export function getRandomMask(shape: readonly [number, number, number, number], rng: TrainingRandom, videoProbs: readonly number[] = VIDEO_MASK_PROBS): RandomMask {
+/**
+ * get_random_mask((f, c, h, w)); `videoProbs` replaces the video mask-type probabilities (ours: --video-mask-probs),
+ * `keptFrames` the k of types 2 and 3 (ours: --mask-kept-frames; k is still drawn, so the random stream is Fun's).
+ */
+export function getRandomMask(
+  shape: readonly [number, number, number, number],
+  rng: TrainingRandom,
+  videoProbs: readonly number[] = VIDEO_MASK_PROBS,
+  keptFrames?: number,
+): RandomMask {
   const [f, , h, w] = shape;
   const type = f !== 1 ? rng.npChoice(videoProbs) : rng.npChoice(IMAGE_MASK_PROBS);
   let mask = new Uint8Array(f * h * w);
@@ -47,12 +55,14 @@ export function getRandomMask(shape: readonly [number, number, number, number], 
       mask.fill(1);
       break;
     case 2: {
-      const k = rng.npRandint(1, 5);
+      const k = keptFrames ?? rng.npRandint(1, 5);
+      if (keptFrames !== undefined) rng.npRandint(1, 5);
       fill(k, f, 0, h, 0, w);
       break;
     }
     case 3: {
-      const k = rng.npRandint(1, 5);
+      const k = keptFrames ?? rng.npRandint(1, 5);
+      if (keptFrames !== undefined) rng.npRandint(1, 5);
       fill(k, stop(-k), 0, h, 0, w);
       break;
     }

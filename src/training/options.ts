@@ -61,6 +61,9 @@ export interface TrainOptions {
   /** ours (not in train.py): the probabilities of get_random_mask's video mask types 0..9 (default Fun's,
    * VIDEO_MASK_PROBS: 1 = text to video, 2 = first frames kept, 3 = first and last kept); image masks keep Fun's */
   videoMaskProbs?: number[];
+  /** ours: the k of mask types 2 and 3 (frames kept at the start, and at the end for 3) instead of get_random_mask's
+   * np.random.randint(1, 5); the draw is still made, so every other draw stays Fun's */
+  maskKeptFrames?: number;
   validationPrompts?: string[];
   validationSteps: number;
   /** train.py --validation_epochs: also validate after every epoch whose index is a multiple of this */

@@ -65,6 +65,9 @@ function check(o: TrainOptions): void {
       throw new Error(`--video-mask-probs: expected 10 probabilities ≥ 0 (mask types 0..9) summing to 1, got [${p.join(', ')}] (sum ${sum})`);
     }
   }
+  if (o.maskKeptFrames !== undefined && !(Number.isInteger(o.maskKeptFrames) && o.maskKeptFrames >= 1)) {
+    throw new Error(`--mask-kept-frames must be an integer ≥ 1, got ${o.maskKeptFrames}`);
+  }
   pos('validationSteps', o.validationSteps);
   pos('validationEpochs', o.validationEpochs);
   pos('validationInferenceSteps', o.validationInferenceSteps);
@@ -407,7 +410,7 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     // collate_fn draws each mask on the example's full-length clip (all frames the dataset sampled, before the 4k+1
     // cut), then cuts it to the batch's frames (train.py:1149-1159)
     const maskFrames = adapted?.maskFrames ?? samples.map((s) => raw[s.index]!.frames);
-    const drawn = o.trainMode === 'inpaint' ? samples.map((_, j) => getRandomMask([maskFrames[j]!, 3, H, W], stepRng, o.videoMaskProbs)) : [];
+    const drawn = o.trainMode === 'inpaint' ? samples.map((_, j) => getRandomMask([maskFrames[j]!, 3, H, W], stepRng, o.videoMaskProbs, o.maskKeptFrames)) : [];
     let masks = drawn.map((m) => m.data.slice(0, F * H * W));
     // masks that repeat on a clip whose pixels are fixed (no --random-hw-adapt): types 2 and 3 keep the first (and
     // last) k ≤ 4 frames, so their masked video is one of a few per clip; its encoding goes to the disk cache
