@@ -71,6 +71,23 @@ describe('train on the demo model', () => {
     expect(fs.readdirSync(path.join(cacheDir, 'vae')).length).toBe(written); // every masked video was a hit
     expect(fs.readdirSync(path.join(cacheDir, 'vae')).map((f) => fs.statSync(path.join(cacheDir, 'vae', f)).mtimeMs)).toEqual(mtimes);
     expect(losses(path.join(tmp, 'masked-2'))).toEqual(losses(path.join(tmp, 'masked-1')));
+    // a checkpoint that adds reference noise to the masked video before encoding it (add_noise_in_inpaint_model, as
+    // the bundled demo model): no two masked videos are the same pixels, so none is written to the cache
+    const noisy = path.join(tmp, 'noisy-model');
+    fs.mkdirSync(path.join(noisy, 'transformer'), { recursive: true });
+    for (const c of ['vae', 'text_encoder', 'tokenizer', 'scheduler', 'model_index.json']) fs.symlinkSync(path.join(DEMO, c), path.join(noisy, c));
+    for (const f of fs.readdirSync(path.join(DEMO, 'transformer')).filter((f) => f !== 'config.json')) {
+      fs.symlinkSync(path.join(DEMO, 'transformer', f), path.join(noisy, 'transformer', f));
+    }
+    const cfg = JSON.parse(fs.readFileSync(path.join(DEMO, 'transformer', 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(cfg.add_noise_in_inpaint_model).toBe(false);
+    fs.writeFileSync(path.join(noisy, 'transformer', 'config.json'), JSON.stringify({ ...cfg, add_noise_in_inpaint_model: true }));
+    const noisyCache = path.join(tmp, 'noisy-cache');
+    await train({ ...opts, model: noisy, cacheDir: noisyCache, videoMaskProbs: [0, 1, 0, 0, 0, 0, 0, 0, 0, 0], out: path.join(tmp, 'noisy-0') });
+    const noisyClean = fs.readdirSync(path.join(noisyCache, 'vae')).length;
+    await train({ ...opts, model: noisy, cacheDir: noisyCache, out: path.join(tmp, 'noisy-1') });
+    expect(losses(path.join(tmp, 'noisy-1')).length).toBe(3);
+    expect(fs.readdirSync(path.join(noisyCache, 'vae')).length).toBe(noisyClean);
   }, 300_000);
 
   it('full fine-tune: writes checkpoint-N/transformer in diffusers layout', async () => {
@@ -103,6 +120,10 @@ describe('train on the demo model', () => {
     await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0, 0.6, 0.6, 0, 0, 0, 0, 0, 0, -0.2] })).rejects.toThrow(/--video-mask-probs: expected 10 probabilities ≥ 0/);
     await expect(train({ model: DEMO, data: META, out, videoMaskProbs: [0, 0.5, 0.4, 0, 0, 0, 0, 0, 0, 0] })).rejects.toThrow(/summing to 1, got .* \(sum 0.9\)/);
     await expect(train({ model: DEMO, data: META, out, maskKeptFrames: 0 })).rejects.toThrow(/--mask-kept-frames must be an integer ≥ 1, got 0/);
+    await expect(train({ model: DEMO, data: META, out, ...small, maskKeptFrames: 9, videoMaskProbs: [0, 0, 1, 0, 0, 0, 0, 0, 0, 0] })).rejects.toThrow(/--mask-kept-frames 9 must be less than --video-sample-n-frames 9: mask type 2 would keep every frame/);
+    await expect(train({ model: DEMO, data: META, out, ...small, maskKeptFrames: 5 })).rejects.toThrow(/--mask-kept-frames 5: mask type 3 keeps the first and last 5 frames, so 2 × 5 must be less than --video-sample-n-frames 9/);
+    await expect(train({ model: DEMO, data: META, out, maskKeptFrames: 1, videoMaskProbs: [0, 1, 0, 0, 0, 0, 0, 0, 0, 0] })).rejects.toThrow(/--mask-kept-frames 1 has no effect: --video-mask-probs gives mask types 2 and 3 probability 0/);
+    await expect(train({ model: DEMO, data: META, out, maskKeptFrames: 1, trainMode: 'normal' })).rejects.toThrow(/--mask-kept-frames applies to --train-mode inpaint .* got --train-mode normal/);
     await expect(train({ model: DEMO, data: META, out, mode: 'full', memoryLimitBytes: 2 ** 20, ...small })).rejects.toThrow(/training needs about .* but this machine has 0.0 GiB .*: use .*--mode lora/);
     expect(fs.existsSync(path.join(out, 'train_log.jsonl'))).toBe(false);
   }, 120_000);

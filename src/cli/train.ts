@@ -10,7 +10,7 @@ export const TRAIN_USAGE = `Usage: cogvideox-fun train --model DIR --data META.j
 
 Fine-tunes a CogVideoX(-Fun) transformer as CogVideoX-Fun's scripts/train.py (--mode full) or train_lora.py
 (--mode lora) do. The metadata lists {file_path, text, type: video|image}; T5 embeddings and VAE latents (and the
-masked videos that repeat: mask types 2 and 3) are computed once and cached in <out>/cache (or --cache-dir).
+masked videos that repeat: mask types 2 and 3, without add_noise_in_inpaint_model) are computed once and cached in <out>/cache (or --cache-dir).
 
   --mode full|lora                 (lora)          --train-mode inpaint|normal  (inpaint)
   --rank N                         (128)           --network-alpha A            (64)

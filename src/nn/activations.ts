@@ -25,11 +25,13 @@ const geluTanhWithGrad = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) =>
   save([x, s]);
   return {
     value: tf.mul(x, s),
-    gradFunc: (dy: tf.Tensor, [x0, s0]: tf.Tensor[]) => {
-      const du = tf.add(tf.mul(tf.square(x0!), 3 * GELU_B), GELU_A);
-      const ds = tf.mul(tf.mul(s0!, tf.sub(1, s0!)), tf.mul(x0!, du));
-      return [tf.mul(dy, tf.add(s0!, ds))];
-    },
+    // in a tidy: tfjs calls a custom gradient outside any per-node one (see layerNormWithGrad, norm.ts)
+    gradFunc: (dy: tf.Tensor, [x0, s0]: tf.Tensor[]) =>
+      tf.tidy(() => {
+        const du = tf.add(tf.mul(tf.square(x0!), 3 * GELU_B), GELU_A);
+        const ds = tf.mul(tf.mul(s0!, tf.sub(1, s0!)), tf.mul(x0!, du));
+        return [tf.mul(dy, tf.add(s0!, ds))];
+      }),
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
 

@@ -45,17 +45,20 @@ function layerNormWithGrad(eps: number, hasWeight: boolean, hasBias: boolean): (
       save(weight ? [xhat, rstd, weight] : [xhat, rstd]);
       return {
         value: y,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xh, r, w] = saved as [tf.Tensor, tf.Tensor, tf.Tensor | undefined];
-          const D = xh.shape[xh.rank - 1]!;
-          const g = w ? tf.mul(dy, w) : dy;
-          const dx = tf.mul(tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(xh, tf.mean(tf.mul(g, xh), -1, true))), r);
-          const rows = (t: tf.Tensor) => tf.reshape(t, [-1, D]);
-          const grads = [dx];
-          if (hasWeight) grads.push(tf.sum(rows(tf.mul(dy, xh)), 0));
-          if (hasBias) grads.push(tf.sum(rows(dy), 0));
-          return grads;
-        },
+        // tfjs calls a custom gradient outside any per-node tidy: without this one its intermediates would live
+        // until the whole backward pass ends
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          tf.tidy(() => {
+            const [xh, r, w] = saved as [tf.Tensor, tf.Tensor, tf.Tensor | undefined];
+            const D = xh.shape[xh.rank - 1]!;
+            const g = w ? tf.mul(dy, w) : dy;
+            const dx = tf.mul(tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(xh, tf.mean(tf.mul(g, xh), -1, true))), r);
+            const rows = (t: tf.Tensor) => tf.reshape(t, [-1, D]);
+            const grads = [dx];
+            if (hasWeight) grads.push(tf.sum(rows(tf.mul(dy, xh)), 0));
+            if (hasBias) grads.push(tf.sum(rows(dy), 0));
+            return grads;
+          }),
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...inputs: tf.Tensor[]) => tf.Tensor;
     withGrad.set(key, f);

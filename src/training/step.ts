@@ -139,9 +139,9 @@ export function maskedVideoMoments(
   rows.forEach((b, k) => gathered.set(pixels.subarray(b * per, (b + 1) * per), k * per));
   const sub = rows.length ? encode(gathered, [rows.length, ...shape.slice(1)]) : null;
   const row = (b: number) => stored!.moments(pixels.subarray(b * per, (b + 1) * per), [1, ...shape.slice(1)]);
-  const fromStore = new Map(kept.flatMap((s, b) => (s ? [[b, row(b)] as const] : [])));
   const key = shape.slice(1).join('x');
   try {
+    const fromStore = new Map(kept.flatMap((s, b) => (s ? [[b, row(b)] as const] : [])));
     // the blank encoding is needed by a full row with flag 1, and for its output shape when every row is full
     const needBlank = full.some((f, b) => f && flags[b] !== 0) || (!sub && fromStore.size === 0);
     if (needBlank && !blank.has(key)) blank.set(key, tf.keep(encode(new Float32Array(per).fill(-1), [1, ...shape.slice(1)])));

@@ -24,7 +24,7 @@ import { loraTargets, LoraNetwork } from './lora.js';
 import { saveLora, type LoraFormat } from './lora_file.js';
 import { yieldToEventLoop } from '../pipelines/common.js';
 import { checkLrSchedule, groupLrs, type LrSchedule } from './lr_schedule.js';
-import { getRandomMask, maskPixelValues } from './masks.js';
+import { getRandomMask, maskPixelValues, VIDEO_MASK_PROBS } from './masks.js';
 import { AdamW, type ParamGroup } from './optimizer.js';
 import { SeededRandom } from './random.js';
 import { bucketPixels, cacheKey, componentId, decodeSample, DiskCache, encodeMoments, loadPixels, trainingEncodeOptions, type DecodedSample, type PreparedSample } from './samples.js';
@@ -67,6 +67,17 @@ function check(o: TrainOptions): void {
   }
   if (o.maskKeptFrames !== undefined && !(Number.isInteger(o.maskKeptFrames) && o.maskKeptFrames >= 1)) {
     throw new Error(`--mask-kept-frames must be an integer ≥ 1, got ${o.maskKeptFrames}`);
+  }
+  if (o.maskKeptFrames !== undefined) {
+    // k only enters mask types 2 (first k frames kept) and 3 (first and last k): a k that keeps every frame would
+    // hand the model its own target as conditioning, and one that no drawn type uses would silently do nothing
+    const k = o.maskKeptFrames;
+    const p = o.videoMaskProbs ?? VIDEO_MASK_PROBS;
+    const n = o.videoSampleNFrames;
+    if (o.trainMode !== 'inpaint') throw new Error(`--mask-kept-frames applies to --train-mode inpaint (mask types 2 and 3), got --train-mode ${o.trainMode}`);
+    if (!(p[2]! > 0) && !(p[3]! > 0)) throw new Error(`--mask-kept-frames ${k} has no effect: --video-mask-probs gives mask types 2 and 3 probability 0`);
+    if (p[2]! > 0 && k >= n) throw new Error(`--mask-kept-frames ${k} must be less than --video-sample-n-frames ${n}: mask type 2 would keep every frame`);
+    if (p[3]! > 0 && 2 * k >= n) throw new Error(`--mask-kept-frames ${k}: mask type 3 keeps the first and last ${k} frames, so 2 × ${k} must be less than --video-sample-n-frames ${n}`);
   }
   pos('validationSteps', o.validationSteps);
   pos('validationEpochs', o.validationEpochs);
@@ -413,8 +424,10 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     const drawn = o.trainMode === 'inpaint' ? samples.map((_, j) => getRandomMask([maskFrames[j]!, 3, H, W], stepRng, o.videoMaskProbs, o.maskKeptFrames)) : [];
     let masks = drawn.map((m) => m.data.slice(0, F * H * W));
     // masks that repeat on a clip whose pixels are fixed (no --random-hw-adapt): types 2 and 3 keep the first (and
-    // last) k ≤ 4 frames, so their masked video is one of a few per clip; its encoding goes to the disk cache
-    let repeats = drawn.map((m) => !adapted && (m.type === 2 || m.type === 3));
+    // last) k ≤ 4 frames, so their masked video is one of a few per clip; its encoding goes to the disk cache —
+    // unless the checkpoint adds reference noise to the masked video before encoding it (add_noise_in_inpaint_model,
+    // train.py's add_noise_to_reference_video): then no two are the same pixels, and a cache entry would never be read
+    let repeats = drawn.map((m) => !adapted && !tcfg.add_noise_in_inpaint_model && (m.type === 2 || m.type === 3));
     // --training-with-video-token-length (train.py:1339-1365): a batch short in tokens is tiled ×2 / ×4 in torch.tile
     // order; the copies share pixels, masks and captions, and get their own VAE samples, noise and timesteps
     const k = o.trainingWithVideoTokenLength ? tokenTiling(o.videoSampleNFrames, o.tokenSampleSize, F * H * W) : 1;
