@@ -65,13 +65,11 @@ function check(o: TrainOptions): void {
       throw new Error(`--video-mask-probs: expected 10 probabilities ≥ 0 (mask types 0..9) summing to 1, got [${p.join(', ')}] (sum ${sum})`);
     }
   }
-  if (o.maskKeptFrames !== undefined && !(Number.isInteger(o.maskKeptFrames) && o.maskKeptFrames >= 1)) {
-    throw new Error(`--mask-kept-frames must be an integer ≥ 1, got ${o.maskKeptFrames}`);
-  }
   if (o.maskKeptFrames !== undefined) {
     // k only enters mask types 2 (first k frames kept) and 3 (first and last k): a k that keeps every frame would
     // hand the model its own target as conditioning, and one that no drawn type uses would silently do nothing
     const k = o.maskKeptFrames;
+    if (!(Number.isInteger(k) && k >= 1)) throw new Error(`--mask-kept-frames must be an integer ≥ 1, got ${k}`);
     const p = o.videoMaskProbs ?? VIDEO_MASK_PROBS;
     const n = o.videoSampleNFrames;
     if (o.trainMode !== 'inpaint') throw new Error(`--mask-kept-frames applies to --train-mode inpaint (mask types 2 and 3), got --train-mode ${o.trainMode}`);
