@@ -22,6 +22,7 @@ import { FUN_NEGATIVE_PROMPT } from '../src/cli/generate.js';
 import { cliDefaultSampler, inspectModelFolder } from '../src/cli/model_folder.js';
 import {
   COLORS,
+  DIRECTIONS,
   HELD_OUT,
   allCombos,
   canonicalCaption,
@@ -36,6 +37,7 @@ import {
   scoreV2V,
   summarize,
   type Combo,
+  type Direction,
   type Mode,
   type Scored,
 } from '../src/data/index.js';
@@ -99,11 +101,37 @@ function strip(video: Video, every = 2): { width: number; height: number; channe
   return { width: W, height: video.height, channels: 3, data };
 }
 
+/**
+ * Which direction the analyzer read for each prompted one, per mode (both splits), and the median speed of the
+ * object's centroid in px per frame beside that of the bench's own clips for the same prompts and seeds (those i2v and
+ * start + end start from; rendered at --frames, so at 17 frames 1.5× the speed of the training clips, whose travel
+ * spreads over 25) — a model that has not learned motion draws objects that stay (slow, any way).
+ */
+function directionTable(results: readonly (Scored & { direction: Direction; worldSpeed: number })[]): string {
+  const read = [...DIRECTIONS, 'none', 'no object'] as const;
+  const lines = ['', `| mode | prompted | ${read.join(' | ')} | median speed (px/frame) | bench clips' |`, `|---|---|${read.map(() => '---|').join('')}---|---|`];
+  for (const mode of MODES) {
+    const rs = results.filter((r) => r.mode === mode);
+    if (!rs.length || mode === 'v2v') continue; // v2v keeps the source's path; its direction is not asked
+    for (const d of DIRECTIONS) {
+      const ds = rs.filter((r) => r.direction === d);
+      if (!ds.length) continue;
+      const counts = read.map((x) => ds.filter((r) => (r.analysis.direction ?? 'no object') === x).length);
+      const speeds = ds.flatMap((r) => (r.analysis.velocity ? [Math.hypot(...r.analysis.velocity)] : [])).sort((a, b) => a - b);
+      const med = speeds.length ? speeds[Math.floor(speeds.length / 2)]!.toFixed(2) : '–';
+      const world = ds.map((r) => r.worldSpeed).sort((a, b) => a - b)[Math.floor(ds.length / 2)]!;
+      lines.push(`| ${mode} | ${d} (${ds.length}) | ${counts.join(' | ')} | ${med} | ${world.toFixed(2)} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
   const backend = await setBackend(args.backend);
   console.log(`backend: ${describeBackend()}; model ${args.model}; ${os.cpus()[0]?.model ?? '?'}; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}`);
   const pipe = await CogVideoXFunPipeline.fromPretrained(args.model!, { sampler });
-  const results: Scored[] = [];
+  // each result keeps its prompt and seed, so a --json file can be broken down (e.g. which direction was drawn for which)
+  const results: (Scored & { prompt: string; seed: number; direction: Direction; worldSpeed: number })[] = [];
   const t0 = Date.now();
   const base = { height: size.height, width: size.width, numFrames: size.frames, numInferenceSteps: steps, guidanceScale: guidance, negativePrompt, onWarning: () => {} };
   let k = 0;
@@ -136,7 +164,7 @@ async function main(): Promise<void> {
             .videos![0]!;
           scored = scoreV2V(video, { frames: src, width: size.width, height: size.height }, combo, held);
         }
-        results.push(scored);
+        results.push({ ...scored, prompt: canonicalCaption(combo), seed, direction: combo.direction, worldSpeed: clip.speed });
         if (args.strip && s === 0 && results.length <= 8 * modes.length) {
           fs.mkdirSync(args.strip, { recursive: true });
           await writePng(strip(video), path.join(args.strip, `${mode}_${canonicalCaption(combo).replaceAll(' ', '_')}.png`));
@@ -151,6 +179,7 @@ async function main(): Promise<void> {
   console.log(`\n${results.length} generations, ${steps} steps of ${sampler}, guidance ${guidance}, ${neg}, ${size.frames}×${size.height}×${size.width}, ` +
     `${((Date.now() - t0) / 1000 / results.length).toFixed(1)} s each on ${backend}; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}\n`);
   console.log(formatTable(rows));
+  console.log(directionTable(results));
   if (args.json) fs.writeFileSync(args.json, JSON.stringify({ args, rows, results: results.map(({ analysis, ...r }) => ({ ...r, analysis: { ...analysis, objects: undefined } })) }, null, 1));
   pipe.dispose();
   shutdownBackend();

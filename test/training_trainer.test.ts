@@ -36,6 +36,12 @@ describe('train on the demo model', () => {
     expect(r.outputs.map((f) => path.basename(f))).toEqual(['checkpoint-2.safetensors', 'checkpoint-4.safetensors']);
     const full = losses(a);
     expect(full.length).toBe(4);
+    // each line also says how large the gradient was before clipping and the bound it was clipped to
+    for (const l of fs.readFileSync(path.join(a, 'train_log.jsonl'), 'utf8').trim().split('\n').map((x) => JSON.parse(x) as { gradNorm: number; maxGradNorm: number })) {
+      expect(l.gradNorm).toBeGreaterThan(0);
+      expect(Number.isFinite(l.gradNorm)).toBe(true);
+      expect(l.maxGradNorm).toBe(1);
+    }
     // interrupted at 2, resumed: same losses
     const b = path.join(tmp, 'b');
     await train({ model: DEMO, data: META, out: b, maxTrainSteps: 2, checkpointingSteps: 2, cacheDir: path.join(a, 'cache'), ...small });

@@ -333,13 +333,13 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
         // --random-hw-adapt: collate_fn sizes the batch from the clips as the dataset hands them over, so they are
         // decoded again (the same frames; no draw)
         const decoded = o.randomHwAdapt ? await Promise.all(b.map((i) => decodeSample(samples[i]!, sampleOpts, raw[i]!.indices ?? []))) : null;
-        const { loss, shape, seconds } = runStep(b.map((i) => prepared[i]!), decoded);
+        const { loss, shape, seconds, gradNorm, maxGradNorm } = runStep(b.map((i) => prepared[i]!), decoded);
         state.step += 1;
         const lr = groupLrs(lrSchedule(o), state.step - 1, [o.learningRate])[0]!;
         smoothed = smoothed === null ? loss : 0.9 * smoothed + 0.1 * loss;
         const secPerStep = (Date.now() - t0) / 1000 / (state.step - startStep);
         const progress: TrainProgress = { step: state.step, maxSteps: o.maxTrainSteps, loss, smoothedLoss: smoothed, lr, secPerStep, etaSec: secPerStep * (o.maxTrainSteps - state.step) };
-        log({ ...progress, stepSec: (Date.now() - started) / 1000, seconds, samples: b, shape });
+        log({ ...progress, gradNorm, maxGradNorm, stepSec: (Date.now() - started) / 1000, seconds, samples: b, shape });
         o.onProgress?.(progress);
         if (state.step % o.checkpointingSteps === 0 || state.step === o.maxTrainSteps) say(`checkpoint: ${writeOutputs()}`);
         // train.py:1681-1701 (after the checkpoint of the same step)
@@ -409,7 +409,10 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
   }
 
   /** One step; `seconds` says where its time went (inputs + VAE encoding of the masked video, forward + backward, clip + AdamW + EMA). */
-  function runStep(batchIn: PreparedSample[], decoded: DecodedSample[] | null): { loss: number; shape: number[]; seconds: { prepare: number; forwardBackward: number; optimizer: number } } {
+  function runStep(
+    batchIn: PreparedSample[],
+    decoded: DecodedSample[] | null,
+  ): { loss: number; shape: number[]; gradNorm: number; maxGradNorm: number; seconds: { prepare: number; forwardBackward: number; optimizer: number } } {
     const t0 = performance.now();
     // text dropout (ds.py:300-313: random.random() < text_drop_ratio → "") then the masks, per sample
     let texts = batchIn.map((s) => (stepRng.pyRandom() < o.textDropRatio ? '' : s.text));
@@ -486,12 +489,13 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
         abnormalNormClipStart: o.abnormalNormClipStart,
       }).actual;
     }
-    clipGradNorm(r.grads, maxNorm);
+    // the norm before clipping and the bound it was clipped to (train.py's adaptive bound in full mode), for the log
+    const { total: gradNorm } = clipGradNorm(r.grads, maxNorm);
     opt.step(host, r.grads, groupLrs(lrSchedule(o), state.step, groups.map((g) => g.lr)));
     ema?.step(host);
     // the batch as trained: B (after token tiling), F, H, W of the pixels
     const sec = (a: number, b: number) => Math.round(b - a) / 1000;
-    return { loss: r.loss, shape: [B, F, H, W], seconds: { prepare: sec(t0, t1), forwardBackward: sec(t1, t2), optimizer: sec(t2, performance.now()) } };
+    return { loss: r.loss, shape: [B, F, H, W], gradNorm, maxGradNorm: maxNorm, seconds: { prepare: sec(t0, t1), forwardBackward: sec(t1, t2), optimizer: sec(t2, performance.now()) } };
   }
 }
 
