@@ -106,11 +106,12 @@ const FUN_DEFAULT = { height: 384, width: 672, frames: 49 };
 
 /**
  * What `generate` makes when not told: Fun models the predict scripts' 384×672 × 49 frames, THUDM models (and the
- * tiny demo) their own training size and length; never more frames than the model takes.
+ * tiny demo) their own training size and length; never more frames than the model takes. (The demo's length is its
+ * config's sample_frames: a RoPE transformer has no position table to cap the frames at its training length.)
  */
 export function defaultRequest(f: ModelFolder, demo = false): { height: number; width: number; frames: number } {
   const own = demo || !isFunKind(f.kind);
-  const frames = Math.min(own && !demo ? f.transformer.sample_frames : FUN_DEFAULT.frames, f.maxFrames);
+  const frames = Math.min(own ? f.transformer.sample_frames : FUN_DEFAULT.frames, f.maxFrames);
   return {
     height: own ? f.sampleHeight : FUN_DEFAULT.height,
     width: own ? f.sampleWidth : FUN_DEFAULT.width,
