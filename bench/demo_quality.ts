@@ -29,6 +29,7 @@ import {
   clipRng,
   formatTable,
   isHeldOut,
+  median,
   placeClip,
   renderClip,
   scoreI2V,
@@ -107,7 +108,10 @@ function strip(video: Video, every = 2): { width: number; height: number; channe
  * start + end start from; rendered at --frames, so at 17 frames 1.5× the speed of the training clips, whose travel
  * spreads over 25) — a model that has not learned motion draws objects that stay (slow, any way).
  */
-function directionTable(results: readonly (Scored & { direction: Direction; worldSpeed: number })[]): string {
+/** A bench result with what it was asked (--json keeps it, so a file can be broken down by prompt). */
+type Result = Scored & { prompt: string; seed: number; direction: Direction; worldSpeed: number };
+
+function directionTable(results: readonly Result[]): string {
   const read = [...DIRECTIONS, 'none', 'no object'] as const;
   const lines = ['', `| mode | prompted | ${read.join(' | ')} | median speed (px/frame) | bench clips' |`, `|---|---|${read.map(() => '---|').join('')}---|---|`];
   for (const mode of MODES) {
@@ -117,10 +121,9 @@ function directionTable(results: readonly (Scored & { direction: Direction; worl
       const ds = rs.filter((r) => r.direction === d);
       if (!ds.length) continue;
       const counts = read.map((x) => ds.filter((r) => (r.analysis.direction ?? 'no object') === x).length);
-      const speeds = ds.flatMap((r) => (r.analysis.velocity ? [Math.hypot(...r.analysis.velocity)] : [])).sort((a, b) => a - b);
-      const med = speeds.length ? speeds[Math.floor(speeds.length / 2)]!.toFixed(2) : '–';
-      const world = ds.map((r) => r.worldSpeed).sort((a, b) => a - b)[Math.floor(ds.length / 2)]!;
-      lines.push(`| ${mode} | ${d} (${ds.length}) | ${counts.join(' | ')} | ${med} | ${world.toFixed(2)} |`);
+      const speeds = ds.flatMap((r) => (r.analysis.velocity ? [Math.hypot(...r.analysis.velocity)] : []));
+      const med = speeds.length ? median(speeds).toFixed(2) : '–';
+      lines.push(`| ${mode} | ${d} (${ds.length}) | ${counts.join(' | ')} | ${med} | ${median(ds.map((r) => r.worldSpeed)).toFixed(2)} |`);
     }
   }
   return lines.join('\n');
@@ -130,8 +133,7 @@ async function main(): Promise<void> {
   const backend = await setBackend(args.backend);
   console.log(`backend: ${describeBackend()}; model ${args.model}; ${os.cpus()[0]?.model ?? '?'}; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}`);
   const pipe = await CogVideoXFunPipeline.fromPretrained(args.model!, { sampler });
-  // each result keeps its prompt and seed, so a --json file can be broken down (e.g. which direction was drawn for which)
-  const results: (Scored & { prompt: string; seed: number; direction: Direction; worldSpeed: number })[] = [];
+  const results: Result[] = [];
   const t0 = Date.now();
   const base = { height: size.height, width: size.width, numFrames: size.frames, numInferenceSteps: steps, guidanceScale: guidance, negativePrompt, onWarning: () => {} };
   let k = 0;

@@ -80,7 +80,8 @@ function nearest<K extends string>(names: readonly K[], table: Record<K, Rgb>, r
   return best;
 }
 
-function median(values: number[]): number {
+/** The median (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;

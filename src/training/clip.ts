@@ -52,9 +52,11 @@ export function adaptiveMaxNorm(total: number, globalStep: number, o: AdaptiveCl
   return { threshold, actual: threshold };
 }
 
-/** clip_grad_norm_ in place; returns the total norm before clipping and the coefficient applied. */
-export function clipGradNorm(grads: Grads, maxNorm: number): { total: number; coef: number } {
-  const total = totalNorm(grads);
+/**
+ * clip_grad_norm_ in place; returns the total norm before clipping and the coefficient applied. `total` is that norm
+ * if the caller has it already (train.py's adaptive bound needs it first; torch recomputes the same value).
+ */
+export function clipGradNorm(grads: Grads, maxNorm: number, total = totalNorm(grads)): { total: number; coef: number } {
   const coef = Math.min(f32(f32(maxNorm) / f32(total + f32(1e-6))), 1);
   for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] = f32(g[i]! * coef);
   return { total, coef };

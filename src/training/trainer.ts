@@ -481,16 +481,17 @@ export async function train(opts: Partial<TrainOptions> & Pick<TrainOptions, 'mo
     disposePrepared(p);
     tf.dispose([moments, prompt]);
     const t2 = performance.now();
+    // the norm before clipping (for the bound, the clip and the log: computed once) and the bound it is clipped to
+    const gradNorm = totalNorm(r.grads);
     let maxNorm = o.maxGradNorm;
     if (o.mode === 'full') {
-      maxNorm = adaptiveMaxNorm(totalNorm(r.grads), state.step, {
+      maxNorm = adaptiveMaxNorm(gradNorm, state.step, {
         maxGradNorm: o.maxGradNorm,
         initialGradNormRatio: o.initialGradNormRatio,
         abnormalNormClipStart: o.abnormalNormClipStart,
       }).actual;
     }
-    // the norm before clipping and the bound it was clipped to (train.py's adaptive bound in full mode), for the log
-    const { total: gradNorm } = clipGradNorm(r.grads, maxNorm);
+    clipGradNorm(r.grads, maxNorm, gradNorm);
     opt.step(host, r.grads, groupLrs(lrSchedule(o), state.step, groups.map((g) => g.lr)));
     ema?.step(host);
     // the batch as trained: B (after token tiling), F, H, W of the pixels
