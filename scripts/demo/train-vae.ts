@@ -12,7 +12,7 @@
 //       [--object-weight 0] [--mean-steps 0] [--object-crops 0.8] [--weight-decay 1e-2] [--save-minutes 5]
 //       [--max-minutes M] [--seed 0] [--backend tensorflow|wasm] [--freeze-encoder] [--image-every K --image-batch 8]
 //       [--max-grad-norm 0] [--edge-weight 0] [--lr-final LR --decay-from STEP]
-//   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --export DEST [--bf16]
+//   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --export DEST [--bf16] [--keep-scaling-factor]
 //   npx tsx scripts/demo/train-vae.ts --model DIR --data WORLD --out RUN --eval N     (reconstruction PSNR, analyzer)
 // DIR holds the initial vae/ (scripts/demo/init_model.py); WORLD is a make-world folder (its world.json: clips are
 // rendered from their specs, the frames the MP4s hold before H.264). Batches are drawn from (seed, step), so a resumed
@@ -27,7 +27,8 @@
 // the transformer can be trained on the encoder's latents while the decoder goes on improving (on one machine: a
 // fresh one resumes from the F16 copy in the repository, which rounds the encoder's weights once).
 // --export writes DEST/config.json + diffusion_pytorch_model.safetensors from `latest`, with scaling_factor set to
-// 1 / std of posterior samples over 32 world clips (the convention of the released VAEs).
+// 1 / std of posterior samples over 32 world clips (the convention of the released VAEs); --keep-scaling-factor keeps
+// DIR's instead (a decoder trained with --freeze-encoder under a transformer already trained on DIR's scaled latents).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -73,6 +74,7 @@ const { values: a } = parseArgs({
     bf16: { type: 'boolean', default: false },
     strip: { type: 'string' },
     'freeze-encoder': { type: 'boolean', default: false },
+    'keep-scaling-factor': { type: 'boolean', default: false },
     'image-every': { type: 'string', default: '0' },
     'image-batch': { type: 'string', default: '8' },
   },
@@ -333,7 +335,7 @@ async function exportVae(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Var
   }
   const std = Math.sqrt(s2 / count - (s / count) ** 2);
   const config = JSON.parse(fs.readFileSync(path.join(modelDir, 'vae', 'config.json'), 'utf8')) as Record<string, unknown>;
-  config.scaling_factor = Number((1 / std).toPrecision(8));
+  if (!a['keep-scaling-factor']) config.scaling_factor = Number((1 / std).toPrecision(8));
   const tensors: Record<string, TensorToWrite> = {};
   for (const [name, p] of params) tensors[name] = { dtype: a.bf16 ? 'BF16' : 'F32', shape: p.shape, data: p.dataSync() as Float32Array };
   fs.mkdirSync(dest, { recursive: true });
@@ -341,7 +343,8 @@ async function exportVae(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Var
   const tmp = path.join(dest, `.config.json.${process.pid}.tmp`);
   fs.writeFileSync(tmp, JSON.stringify(config, null, 2) + '\n');
   fs.renameSync(tmp, path.join(dest, 'config.json'));
-  console.log(`exported ${dest}: latent std ${std.toFixed(4)} over ${n} clips → scaling_factor ${config.scaling_factor}`);
+  const kept = a['keep-scaling-factor'] ? ` (kept from ${modelDir}/vae)` : '';
+  console.log(`exported ${dest}: latent std ${std.toFixed(4)} over ${n} clips; scaling_factor ${String(config.scaling_factor)}${kept}`);
 }
 
 async function main(): Promise<void> {
@@ -376,6 +379,7 @@ async function main(): Promise<void> {
     console.log(`resumed ${latest} at step ${state.step}`);
   }
   if (a.strip && !a.eval) throw new Error('--strip FILE goes with --eval N (it draws the evaluated clips)');
+  if (a['keep-scaling-factor'] && !a.export) throw new Error('--keep-scaling-factor goes with --export DEST');
   if (a.eval) {
     await evaluate(vae, params, specs, posInt('eval', a.eval), a.strip);
     return;
