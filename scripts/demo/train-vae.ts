@@ -352,6 +352,8 @@ async function main(): Promise<void> {
   const runDir = need('out');
   const specs = loadWorld(need('data'));
   const o = readOptions();
+  if (a.strip && !a.eval) throw new Error('--strip FILE goes with --eval N (it draws the evaluated clips)');
+  if (a['keep-scaling-factor'] && !a.export) throw new Error('--keep-scaling-factor goes with --export DEST');
   const saveMs = nonNeg('save-minutes', a['save-minutes']) * 60_000;
   const maxMs = a['max-minutes'] !== undefined ? nonNeg('max-minutes', a['max-minutes']) * 60_000 : Infinity;
   if (!fs.existsSync(path.join(modelDir, 'vae', 'config.json'))) throw new Error(`--model ${modelDir}: no vae/config.json`);
@@ -378,8 +380,6 @@ async function main(): Promise<void> {
     state = loadCheckpoint(latest, opt);
     console.log(`resumed ${latest} at step ${state.step}`);
   }
-  if (a.strip && !a.eval) throw new Error('--strip FILE goes with --eval N (it draws the evaluated clips)');
-  if (a['keep-scaling-factor'] && !a.export) throw new Error('--keep-scaling-factor goes with --export DEST');
   if (a.eval) {
     await evaluate(vae, params, specs, posInt('eval', a.eval), a.strip);
     return;
