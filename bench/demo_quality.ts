@@ -2,7 +2,7 @@
 // the analyzer (colour, shape, direction, background; PSNR of conditioned frames) and prints pass rates per mode,
 // seen and held-out combinations apart, beside the targets.
 //   npx tsx bench/demo_quality.ts [--model assets/demo-model] [--modes t2v,i2v,start-end,v2v] [--seeds 2]
-//       [--seen 24] [--steps 10] [--guidance 6] [--frames 17] [--height 64] [--width 96] [--backend tensorflow|wasm]
+//       [--seen 24] [--steps 10] [--guidance G] [--frames 17] [--height 64] [--width 96] [--backend tensorflow|wasm]
 //       [--negative-prompt TEXT] [--sampler NAME] [--strip DIR] [--json FILE]
 // Prompts: the 12 held-out combinations plus --seen trainable ones (spread evenly over all combinations), each with
 // --seeds seeds per mode, canonical captions. I2V starts from the world's own frame 0 (prompt naming the motion);
@@ -12,12 +12,13 @@
 // 2026-12-03 (fifth session) the bench always used ''. The sampler is also the CLI's default (DDIM_Origin for a Fun
 // folder, as the predict scripts); before 2026-12-03 (sixth session) the bench used the folder's scheduler class,
 // CogVideoXDDIMScheduler, whose snr_shift_scale 3 samples at noise levels Fun's training (DDPMScheduler) never
-// used, so its tables understate the model.
+// used, so its tables understate the model. Guidance is also the CLI's for the demo model, per mode (DEMO_DEFAULTS:
+// i2v and start + end unguided, t2v and v2v 6); before 2026-12-06 (seventeenth session) 6 in every mode.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEMO_DEFAULTS } from '../src/cli/demo.js';
+import { DEMO_DEFAULTS, defaultGuidance, samplingDefaults } from '../src/cli/demo.js';
 import { FUN_NEGATIVE_PROMPT } from '../src/cli/generate.js';
 import { cliDefaultSampler, inspectModelFolder } from '../src/cli/model_folder.js';
 import {
@@ -54,7 +55,7 @@ const { values: args } = parseArgs({
     seeds: { type: 'string', default: '2' },
     seen: { type: 'string', default: '24' },
     steps: { type: 'string', default: String(DEMO_DEFAULTS.steps) },
-    guidance: { type: 'string', default: '6' },
+    guidance: { type: 'string' },
     'negative-prompt': { type: 'string' },
     sampler: { type: 'string' },
     frames: { type: 'string', default: '17' },
@@ -78,7 +79,12 @@ for (const m of modes) if (!MODES.includes(m)) throw new Error(`--modes: unknown
 const seeds = posInt('seeds', args.seeds);
 const nSeen = Number(args.seen);
 const steps = posInt('steps', args.steps);
-const guidance = Number(args.guidance);
+// the CLI's defaults for the demo model per mode (DEMO_DEFAULTS: unguided with start images), unless --guidance
+const demoSampling = samplingDefaults(true);
+function guidanceFor(mode: Mode): number {
+  if (args.guidance !== undefined) return Number(args.guidance);
+  return defaultGuidance(demoSampling, { image: mode === 'i2v' || mode === 'start-end' ? 'start' : undefined, video: mode === 'v2v' ? 'source' : undefined });
+}
 const negativePrompt = args['negative-prompt'] ?? FUN_NEGATIVE_PROMPT;
 const size = { width: posInt('width', args.width), height: posInt('height', args.height), frames: posInt('frames', args.frames) };
 if (!fs.existsSync(path.join(args.model!, 'model_index.json'))) throw new Error(`--model ${args.model}: no model_index.json there`);
@@ -135,7 +141,7 @@ async function main(): Promise<void> {
   const pipe = await CogVideoXFunPipeline.fromPretrained(args.model!, { sampler });
   const results: Result[] = [];
   const t0 = Date.now();
-  const base = { height: size.height, width: size.width, numFrames: size.frames, numInferenceSteps: steps, guidanceScale: guidance, negativePrompt, onWarning: () => {} };
+  const common = { height: size.height, width: size.width, numFrames: size.frames, numInferenceSteps: steps, negativePrompt, onWarning: () => {} };
   let k = 0;
   for (const combo of prompts()) {
     const held = isHeldOut(combo);
@@ -145,6 +151,7 @@ async function main(): Promise<void> {
       const frames = renderClip(clip);
       const img = (f: Uint8Array) => ({ width: size.width, height: size.height, data: f });
       for (const mode of modes) {
+        const base = { ...common, guidanceScale: guidanceFor(mode) };
         let video: Video;
         let scored: Scored;
         if (mode === 't2v') {
@@ -178,7 +185,7 @@ async function main(): Promise<void> {
   process.stderr.write('\n');
   const rows = summarize(results);
   const neg = negativePrompt === FUN_NEGATIVE_PROMPT ? "the predict scripts' negative prompt" : `negative prompt ${JSON.stringify(negativePrompt)}`;
-  console.log(`\n${results.length} generations, ${steps} steps of ${sampler}, guidance ${guidance}, ${neg}, ${size.frames}×${size.height}×${size.width}, ` +
+  console.log(`\n${results.length} generations, ${steps} steps of ${sampler}, guidance ${modes.map((m) => `${guidanceFor(m)} (${m})`).join(', ')}, ${neg}, ${size.frames}×${size.height}×${size.width}, ` +
     `${((Date.now() - t0) / 1000 / results.length).toFixed(1)} s each on ${backend}; load ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}\n`);
   console.log(formatTable(rows));
   console.log(directionTable(results));

@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bundle } from '../scripts/demo/bundle.js';
-import { DEMO_NOTICE, demoNotice, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
+import { DEMO_DEFAULTS, DEMO_NOTICE, demoNotice, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
+import { resolveRun } from '../src/cli/generate.js';
 import { main } from '../src/cli/main.js';
 import { inspectModelFolder } from '../src/cli/model_folder.js';
 import { generateUsage } from '../src/cli/usage.js';
@@ -340,6 +341,24 @@ describe('flag parsing', () => {
     expect(canonicalSampler('dpm++')).toBe('DPM++');
     expect(canonicalSampler('ddim-origin')).toBe('DDIM_Origin');
     expect(['a.MP4', 'a.gif', 'a.png', 'frames/', 'frames'].map(outputKind)).toEqual(['mp4', 'gif', 'png', 'dir', 'dir']);
+  });
+
+  it('default steps and guidance: the predict scripts\' 50 and 6; the demo model its own, unguided with start images', () => {
+    const start = path.join(FIXTURES, 'pipelines', 'inputs', 'start.png');
+    const end = path.join(FIXTURES, 'pipelines', 'inputs', 'end.png');
+    const clip = path.join(FIXTURES, 'media', 'clip.gif');
+    const run = (args: string[]) => resolveRun(parseGenerateArgs([...args, '--out', path.join(workdir(), 'o.mp4')])).job;
+    // the demo model (no --model): text and video keep 6, a start (and end) image turns guidance off
+    expect(run([])).toMatchObject({ steps: DEMO_DEFAULTS.steps, guidance: 6 });
+    expect(DEMO_DEFAULTS.guidanceWithImage).toBeLessThan(6);
+    expect(run(['--image', start]).guidance).toBe(DEMO_DEFAULTS.guidanceWithImage);
+    expect(run(['--image', start, '--end-image', end]).guidance).toBe(DEMO_DEFAULTS.guidanceWithImage);
+    expect(run(['--video', clip]).guidance).toBe(6);
+    expect(run(['--image', start, '--guidance', '4.5']).guidance).toBe(4.5); // asked for: kept
+    // any other folder: the predict scripts' defaults, with or without images
+    for (const args of [[], ['--image', start]]) {
+      expect(run(['--model', TINY_MODEL, '--prompt', 'a cat', ...args])).toMatchObject({ steps: 50, guidance: 6 });
+    }
   });
 
   it('negative numbers as values, --resize-to-reference with and without a base', () => {

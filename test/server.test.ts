@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bundle } from '../scripts/demo/bundle.js';
-import { DEMO_MODEL_ENV, demoModelDir, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
+import { DEMO_DEFAULTS, DEMO_MODEL_ENV, demoModelDir, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
 import { generateUsage } from '../src/cli/usage.js';
 import { createServer } from '../src/server/server.js';
 import { call, DEMO_MODEL, readEvents, smallPng, startTestServer, waitFinished, type TestServer } from './server_helpers.js';
@@ -153,6 +153,9 @@ describe('job API', () => {
     expect(models.samplers).toContain('Euler A');
     // the committed folder's demo.json, or null without one (then the page keeps calling the output noise)
     expect(models.current).toMatchObject({ path: 'demo', demo: true, demoInfo: readDemoInfo(DEMO_MODEL) });
+    // what a job naming no steps or guidance gets (the page starts its sliders there): the demo's own
+    expect(models.current.sampling).toEqual({ steps: DEMO_DEFAULTS.steps, guidance: DEMO_DEFAULTS.guidance, guidanceWithImage: DEMO_DEFAULTS.guidanceWithImage });
+    expect(doc.components.schemas.Models.properties.current.required).toContain('sampling');
     expect(doc.paths['/v1/models'].get.responses['200'].content['application/json'].schema.$ref).toBe('#/components/schemas/Models');
     expect(doc.components.schemas.Models.properties.current.properties.demoInfo.oneOf[0].$ref).toBe('#/components/schemas/DemoInfo');
     expect(doc.components.schemas.DemoInfo.required).toEqual(expect.arrayContaining(['trained', 'example_prompt', 'colors', 'shapes', 'directions', 'backgrounds', 'held_out', 'output']));

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import puppeteer, { type Browser, type LaunchOptions, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle } from '../scripts/demo/bundle.js';
-import { DEMO_MODEL_ENV, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
+import { DEMO_DEFAULTS, DEMO_MODEL_ENV, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
 import { call, DEMO_MODEL, smallPng, startTestServer, type TestServer } from './server_helpers.js';
 
 // browser-side code below runs in the page (no DOM types in this project's compilation)
@@ -297,7 +297,11 @@ function pageTests(spec: BrowserSpec): void {
   it('image to video from an uploaded start image', async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'page-')), 'start.png');
     fs.writeFileSync(file, await smallPng(48, 32));
+    const guidance = () => page.$eval('#guidance', (e) => (e as unknown as { value: string }).value);
+    expect(await guidance()).toBe(String(DEMO_DEFAULTS.guidance));
     await page.click('input[name="source"][value="image"]');
+    // the demo model runs start images unguided (GET /v1/models current.sampling): the slider follows the source
+    expect(await guidance()).toBe(String(DEMO_DEFAULTS.guidanceWithImage));
     const input = await page.$('#image');
     await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(file);
     await setValue('steps', 3);
@@ -307,6 +311,7 @@ function pageTests(spec: BrowserSpec): void {
     const job = (await call(t, 'GET', '/v1/jobs')).body.jobs[0];
     expect(job.state).toBe('done');
     expect(job.settings.inputs).toEqual(['image']);
+    expect(job.settings.guidance).toBe(DEMO_DEFAULTS.guidanceWithImage);
 
     // re-run from the history: the same settings and the same uploaded image, one click
     await page.$eval('#status', (e) => (e.textContent = ''));
@@ -318,6 +323,11 @@ function pageTests(spec: BrowserSpec): void {
     expect(again.settings).toEqual(job.settings);
     const [a, b] = await Promise.all([call(t, 'GET', `/v1/jobs/${job.id}/inputs/image`), call(t, 'GET', `/v1/jobs/${again.id}/inputs/image`)]);
     expect(Buffer.compare(a.body, b.body)).toBe(0);
+    await page.click('input[name="source"][value="text"]');
+    expect(await guidance()).toBe(String(DEMO_DEFAULTS.guidanceWithImage)); // a rerun's guidance is kept
+    await setValue('guidance', 4.5);
+    await page.click('input[name="source"][value="image"]');
+    expect(await guidance()).toBe('4.5'); // and so is one someone set
     await page.click('input[name="source"][value="text"]');
   }, 90_000);
 

@@ -100,6 +100,21 @@ function showDemoHelp(d) {
   }
 }
 
+// Steps and guidance start at what the server gives a job that names none (current.sampling; a model picked from the
+// list: the page's own HTML defaults, the predict scripts'). Guidance follows the source too, since the demo model runs
+// start images without it, until someone moves the slider.
+let guidanceMoved = false;
+function samplingOf(m) {
+  const g = Number($('guidance').defaultValue);
+  return m.sampling || { steps: Number($('steps').defaultValue), guidance: g, guidanceWithImage: g };
+}
+function applyGuidanceDefault() {
+  if (guidanceMoved) return;
+  const s = samplingOf(modelInfo());
+  $('guidance').value = String(radio('source') === 'image' ? s.guidanceWithImage : s.guidance);
+  updateOutputs();
+}
+
 function applyModelDefaults() {
   const m = modelInfo();
   const demo = m.demo || m.path === 'demo';
@@ -110,7 +125,8 @@ function applyModelDefaults() {
   $('height').value = fun ? 384 : trained ? trained.output.height : m.defaultHeight;
   $('frames').max = String(m.maxFrames || 85);
   $('frames').value = String(Math.min(trained ? trained.output.frames : 49, m.maxFrames || 49));
-  $('steps').value = demo ? '10' : '50';
+  $('steps').value = String(samplingOf(m).steps);
+  applyGuidanceDefault();
   $('model-note').textContent = !demo
     ? m.variant || ''
     : trained
@@ -398,6 +414,7 @@ async function rerunJob(j) {
   $('sampler').value = s.sampler;
   $('steps').value = s.steps;
   $('guidance').value = s.guidance;
+  guidanceMoved = true; // a rerun keeps its guidance
   $('seed').value = s.seed;
   if (s.resizeToReference) {
     check('resize', 'reference');
@@ -425,6 +442,7 @@ async function rerunJob(j) {
 form.addEventListener('submit', submit);
 form.addEventListener('change', (e) => {
   if (e.target.name === 'method' || e.target.name === 'source' || e.target.name === 'resize') updateVisibility();
+  if (e.target.name === 'source') applyGuidanceDefault();
   if (e.target.id === 'image') {
     const f = e.target.files[0];
     $('image-preview').src = f ? URL.createObjectURL(f) : '';
@@ -432,7 +450,10 @@ form.addEventListener('change', (e) => {
   }
   e.target.classList.remove('invalid');
 });
-form.addEventListener('input', updateOutputs);
+form.addEventListener('input', (e) => {
+  if (e.target.id === 'guidance') guidanceMoved = true;
+  updateOutputs();
+});
 // the model menu sits in the header, outside the form: the form's change listener never saw it
 $('model').addEventListener('change', applyModelDefaults);
 $('cancel').addEventListener('click', cancel);

@@ -12,11 +12,12 @@
 // OUT/<case>.safetensors: `draw.NN` (F32, as drawn) and `frames_u8` [F, H, W, 3] (U8, our output);
 // OUT/<case>/: the input PNGs (start.png, end.png, video/frame_NNNN.png) and our frames (frames/frame_NNNN.png).
 // Inputs are world clips from src/data (17 frames, 96×64), fixed seeds; steps default to the CLI's for the bundled demo
-// model (DEMO_DEFAULTS.steps), the sampler is the CLI's default for an InP folder (DDIM_Origin, as the predict scripts).
+// model (DEMO_DEFAULTS.steps), and so does guidance (6; unguided with start images, since 2026-12-06), the sampler is
+// the CLI's default for an InP folder (DDIM_Origin, as the predict scripts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEMO_DEFAULTS } from '../../src/cli/demo.js';
+import { DEMO_DEFAULTS, defaultGuidance, samplingDefaults } from '../../src/cli/demo.js';
 import { resolveRun } from '../../src/cli/generate.js';
 import { runJob } from '../../src/cli/job.js';
 import { parseGenerateArgs } from '../../src/cli/options.js';
@@ -115,6 +116,8 @@ async function main(): Promise<void> {
         argv.push('--video', path.join(dir, 'video'), '--strength', String(c.strength));
       }
     }
+    // the bundled demo's guidance for these inputs (the folder is named with --model, which would give 6 throughout)
+    argv.push('--guidance', String(defaultGuidance(samplingDefaults(true), { image: inputs.start as string | undefined, video: inputs.video ? 'video' : undefined })));
     const run = resolveRun(parseGenerateArgs(argv));
     const job = run.job;
     let stage = 'inputs';

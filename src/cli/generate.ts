@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { planLongVideo } from '../pipelines/long_video.js';
-import { bundledDemoInfo, DEMO_DEFAULTS, demoModelDir, demoNotice, readDemoInfo, type DemoInfo } from './demo.js';
+import { bundledDemoInfo, DEMO_DEFAULTS, defaultGuidance, demoModelDir, demoNotice, readDemoInfo, samplingDefaults, type DemoInfo } from './demo.js';
 import { InterruptedError, oneLine, UsageError } from './errors.js';
 import { defaultRequest, inspectModelFolder, isFunKind, type ModelFolder } from './model_folder.js';
 import { outputKind, parseGenerateArgs, type GenerateFlags } from './options.js';
@@ -71,6 +71,7 @@ export function resolveRun(
   // frames: the model's limit decides what is possible
   const max = folder.maxFrames;
   const defaults = defaultRequest(folder, demo);
+  const sampling = samplingDefaults(demo);
   let frames = flags.frames ?? defaults.frames;
   if (flags.longVideo) {
     try {
@@ -128,8 +129,8 @@ export function resolveRun(
     height,
     width,
     resizeToReference: flags.resizeToReference,
-    steps: flags.steps ?? (demo ? DEMO_DEFAULTS.steps : 50),
-    guidance: flags.guidance ?? 6,
+    steps: flags.steps ?? sampling.steps,
+    guidance: flags.guidance ?? defaultGuidance(sampling, flags),
     maxSequenceLength: folder.transformer.max_text_seq_length,
     sampler: flags.sampler ?? folder.defaultSampler,
     seed: flags.seed ?? '43',

@@ -1,6 +1,6 @@
 // Help texts (printed by --help; also the README's CLI section).
 import { SCHEDULER_NAMES } from '../schedulers/index.js';
-import { demoKnowledge, type DemoInfo } from './demo.js';
+import { DEMO_DEFAULTS, demoKnowledge, type DemoInfo } from './demo.js';
 
 export const MAIN_USAGE = `Usage: cogvideox-fun <command> [options]
 
@@ -61,8 +61,9 @@ Size and length
       --overlap N            frames shared by consecutive segments, 1…4 (default 4)
 
 Sampling
-      --steps N              denoising steps (default 50; the demo 10)
-      --guidance G           classifier-free guidance scale, ≥ 0 (default 6; ≤ 1 turns it off)
+      --steps N              denoising steps (default 50; the demo ${DEMO_DEFAULTS.steps})
+      --guidance G           classifier-free guidance scale, ≥ 0 (default 6; the demo with --image and no --video
+                             ${DEMO_DEFAULTS.guidanceWithImage}); ≤ 1 turns it off
       --seed N               integer seed in [0, 2^64) (default 43): the same seed draws the same noise on every
                              backend (not the same numbers as PyTorch's generators)
       --num-videos N         N videos of the prompt in one batch (default 1); with N > 1 the outputs are numbered

@@ -1,6 +1,6 @@
 // What the routes share with the server that registers them (its own file, so the route modules and server.ts do
 // not import each other).
-import type { DemoInfo } from '../cli/demo.js';
+import type { DemoInfo, SamplingDefaults } from '../cli/demo.js';
 import type { ModelEntry } from './models.js';
 import type { WorkerPool } from './pool.js';
 import type { UploadProbe } from './probe.js';
@@ -27,4 +27,6 @@ export interface CurrentModelInfo extends ModelEntry {
   /** the demo model's demo.json (trained or not, what it knows, example prompt, grid) — what `generate --help` lists;
    * null with --model, or for a demo folder without demo.json (the random-weights stand-in) */
   demoInfo: DemoInfo | null;
+  /** what a submission gets when it names no steps or guidance (the page starts its sliders there) */
+  sampling: SamplingDefaults;
 }

@@ -1,6 +1,7 @@
 // The fields of POST /v1/jobs: every generation option of `cogvideox-fun generate`, named as its long option in
 // camelCase, plus `format`. One table drives the JSON schema (OpenAPI, request validation), the multipart coercion
 // and the translation back to the CLI's own flags, so the server accepts exactly what the CLI accepts.
+import { DEMO_DEFAULTS } from '../cli/demo.js';
 import { SCHEDULER_NAMES } from '../schedulers/index.js';
 import { RequestError } from './types.js';
 
@@ -27,8 +28,8 @@ export const JOB_FIELDS: Record<string, FieldSpec> = {
   height: { type: 'integer', flag: 'height', description: 'Multiple of 16' },
   width: { type: 'integer', flag: 'width', description: 'Multiple of 16' },
   resizeToReference: { type: 'reference', flag: 'resize-to-reference', description: 'Size from the start image / video: true (base 512) or a base of 512, 768, 960, 1024' },
-  steps: { type: 'integer', flag: 'steps', description: 'Sampling steps, 1–1000' },
-  guidance: { type: 'number', flag: 'guidance', description: 'Classifier-free guidance scale (≤ 1: off)' },
+  steps: { type: 'integer', flag: 'steps', description: `Sampling steps, 1–1000 (default 50; the demo model ${DEMO_DEFAULTS.steps}: GET /v1/models current.sampling)` },
+  guidance: { type: 'number', flag: 'guidance', description: `Classifier-free guidance scale, ≤ 1: off (default 6; the demo model with a start image and no video ${DEMO_DEFAULTS.guidanceWithImage}: GET /v1/models current.sampling)` },
   sampler: { type: 'string', flag: 'sampler', description: 'Sampler', enum: SCHEDULER_NAMES },
   seed: { type: 'seed', flag: 'seed', description: 'Integer in [0, 2^64) as a number or string; -1 or "" picks one at random (default 43)' },
   fps: { type: 'number', flag: 'fps', description: 'Frames per second of the MP4 / GIF (default 8)' },

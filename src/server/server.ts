@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
-import { demoModelDir, readDemoInfo } from '../cli/demo.js';
+import { demoModelDir, readDemoInfo, samplingDefaults } from '../cli/demo.js';
 import { inspectModelFolder } from '../cli/model_folder.js';
 import { openApiDocument } from './openapi.js';
 import { WorkerPool } from './pool.js';
@@ -133,6 +133,7 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
         defaultHeight: f.sampleHeight,
         demo: !model,
         demoInfo: model ? null : readDemoInfo(dir),
+        sampling: samplingDefaults(!model),
       };
     },
   };
