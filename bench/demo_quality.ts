@@ -3,7 +3,7 @@
 // seen and held-out combinations apart, beside the targets.
 //   npx tsx bench/demo_quality.ts [--model assets/demo-model] [--modes t2v,i2v,start-end,v2v] [--seeds 2]
 //       [--seen 24] [--steps 10] [--guidance G] [--frames 17] [--height 64] [--width 96] [--backend tensorflow|wasm]
-//       [--negative-prompt TEXT] [--sampler NAME] [--clip-frames N] [--strip DIR] [--json FILE]
+//       [--negative-prompt TEXT] [--sampler NAME] [--clip-frames N] [--seen-order cycle|even] [--strip DIR] [--json FILE]
 // Prompts: the 12 held-out combinations plus --seen trainable ones (spread evenly over all combinations), each with
 // --seeds seeds per mode, canonical captions. I2V starts from the world's own frame 0 (prompt naming the motion);
 // start + end adds the world's last frame; V2V (strength 0.7) re-prompts a world clip with another colour.
@@ -22,6 +22,7 @@ import { DEMO_DEFAULTS, defaultGuidance, samplingDefaults } from '../src/cli/dem
 import { FUN_NEGATIVE_PROMPT } from '../src/cli/generate.js';
 import { cliDefaultSampler, inspectModelFolder } from '../src/cli/model_folder.js';
 import {
+  BACKGROUNDS,
   COLORS,
   DIRECTIONS,
   HELD_OUT,
@@ -37,6 +38,7 @@ import {
   scoreStartEnd,
   scoreT2V,
   scoreV2V,
+  SHAPES,
   summarize,
   type Combo,
   type Direction,
@@ -60,6 +62,7 @@ const { values: args } = parseArgs({
     sampler: { type: 'string' },
     frames: { type: 'string', default: '17' },
     'clip-frames': { type: 'string' },
+    'seen-order': { type: 'string', default: 'cycle' },
     height: { type: 'string', default: '64' },
     width: { type: 'string', default: '96' },
     backend: { type: 'string' },
@@ -93,16 +96,40 @@ const size = { width: posInt('width', args.width), height: posInt('height', args
 // than the 25-frame clips the model trained on (17 consecutive frames of them): --clip-frames 25 gives the training
 // speed. Default: the video length, as before 2026-12-06 (eighteenth session).
 const clipFrames = args['clip-frames'] === undefined ? size.frames : posInt('clip-frames', args['clip-frames']);
+if (args['seen-order'] !== 'cycle' && args['seen-order'] !== 'even') throw new Error(`--seen-order must be cycle or even, got '${args['seen-order']}'`);
 if (clipFrames < size.frames) throw new Error(`--clip-frames ${clipFrames} must be at least --frames ${size.frames}`);
 if (!fs.existsSync(path.join(args.model!, 'model_index.json'))) throw new Error(`--model ${args.model}: no model_index.json there`);
 const sampler = args.sampler ?? cliDefaultSampler(inspectModelFolder(args.model!).kind);
 
-/** Held-out combinations first, then `nSeen` trainable ones spread evenly over the fixed order. */
+/**
+ * Held-out combinations first, then `nSeen` trainable ones that cycle through the attributes: the i-th has colour
+ * i mod 6, shape (i + ⌊i/6⌋) mod 3, direction i mod 4 (the next one where that would be a held-out combination),
+ * background ⌊i/4⌋ mod 3, so 12 of them hold every colour twice and every shape and every background four times.
+ * Before 2026-12-06 (eighteenth session) they were spread evenly over the fixed order, which at --seen 12 gave 6
+ * circles, 6 squares and no triangle, 6 left, 5 up, 1 right and no down, 10 on black; --seen-order even brings that
+ * back (to compare with the tables made before).
+ */
 function prompts(): Combo[] {
   const trainable = allCombos().filter((c) => !isHeldOut(c));
-  const stride = trainable.length / Math.max(nSeen, 1);
-  const seen = Array.from({ length: nSeen }, (_, i) => trainable[Math.floor(i * stride)]!);
-  return [...HELD_OUT, ...seen];
+  if (args['seen-order'] === 'even') {
+    const stride = trainable.length / Math.max(nSeen, 1);
+    return [...HELD_OUT, ...Array.from({ length: nSeen }, (_, i) => trainable[Math.floor(i * stride)]!)];
+  }
+  const key = (c: Combo) => `${c.color}/${c.shape}/${c.direction}/${c.background}`;
+  const seen = new Map<string, Combo>();
+  for (let i = 0; seen.size < nSeen && i < 4 * trainable.length; i++) {
+    for (let d = 0; d < DIRECTIONS.length; d++) {
+      const c: Combo = {
+        color: COLORS[i % COLORS.length]!,
+        shape: SHAPES[(i + Math.floor(i / COLORS.length)) % SHAPES.length]!,
+        direction: DIRECTIONS[(i + d) % DIRECTIONS.length]!,
+        background: BACKGROUNDS[Math.floor(i / DIRECTIONS.length) % BACKGROUNDS.length]!,
+      };
+      if (!isHeldOut(c) && !seen.has(key(c))) { seen.set(key(c), c); break; } // a held-out one: the next direction
+    }
+  }
+  for (const c of trainable) if (seen.size < nSeen && !seen.has(key(c))) seen.set(key(c), c); // past the cycle's reach
+  return [...HELD_OUT, ...seen.values()];
 }
 
 function strip(video: Video, every = 2): { width: number; height: number; channels: 3; data: Uint8Array } {
