@@ -4,7 +4,7 @@
 //   npx tsx bench/demo_quality.ts [--model assets/demo-model] [--modes t2v,i2v,start-end,v2v] [--seeds 2]
 //       [--seen 24] [--steps 10] [--guidance G] [--frames 17] [--height 64] [--width 96] [--backend tensorflow|wasm]
 //       [--negative-prompt TEXT] [--sampler NAME] [--clip-frames N] [--seen-order cycle|even] [--strip DIR] [--json FILE]
-// Prompts: the 12 held-out combinations plus --seen trainable ones (spread evenly over all combinations), each with
+// Prompts: the 12 held-out combinations plus --seen trainable ones (cycling through the attributes: prompts()), each with
 // --seeds seeds per mode, canonical captions. I2V starts from the world's own frame 0 (prompt naming the motion);
 // start + end adds the world's last frame; V2V (strength 0.7) re-prompts a world clip with another colour.
 // The negative prompt is the CLI's default for a Fun folder (the predict scripts'), so the table measures what
@@ -29,6 +29,7 @@ import {
   allCombos,
   canonicalCaption,
   clipRng,
+  comboKey,
   formatTable,
   isHeldOut,
   median,
@@ -115,7 +116,6 @@ function prompts(): Combo[] {
     const stride = trainable.length / Math.max(nSeen, 1);
     return [...HELD_OUT, ...Array.from({ length: nSeen }, (_, i) => trainable[Math.floor(i * stride)]!)];
   }
-  const key = (c: Combo) => `${c.color}/${c.shape}/${c.direction}/${c.background}`;
   const seen = new Map<string, Combo>();
   for (let i = 0; seen.size < nSeen && i < 4 * trainable.length; i++) {
     for (let d = 0; d < DIRECTIONS.length; d++) {
@@ -125,10 +125,10 @@ function prompts(): Combo[] {
         direction: DIRECTIONS[(i + d) % DIRECTIONS.length]!,
         background: BACKGROUNDS[Math.floor(i / DIRECTIONS.length) % BACKGROUNDS.length]!,
       };
-      if (!isHeldOut(c) && !seen.has(key(c))) { seen.set(key(c), c); break; } // a held-out one: the next direction
+      if (!isHeldOut(c) && !seen.has(comboKey(c))) { seen.set(comboKey(c), c); break; } // a held-out one: the next direction
     }
   }
-  for (const c of trainable) if (seen.size < nSeen && !seen.has(key(c))) seen.set(key(c), c); // past the cycle's reach
+  for (const c of trainable) if (seen.size < nSeen && !seen.has(comboKey(c))) seen.set(comboKey(c), c); // past the cycle's reach
   return [...HELD_OUT, ...seen.values()];
 }
 

@@ -227,10 +227,10 @@ const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(
 /**
  * Reconstruction quality on the last `n` world clips (whole frames, the first 4k+1, posterior mean): mean PSNR over
  * whole frames, of frame 0 alone (what image to video keeps), of the last frame alone (start + end's end image: the
- * fourth of the frames its latent frame holds, so the decoder bounds what a generated one can reach) and over the object's pixels (those differing from the
- * background in the clip: the part a VAE that drops the object gets wrong), and how often the analyzer reads the
- * same colour, shape, direction and background from the reconstruction as from the clip — what the demo model's
- * quality bar needs from its VAE.
+ * fourth of the frames its latent frame holds, so the decoder bounds what a generated one can reach) and over the
+ * object's pixels (those differing from the background in the clip: the part a VAE that drops the object gets
+ * wrong), and how often the analyzer reads the same colour, shape, direction and background from the
+ * reconstruction as from the clip — what the demo model's quality bar needs from its VAE.
  */
 async function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Variable>, specs: ClipSpec[], n: number, stripFile?: string): Promise<void> {
   const lookup = (k: string) => params.get(k);
