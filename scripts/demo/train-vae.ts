@@ -34,7 +34,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { BACKGROUND_RGB, Rng, analyzeVideo, centerAt, psnr, renderClip, type ClipSpec } from '../../src/data/index.js';
+import { BACKGROUND_RGB, END_FRAMES_MIN_DB, FRAME0_MIN_DB, Rng, analyzeVideo, centerAt, psnr, renderClip, type ClipSpec } from '../../src/data/index.js';
 import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
 import { setBackend } from '../../src/nn/backend.js';
 import { writePng } from '../../src/media/index.js';
@@ -262,12 +262,12 @@ async function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Vari
     const size = spec.width * spec.height * 3;
     const out = frames.map((_, t) => Uint8Array.from(data.subarray(t * size, (t + 1) * size)));
     psnrSum += frames.reduce((acc, f, t) => acc + Math.min(psnr(f, out[t]!), 60), 0) / F;
-    const first = Math.min(psnr(frames[0]!, out[0]!), 60); // what image to video keeps (the quality bar: ≥ 28 dB)
-    const last = Math.min(psnr(frames[F - 1]!, out[F - 1]!), 60); // start + end's end image (≥ 26 dB asked)
+    const first = Math.min(psnr(frames[0]!, out[0]!), 60); // what image to video keeps
+    const last = Math.min(psnr(frames[F - 1]!, out[F - 1]!), 60); // start + end's end image
     firstSum += first;
     lastSum += last;
-    if (first >= 28) firstOk++;
-    if (last >= 26) lastOk++;
+    if (first >= FRAME0_MIN_DB) firstOk++;
+    if (last >= END_FRAMES_MIN_DB) lastOk++;
     objSum += Math.min(objectPsnr(frames, out, BACKGROUND_RGB[spec.background]), 60);
     const want = analyzeVideo({ frames, width: spec.width, height: spec.height });
     const got = analyzeVideo({ frames: out, width: spec.width, height: spec.height });
@@ -282,7 +282,7 @@ async function evaluate(vae: AutoencoderKLCogVideoX, params: Map<string, tf.Vari
   if (stripFile) await writePng(stripOf(rows), stripFile);
   const m = picked.length;
   console.log(
-    `eval over ${m} clips: mean PSNR ${(psnrSum / m).toFixed(2)} dB, frame 0 ${(firstSum / m).toFixed(2)} dB (≥ 28 on ${firstOk}), last frame ${(lastSum / m).toFixed(2)} dB (≥ 26 on ${lastOk}), object region ${(objSum / m).toFixed(2)} dB; analyzer agrees on ${same}/${m} ` +
+    `eval over ${m} clips: mean PSNR ${(psnrSum / m).toFixed(2)} dB, frame 0 ${(firstSum / m).toFixed(2)} dB (≥ ${FRAME0_MIN_DB} on ${firstOk}), last frame ${(lastSum / m).toFixed(2)} dB (≥ ${END_FRAMES_MIN_DB} on ${lastOk}), object region ${(objSum / m).toFixed(2)} dB; analyzer agrees on ${same}/${m} ` +
       `(object found ${attrs.found}, colour ${attrs.color}, shape ${attrs.shape}, direction ${attrs.direction}, background ${attrs.background})`,
   );
   for (const [k, c] of [...confusion].sort()) {
