@@ -1,0 +1,74 @@
+// How many shapes survive the VAE alone: encodes world clips (posterior mode), decodes them and reads the shape with
+// the bench's analyzer (src/data/analyze.ts: fill ratio of the box, < 0.66 triangle, ≥ 0.9 square), per shape and
+// per object speed. A transformer can at best hand the decoder the clip's own latent, so this bounds the shape column
+// of bench/demo_quality.ts. Speeds: the generator's (placeClip) scaled by each --speeds entry; a clip rendered
+// --frames long moves 24/16 = 1.5× as fast as the 25-frame training clips (×0.67 = the training speed at 17 frames).
+//   npx tsx scripts/demo/vae-shape-ceiling.ts [--vae assets/demo-model/vae] [--clips 12] [--speeds 0,0.67,1]
+//       [--radius R]   (R: fixed object radius R + (i mod 4) px instead of the generator's 12–19 % of the short side)
+import * as fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { BACKGROUNDS, COLORS, DIRECTIONS, SHAPES, analyzeVideo, clipRng, median, placeClip, renderClip, type Combo } from '../../src/data/index.js';
+import { framesToChannelsFirst } from '../../src/media/index.js';
+import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
+import { describeBackend, setBackend, shutdownBackend } from '../../src/nn/backend.js';
+
+const { values: args } = parseArgs({
+  options: {
+    vae: { type: 'string', default: 'assets/demo-model/vae' },
+    clips: { type: 'string', default: '12' },
+    speeds: { type: 'string', default: '0,0.67,1' },
+    radius: { type: 'string' },
+  },
+});
+if (!fs.existsSync(`${args.vae}/config.json`)) throw new Error(`--vae ${args.vae}: no config.json there`);
+const nClips = Number(args.clips);
+if (!Number.isInteger(nClips) || nClips < 1) throw new Error(`--clips must be a positive integer, got '${args.clips}'`);
+const speeds = args.speeds!.split(',').map(Number);
+if (speeds.some((s) => !Number.isFinite(s) || s < 0)) throw new Error(`--speeds must be non-negative numbers, got '${args.speeds}'`);
+const radius = args.radius === undefined ? undefined : Number(args.radius);
+const SIZE = { width: 96, height: 64, frames: 17 };
+
+await setBackend();
+console.log(`backend: ${describeBackend()}; VAE ${args.vae}; ${nClips} clips per shape and speed, ${SIZE.frames}×${SIZE.height}×${SIZE.width}`);
+const vae = await AutoencoderKLCogVideoX.fromPretrained(args.vae!);
+
+/** The clip's frames through encode (posterior mode) and decode, RGB HWC uint8. */
+function roundTrip(frames: Uint8Array[]): Uint8Array[] {
+  const { frames: F, height: H, width: W } = SIZE;
+  const y = tf.tidy(() => {
+    const x = tf.tensor5d(framesToChannelsFirst(frames, H, W, 'signed'), [1, 3, F, H, W]);
+    const post = vae.encode(x);
+    const out = vae.decode(post.mode());
+    post.dispose();
+    return tf.cast(tf.clipByValue(tf.round(tf.mul(tf.add(tf.transpose(tf.squeeze(out, [0]), [1, 2, 3, 0]), 1), 127.5)), 0, 255), 'int32');
+  });
+  const data = y.dataSync();
+  y.dispose();
+  const n = H * W * 3;
+  return frames.map((_, t) => Uint8Array.from(data.subarray(t * n, (t + 1) * n)));
+}
+
+console.log('\n| speed | shape | read right | median fill, clip → decoded |\n|---|---|---|---|');
+for (const speed of speeds) {
+  for (const shape of SHAPES) {
+    let right = 0;
+    const fillIn: number[] = [];
+    const fillOut: number[] = [];
+    for (let i = 0; i < nClips; i++) {
+      const combo: Combo = { color: COLORS[i % COLORS.length]!, shape, direction: DIRECTIONS[i % DIRECTIONS.length]!, background: BACKGROUNDS[(i >> 1) % BACKGROUNDS.length]! };
+      const placed = placeClip(combo, clipRng(1000 + i, i), SIZE);
+      const spec = { ...placed, speed: placed.speed * speed, radius: radius === undefined ? placed.radius : radius + (i % 4) };
+      const frames = renderClip(spec);
+      const a = analyzeVideo({ frames, width: SIZE.width, height: SIZE.height });
+      const b = analyzeVideo({ frames: roundTrip(frames), width: SIZE.width, height: SIZE.height });
+      if (b.shape === shape) right++;
+      if (a.fillRatio !== null) fillIn.push(a.fillRatio);
+      if (b.fillRatio !== null) fillOut.push(b.fillRatio);
+    }
+    const med = (v: number[]) => (v.length ? median(v).toFixed(3) : '–');
+    console.log(`| ×${speed} | ${shape} | ${right} / ${nClips} | ${med(fillIn)} → ${med(fillOut)} |`);
+  }
+}
+vae.dispose();
+shutdownBackend();
