@@ -12,6 +12,7 @@ import { BACKGROUNDS, COLORS, DIRECTIONS, SHAPES, analyzeVideo, clipRng, median,
 import { framesToChannelsFirst } from '../../src/media/index.js';
 import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
 import { describeBackend, setBackend, shutdownBackend } from '../../src/nn/backend.js';
+import { toUint8Videos } from '../../src/pipelines/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -33,7 +34,7 @@ await setBackend();
 console.log(`backend: ${describeBackend()}; VAE ${args.vae}; ${nClips} clips per shape and speed, ${SIZE.frames}×${SIZE.height}×${SIZE.width}`);
 const vae = await AutoencoderKLCogVideoX.fromPretrained(args.vae!);
 
-/** The clip's frames through encode (posterior mode) and decode, RGB HWC uint8. */
+/** The clip's frames through encode (posterior mode) and decode, RGB HWC uint8 (rounded, as train-vae --eval). */
 function roundTrip(frames: Uint8Array[]): Uint8Array[] {
   const { frames: F, height: H, width: W } = SIZE;
   const y = tf.tidy(() => {
@@ -41,12 +42,11 @@ function roundTrip(frames: Uint8Array[]): Uint8Array[] {
     const post = vae.encode(x);
     const out = vae.decode(post.mode());
     post.dispose();
-    return tf.cast(tf.clipByValue(tf.round(tf.mul(tf.add(tf.transpose(tf.squeeze(out, [0]), [1, 2, 3, 0]), 1), 127.5)), 0, 255), 'int32');
+    return tf.clipByValue(tf.add(tf.mul(out, 0.5), 0.5), 0, 1) as tf.Tensor5D;
   });
-  const data = y.dataSync();
+  const [video] = toUint8Videos(y, 'round');
   y.dispose();
-  const n = H * W * 3;
-  return frames.map((_, t) => Uint8Array.from(data.subarray(t * n, (t + 1) * n)));
+  return video!.frames;
 }
 
 console.log('\n| speed | shape | read right | median fill, clip → decoded |\n|---|---|---|---|');

@@ -20,7 +20,7 @@ import { framesToChannelsFirst } from '../../src/media/index.js';
 import { AutoencoderKLCogVideoX } from '../../src/models/vae.js';
 import { describeBackend, setBackend, shutdownBackend } from '../../src/nn/backend.js';
 import { PhiloxGenerator } from '../../src/schedulers/index.js';
-import { SafetensorsFile, saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
+import { SafetensorsFile, numel, saveSafetensors, type TensorToWrite } from '../../src/weights/safetensors.js';
 
 const { values: args } = parseArgs({
   options: { vae: { type: 'string' }, out: { type: 'string' }, factor: { type: 'string', default: '1.5' }, seed: { type: 'string', default: '0' } },
@@ -86,10 +86,6 @@ for (const name of file.keys()) {
   out[name] = { dtype: 'F32', shape: newShape, data };
 }
 file.close();
-
-function numel(s: readonly number[]): number {
-  return s.reduce((a, b) => a * b, 1);
-}
 
 // Check before writing: the same clip through both VAEs.
 fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
