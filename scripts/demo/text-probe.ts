@@ -5,7 +5,9 @@
 // attribute scores the same loss either way (gap 0); one that reads it scores lower with the right caption. Cheap
 // (forward passes only), so it can follow a run checkpoint by checkpoint, before generations show the attribute.
 //   npx tsx scripts/demo/text-probe.ts --model /work/demo-run/model-dit --transformer DIR[,DIR…] [--clips 12]
-//       [--timesteps 300,600,900] [--seed 1] [--condition none|first-frame] [--attention]
+//       [--timesteps 300,600,900] [--seed 1] [--condition none|first-frame] [--attention] [--pairs ATTR]
+// --pairs ATTR: also that attribute's gap per unordered pair of values (e.g. --pairs shape: circle↔square apart from
+// circle↔triangle), from the same forward passes.
 // --attention: also where the video tokens of each latent frame look, per block (the right caption's attention
 // probabilities, softmax(q·k/√d) from the emitted q and k, mean over heads, tokens and clips): the share on the text,
 // on latent frame 0, on their own frame and on the other frames, and (frames ≥ 1) on frame 0's token at their own
@@ -40,6 +42,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
     condition: { type: 'string', default: 'none' },
     attention: { type: 'boolean', default: false },
+    pairs: { type: 'string' },
   },
 });
 if (!args.model || !args.transformer) throw new Error('--model DIR and --transformer DIR[,DIR…] are required');
@@ -50,6 +53,8 @@ const timesteps = args.timesteps.split(',').map(Number);
 const seed = Number(args.seed);
 if (args.condition !== 'none' && args.condition !== 'first-frame') throw new Error(`--condition: expected none or first-frame, got ${args.condition}`);
 const firstFrame = args.condition === 'first-frame';
+const PAIR_ATTRS = ['color', 'shape', 'direction', 'background'];
+if (args.pairs !== undefined && !PAIR_ATTRS.includes(args.pairs)) throw new Error(`--pairs: expected one of ${PAIR_ATTRS.join(', ')}, got ${args.pairs}`);
 const readJson = <T>(file: string): T => JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 // the training clips' size (scripts/demo/README.md stage 3: 17 frames of 64 × 96)
 const SIZE = { width: 96, height: 64, frames: 17 };
@@ -67,10 +72,10 @@ const combos: Combo[] = Array.from({ length: nClips }, (_, i) => trainable[Math.
 
 // captions: each clip's canonical one, then every one-attribute swap
 const captions: string[] = [];
-const swaps: { clip: number; attr: Attr | null; caption: number }[] = [];
+const swaps: { clip: number; attr: Attr | null; value: string | null; caption: number }[] = [];
 combos.forEach((c, k) => {
-  swaps.push({ clip: k, attr: null, caption: captions.push(canonicalCaption(c)) - 1 });
-  for (const a of ATTRS) for (const v of VALUES[a]) if (v !== c[a]) swaps.push({ clip: k, attr: a, caption: captions.push(canonicalCaption({ ...c, [a]: v })) - 1 });
+  swaps.push({ clip: k, attr: null, value: null, caption: captions.push(canonicalCaption(c)) - 1 });
+  for (const a of ATTRS) for (const v of VALUES[a]) if (v !== c[a]) swaps.push({ clip: k, attr: a, value: v, caption: captions.push(canonicalCaption({ ...c, [a]: v })) - 1 });
 });
 
 const tokenizer = await T5Tokenizer.fromPretrained(path.join(model, 'tokenizer'));
@@ -228,6 +233,30 @@ for (const dir of transformerDirs) {
     });
     console.log(`| ${t} | ${(right.reduce((a, b) => a + b, 0) / right.length).toFixed(4)} | ${cells.join(' | ')} |`);
   });
+  if (args.pairs !== undefined) {
+    const a = args.pairs as Attr;
+    const vals = VALUES[a];
+    const pairs = vals.flatMap((u, i) => vals.slice(i + 1).map((v) => [u, v] as const));
+    console.log(`\n| t | ${pairs.map(([u, v]) => `${u}↔${v} gap % (right lower, n)`).join(' | ')} |`);
+    console.log(`|---|${pairs.map(() => '---').join('|')}|`);
+    timesteps.forEach((t, ti) => {
+      const cells = pairs.map(([u, v]) => {
+        let gap = 0;
+        let wins = 0;
+        let n = 0;
+        swaps.forEach((s, i) => {
+          const right = combos[s.clip]![a];
+          if (s.attr !== a || !((right === u && s.value === v) || (right === v && s.value === u))) return;
+          const r = loss[swaps.findIndex((q) => q.clip === s.clip && q.attr === null)]![ti]!;
+          gap += (loss[i]![ti]! - r) / r;
+          wins += r < loss[i]![ti]! ? 1 : 0;
+          n++;
+        });
+        return n ? `${((100 * gap) / n).toFixed(2)} (${wins} / ${n})` : '–';
+      });
+      console.log(`| ${t} | ${cells.join(' | ')} |`);
+    });
+  }
   console.log(`right-caption loss per latent frame: ${timesteps.map((t, ti) => `t ${t}: ${frameLoss[ti]!.map((x) => x.toFixed(3)).join(' ')}`).join('; ')}`);
   if (args.attention) {
     console.log(`\nattention of each latent frame's video tokens (right caption), % on: text / frame 0 / own frame / other frames / frame 0 at the same place (the effective number of keys, exp(entropy), of ${embeds.shape[1]} text + ${latents[0]!.shape[1]} × grid video)`);

@@ -5,6 +5,11 @@
 // --frames long moves 24/16 = 1.5× as fast as the 25-frame training clips (×0.67 = the training speed at 17 frames).
 //   npx tsx scripts/demo/vae-shape-ceiling.ts [--vae assets/demo-model/vae] [--clips 12] [--speeds 0,0.67,1]
 //       [--radius R]   (R: fixed object radius R + (i mod 4) px instead of the generator's 12–19 % of the short side)
+//       [--distances 1,1.5,2]
+// --distances: instead, how far apart the shapes lie in latent space: the same placement rendered as a circle, a
+// square and a triangle (radius × each scale), encoded (posterior mode × scaling factor), the median squared L2
+// distance per pair — what a transformer gains from reading the shape word is of that order, so a pair much closer
+// than another is learnt that much more slowly from the same loss.
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
@@ -20,6 +25,7 @@ const { values: args } = parseArgs({
     clips: { type: 'string', default: '12' },
     speeds: { type: 'string', default: '0,0.67,1' },
     radius: { type: 'string' },
+    distances: { type: 'string' },
   },
 });
 if (!fs.existsSync(`${args.vae}/config.json`)) throw new Error(`--vae ${args.vae}: no config.json there`);
@@ -27,6 +33,9 @@ const nClips = Number(args.clips);
 if (!Number.isInteger(nClips) || nClips < 1) throw new Error(`--clips must be a positive integer, got '${args.clips}'`);
 const speeds = args.speeds!.split(',').map(Number);
 if (speeds.some((s) => !Number.isFinite(s) || s < 0)) throw new Error(`--speeds must be non-negative numbers, got '${args.speeds}'`);
+if (args.distances !== undefined && args.distances.split(',').map(Number).some((s) => !Number.isFinite(s) || s <= 0)) {
+  throw new Error(`--distances must be positive numbers, got '${args.distances}'`);
+}
 const radius = args.radius === undefined ? undefined : Number(args.radius);
 const SIZE = { width: 96, height: 64, frames: 17 };
 
@@ -49,26 +58,62 @@ function roundTrip(frames: Uint8Array[]): Uint8Array[] {
   return video!.frames;
 }
 
-console.log('\n| speed | shape | read right | median fill, clip → decoded |\n|---|---|---|---|');
-for (const speed of speeds) {
-  for (const shape of SHAPES) {
-    let right = 0;
-    const fillIn: number[] = [];
-    const fillOut: number[] = [];
+/** The clip's latent, posterior mode × scaling factor. */
+function encode(frames: Uint8Array[]): tf.Tensor {
+  const { frames: F, height: H, width: W } = SIZE;
+  return tf.tidy(() => {
+    const post = vae.encode(tf.tensor5d(framesToChannelsFirst(frames, H, W, 'signed'), [1, 3, F, H, W]));
+    const z = tf.mul(post.mode(), vae.config.scaling_factor);
+    post.dispose();
+    return z;
+  });
+}
+
+/** --distances: the median squared latent distance between the shapes at one placement, per radius scale. */
+function distanceTable(scales: number[]): void {
+  const pairs = [['square', 'circle'], ['triangle', 'circle'], ['triangle', 'square']] as const;
+  console.log(`\n| radius | ${pairs.map(([a, b]) => `${a}–${b}`).join(' | ')} | a circle's own ‖z‖² |\n|---|---|---|---|---|`);
+  for (const scale of scales) {
+    const d: number[][] = pairs.map(() => []);
+    const own: number[] = [];
     for (let i = 0; i < nClips; i++) {
-      const combo: Combo = { color: COLORS[i % COLORS.length]!, shape, direction: DIRECTIONS[i % DIRECTIONS.length]!, background: BACKGROUNDS[(i >> 1) % BACKGROUNDS.length]! };
+      const combo: Combo = { color: COLORS[i % COLORS.length]!, shape: 'circle', direction: DIRECTIONS[i % DIRECTIONS.length]!, background: BACKGROUNDS[(i >> 1) % BACKGROUNDS.length]! };
       const placed = placeClip(combo, clipRng(1000 + i, i), SIZE);
-      const spec = { ...placed, speed: placed.speed * speed, radius: radius === undefined ? placed.radius : radius + (i % 4) };
-      const frames = renderClip(spec);
-      const a = analyzeVideo({ frames, width: SIZE.width, height: SIZE.height });
-      const b = analyzeVideo({ frames: roundTrip(frames), width: SIZE.width, height: SIZE.height });
-      if (b.shape === shape) right++;
-      if (a.fillRatio !== null) fillIn.push(a.fillRatio);
-      if (b.fillRatio !== null) fillOut.push(b.fillRatio);
+      const z = Object.fromEntries(SHAPES.map((shape) => [shape, encode(renderClip({ ...placed, shape, radius: placed.radius * scale }))]));
+      pairs.forEach(([a, b], j) => d[j]!.push(tf.tidy(() => tf.sum(tf.square(tf.sub(z[a]!, z[b]!))).dataSync()[0]!)));
+      own.push(tf.tidy(() => tf.sum(tf.square(z.circle!)).dataSync()[0]!));
+      tf.dispose(Object.values(z));
     }
-    const med = (v: number[]) => (v.length ? median(v).toFixed(3) : '–');
-    console.log(`| ×${speed} | ${shape} | ${right} / ${nClips} | ${med(fillIn)} → ${med(fillOut)} |`);
+    console.log(`| ×${scale} | ${d.map((v) => median(v).toFixed(0)).join(' | ')} | ${median(own).toFixed(0)} |`);
   }
 }
+
+/** The round-trip table: how many clips of each shape and speed the analyzer reads right after encode → decode. */
+function roundTripTable(): void {
+  console.log('\n| speed | shape | read right | median fill, clip → decoded |\n|---|---|---|---|');
+  for (const speed of speeds) {
+    for (const shape of SHAPES) {
+      let right = 0;
+      const fillIn: number[] = [];
+      const fillOut: number[] = [];
+      for (let i = 0; i < nClips; i++) {
+        const combo: Combo = { color: COLORS[i % COLORS.length]!, shape, direction: DIRECTIONS[i % DIRECTIONS.length]!, background: BACKGROUNDS[(i >> 1) % BACKGROUNDS.length]! };
+        const placed = placeClip(combo, clipRng(1000 + i, i), SIZE);
+        const spec = { ...placed, speed: placed.speed * speed, radius: radius === undefined ? placed.radius : radius + (i % 4) };
+        const frames = renderClip(spec);
+        const a = analyzeVideo({ frames, width: SIZE.width, height: SIZE.height });
+        const b = analyzeVideo({ frames: roundTrip(frames), width: SIZE.width, height: SIZE.height });
+        if (b.shape === shape) right++;
+        if (a.fillRatio !== null) fillIn.push(a.fillRatio);
+        if (b.fillRatio !== null) fillOut.push(b.fillRatio);
+      }
+      const med = (v: number[]) => (v.length ? median(v).toFixed(3) : '–');
+      console.log(`| ×${speed} | ${shape} | ${right} / ${nClips} | ${med(fillIn)} → ${med(fillOut)} |`);
+    }
+  }
+}
+
+if (args.distances === undefined) roundTripTable();
+else distanceTable(args.distances.split(',').map(Number));
 vae.dispose();
 shutdownBackend();
