@@ -53,8 +53,6 @@ const timesteps = args.timesteps.split(',').map(Number);
 const seed = Number(args.seed);
 if (args.condition !== 'none' && args.condition !== 'first-frame') throw new Error(`--condition: expected none or first-frame, got ${args.condition}`);
 const firstFrame = args.condition === 'first-frame';
-const PAIR_ATTRS = ['color', 'shape', 'direction', 'background'];
-if (args.pairs !== undefined && !PAIR_ATTRS.includes(args.pairs)) throw new Error(`--pairs: expected one of ${PAIR_ATTRS.join(', ')}, got ${args.pairs}`);
 const readJson = <T>(file: string): T => JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 // the training clips' size (scripts/demo/README.md stage 3: 17 frames of 64 × 96)
 const SIZE = { width: 96, height: 64, frames: 17 };
@@ -62,6 +60,7 @@ const SIZE = { width: 96, height: 64, frames: 17 };
 type Attr = 'color' | 'shape' | 'direction' | 'background';
 const VALUES: Record<Attr, readonly string[]> = { color: COLORS, shape: SHAPES, direction: DIRECTIONS, background: BACKGROUNDS };
 const ATTRS = Object.keys(VALUES) as Attr[];
+if (args.pairs !== undefined && !(ATTRS as string[]).includes(args.pairs)) throw new Error(`--pairs: expected one of ${ATTRS.join(', ')}, got ${args.pairs}`);
 
 await setBackend();
 console.log(`backend: ${describeBackend()}; model ${model}; condition ${args.condition}`);
