@@ -214,20 +214,26 @@ for (const dir of transformerDirs) {
   net.dispose();
   console.log(`\n${dir}`);
   console.log(`| t | right-caption loss | ${ATTRS.map((a) => `${a} gap % (right lower)`).join(' | ')} |`);
+  /** Over the swapped captions `keep` selects: the summed relative gap to their clip's right caption, how many of them
+   * scored worse than it, and how many there were. */
+  const gapOver = (ti: number, keep: (s: (typeof swaps)[number]) => boolean) => {
+    let gap = 0;
+    let wins = 0;
+    let n = 0;
+    swaps.forEach((s, i) => {
+      if (!keep(s)) return;
+      const r = loss[swaps.findIndex((q) => q.clip === s.clip && q.attr === null)]![ti]!;
+      gap += (loss[i]![ti]! - r) / r;
+      wins += r < loss[i]![ti]! ? 1 : 0;
+      n++;
+    });
+    return { gap, wins, n };
+  };
   console.log(`|---|---|${ATTRS.map(() => '---').join('|')}|`);
   timesteps.forEach((t, ti) => {
     const right = swaps.filter((s) => s.attr === null).map((s) => loss[swaps.indexOf(s)]![ti]!);
     const cells = ATTRS.map((a) => {
-      let gap = 0;
-      let wins = 0;
-      let n = 0;
-      swaps.forEach((s, i) => {
-        if (s.attr !== a) return;
-        const r = loss[swaps.findIndex((q) => q.clip === s.clip && q.attr === null)]![ti]!;
-        gap += (loss[i]![ti]! - r) / r;
-        wins += r < loss[i]![ti]! ? 1 : 0;
-        n++;
-      });
+      const { gap, wins, n } = gapOver(ti, (s) => s.attr === a);
       return `${((100 * gap) / n).toFixed(2)} (${Math.round((100 * wins) / n)} %)`;
     });
     console.log(`| ${t} | ${(right.reduce((a, b) => a + b, 0) / right.length).toFixed(4)} | ${cells.join(' | ')} |`);
@@ -240,17 +246,7 @@ for (const dir of transformerDirs) {
     console.log(`|---|${pairs.map(() => '---').join('|')}|`);
     timesteps.forEach((t, ti) => {
       const cells = pairs.map(([u, v]) => {
-        let gap = 0;
-        let wins = 0;
-        let n = 0;
-        swaps.forEach((s, i) => {
-          const right = combos[s.clip]![a];
-          if (s.attr !== a || !((right === u && s.value === v) || (right === v && s.value === u))) return;
-          const r = loss[swaps.findIndex((q) => q.clip === s.clip && q.attr === null)]![ti]!;
-          gap += (loss[i]![ti]! - r) / r;
-          wins += r < loss[i]![ti]! ? 1 : 0;
-          n++;
-        });
+        const { gap, wins, n } = gapOver(ti, (s) => s.attr === a && [u, v].includes(combos[s.clip]![a]) && [u, v].includes(s.value!));
         return n ? `${((100 * gap) / n).toFixed(2)} (${wins} / ${n})` : '–';
       });
       console.log(`| ${t} | ${cells.join(' | ')} |`);
