@@ -58,6 +58,12 @@ function roundTrip(frames: Uint8Array[]): Uint8Array[] {
   return video!.frames;
 }
 
+/** Clip i's placement (the generator's geometry for a spread of colours, directions and backgrounds) as `shape`. */
+function placement(i: number, shape: Combo['shape']) {
+  const combo: Combo = { color: COLORS[i % COLORS.length]!, shape, direction: DIRECTIONS[i % DIRECTIONS.length]!, background: BACKGROUNDS[(i >> 1) % BACKGROUNDS.length]! };
+  return placeClip(combo, clipRng(1000 + i, i), SIZE);
+}
+
 /** The clip's latent, posterior mode × scaling factor. */
 function encode(frames: Uint8Array[]): tf.Tensor {
   const { frames: F, height: H, width: W } = SIZE;
@@ -77,8 +83,7 @@ function distanceTable(scales: number[]): void {
     const d: number[][] = pairs.map(() => []);
     const own: number[] = [];
     for (let i = 0; i < nClips; i++) {
-      const combo: Combo = { color: COLORS[i % COLORS.length]!, shape: 'circle', direction: DIRECTIONS[i % DIRECTIONS.length]!, background: BACKGROUNDS[(i >> 1) % BACKGROUNDS.length]! };
-      const placed = placeClip(combo, clipRng(1000 + i, i), SIZE);
+      const placed = placement(i, 'circle');
       const z = Object.fromEntries(SHAPES.map((shape) => [shape, encode(renderClip({ ...placed, shape, radius: placed.radius * scale }))]));
       pairs.forEach(([a, b], j) => d[j]!.push(tf.tidy(() => tf.sum(tf.square(tf.sub(z[a]!, z[b]!))).dataSync()[0]!)));
       own.push(tf.tidy(() => tf.sum(tf.square(z.circle!)).dataSync()[0]!));
@@ -97,8 +102,7 @@ function roundTripTable(): void {
       const fillIn: number[] = [];
       const fillOut: number[] = [];
       for (let i = 0; i < nClips; i++) {
-        const combo: Combo = { color: COLORS[i % COLORS.length]!, shape, direction: DIRECTIONS[i % DIRECTIONS.length]!, background: BACKGROUNDS[(i >> 1) % BACKGROUNDS.length]! };
-        const placed = placeClip(combo, clipRng(1000 + i, i), SIZE);
+        const placed = placement(i, shape);
         const spec = { ...placed, speed: placed.speed * speed, radius: radius === undefined ? placed.radius : radius + (i % 4) };
         const frames = renderClip(spec);
         const a = analyzeVideo({ frames, width: SIZE.width, height: SIZE.height });

@@ -6,7 +6,8 @@ import { BACKGROUND_RGB, COLOR_RGB, centerAt, type ClipSpec, type Shape } from '
  * Square half-side and triangle half-size relative to `radius`. The square's side is the circle's diameter: at 0.85
  * (its area near the circle's) the demo VAE put a square 234 from its circle in latent space against 2167 for a
  * triangle, and the transformer never learnt the square from the circle (scripts/demo/README.md, "Squares and
- * circles are one shape"); at 1.0 the same placements lie 686 apart (scripts/demo/vae-shape-ceiling.ts --distances 1).
+ * circles are one shape"); at 1.0 the same placements lie 686 apart (scripts/demo/vae-shape-ceiling.ts --distances 1;
+ * the README's "Squares as wide as the circle").
  */
 const SQUARE_HALF = 1.0;
 const TRIANGLE_HALF = 1.1;
