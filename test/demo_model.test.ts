@@ -23,9 +23,9 @@ const BIN = path.join(ROOT, 'bin', 'cogvideox-fun.mjs');
 const BUNDLED = path.join(ROOT, 'assets', 'demo-model');
 
 let dir: string;
-/** Image to video, frame 0 against the start image, the two cases below at the CLI's default seed: 26.0 and 30.0 dB
- * unguided (the demo's default with --image), 22.9 and 20.9 dB at the predict scripts' guidance 6 (measured on the
- * bundle of the twenty-second session, tensorflow backend; 26.9 / 30.1 and 23.9 / 20.7 on the twentieth's). */
+/** Image to video, frame 0 against the start image, the two cases below at the CLI's default seed: 26.2 and 30.0 dB
+ * unguided (the demo's default with --image), 22.8 and 21.6 dB at the predict scripts' guidance 6 (measured on the
+ * bundle of the twenty-fourth session, tensorflow backend; 26.0 / 30.0 and 22.9 / 20.9 on the twenty-second's). */
 const MIN_FRAME0_DB = 24;
 let info: DemoInfo;
 
