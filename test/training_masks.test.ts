@@ -66,7 +66,15 @@ describe('DDPM training schedule', () => {
       const v = s.target(x0, eps, t);
       expectClose('add_noise', noisy, f32(f, 'noise.noisy'), shape, { relL2: 3e-7, maxAbs: 1e-6 });
       expectClose('get_velocity', v, f32(f, 'noise.v'), shape, { relL2: 3e-7, maxAbs: 1e-6 });
-      tf.dispose([noisy, v]);
+      // predictX0 inverts them: x_t and the v target give back x0 (v-prediction; ε below)
+      const back = s.predictX0(noisy, v, t);
+      expectClose('predictX0 (v)', back, f32(f, 'noise.x0'), shape, { relL2: 5e-7, maxAbs: 5e-6 }); // measured 5.1e-8, 4.8e-7
+      const eps1 = new NoiseSchedule({ ...config('tiny-pipe-2b'), prediction_type: 'epsilon' });
+      const tLow = t.map((x) => Math.min(x, 500)); // √ᾱ → 0 as t → 999: the ε inverse divides by it
+      const noisyLow = eps1.addNoise(x0, eps, tLow);
+      const backEps = eps1.predictX0(noisyLow, eps, tLow);
+      expectClose('predictX0 (ε)', backEps, f32(f, 'noise.x0'), shape, { relL2: 5e-7, maxAbs: 5e-6 }); // measured 4.4e-8, 4.8e-7
+      tf.dispose([noisy, v, back, noisyLow, backEps]);
       expect(tf.memory().numTensors).toBe(before);
       tf.dispose([x0, eps]);
     });

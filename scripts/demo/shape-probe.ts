@@ -3,12 +3,12 @@
 // ratio of the box: ≥ 0.9 square, < 0.66 triangle, else circle) after
 //   - the VAE alone (encode, posterior mode → decode): what a transformer could at best hand the decoder;
 //   - one transformer step per --timesteps t: the clip's latent noised to t (fixed noise), the clip's canonical caption,
-//     text-to-video conditioning (zero inpaint latents), x̂0 = √ᾱ_t·x_t − √(1−ᾱ_t)·v̂ (v-prediction), decoded;
+//     text-to-video conditioning (zero inpaint latents), x̂0 (NoiseSchedule.predictX0: √ᾱ_t·x_t − √(1−ᾱ_t)·v̂ for v-prediction), decoded;
 //   - text to video from that caption (the CLI's sampler, --steps (default DEMO_DEFAULTS.steps), the predict scripts'
 //     negative prompt) at each --guidance, seeds 1000 and 1001;
 // per --transformer folder (each swapped into --model's folder). --write-metadata FILE writes the clips as a Fun
 // metadata file with their canonical captions, so a run can be trained on them alone: the overfit test of
-// scripts/demo/README.md ("A model that memorises eight squares …").
+// scripts/demo/README.md ("… a transformer that memorises eight squares still draws them round").
 //   npx tsx scripts/demo/shape-probe.ts --model DIR --world DIR [--transformer DIR[,DIR…]] [--shape square] [--clips 8]
 //       [--timesteps 50,200,400,700] [--guidance 1,6] [--steps N] [--write-metadata FILE]
 // Prints one line per row: the clips' reads as S (square) / c (circle) / t (triangle) / - (no object) and the fill.
@@ -133,13 +133,12 @@ for (const dir of transformers) {
   const maxLength = net.config.max_text_seq_length ?? 226;
   const embeds = t5.forward(tokenizer.call(captions, { maxLength, padding: 'max_length', truncation: true }).inputIds);
   for (const [ti, t] of timesteps.entries()) {
-    const { sqrtAlpha, sqrtOneMinusAlpha } = schedule.coefficients([t]);
     const cells = latents.map((z, k) => {
       const x0 = tf.tidy(() => {
         const xt = schedule.addNoise(z, noises[k]![ti]!, [t]) as tf.Tensor5D;
         const [, f, C, h, w] = z.shape;
         const v = net.forward({ hiddenStates: xt, encoderHiddenStates: tf.slice(embeds, [k], [1]) as tf.Tensor3D, timestep: [t], inpaintLatents: tf.zeros([1, f, C + 1, h, w]) as tf.Tensor5D });
-        return tf.sub(tf.mul(xt, sqrtAlpha[0]!), tf.mul(v, sqrtOneMinusAlpha[0]!)) as tf.Tensor5D;
+        return schedule.predictX0(xt, v, [t]) as tf.Tensor5D;
       });
       const r = read(decode(x0));
       x0.dispose();

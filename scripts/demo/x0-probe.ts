@@ -89,12 +89,11 @@ if (args.transformer) {
   const schedule = new NoiseSchedule(readJson<ConstructorParameters<typeof NoiseSchedule>[0]>(path.join(model, 'scheduler', 'scheduler_config.json')));
   for (const t of args.timesteps.split(',').map(Number)) {
     const n = gen.randn(z.shape);
-    const { sqrtAlpha, sqrtOneMinusAlpha } = schedule.coefficients([t]);
     const x0 = tf.tidy(() => {
       const noisy = schedule.addNoise(z, n, [t]);
       const [, f, C, h, w] = z.shape;
       const v = net.forward({ hiddenStates: noisy as tf.Tensor5D, encoderHiddenStates: embeds, timestep: [t], inpaintLatents: tf.zeros([1, f, C + 1, h, w]) as tf.Tensor5D });
-      return tf.sub(tf.mul(noisy, sqrtAlpha[0]!), tf.mul(v, sqrtOneMinusAlpha[0]!)) as tf.Tensor5D;
+      return schedule.predictX0(noisy, v, [t]) as tf.Tensor5D;
     });
     await report(`x0 from t ${t}`, x0);
     tf.dispose([n, x0]);

@@ -83,6 +83,19 @@ export class NoiseSchedule {
     return tf.tidy(() => tf.sub(tf.mul(perSample(sqrtAlpha, x0.rank), noise), tf.mul(perSample(sqrtOneMinusAlpha, x0.rank), x0)));
   }
 
+  /**
+   * The clean sample a prediction implies (the inverse of `target` at x_t = addNoise(x0, ε, t)): for v,
+   * √ᾱ_t·x_t − √(1−ᾱ_t)·v; for ε, (x_t − √(1−ᾱ_t)·ε) / √ᾱ_t — DDPMScheduler.step's pred_original_sample. New tensor.
+   */
+  predictX0(sample: tf.Tensor, modelOutput: tf.Tensor, timesteps: ArrayLike<number>): tf.Tensor {
+    const { sqrtAlpha, sqrtOneMinusAlpha } = this.coefficients(timesteps);
+    return tf.tidy(() => {
+      const a = perSample(sqrtAlpha, sample.rank);
+      const b = perSample(sqrtOneMinusAlpha, sample.rank);
+      return this.predictionType === 'epsilon' ? tf.div(tf.sub(sample, tf.mul(b, modelOutput)), a) : tf.sub(tf.mul(a, sample), tf.mul(b, modelOutput));
+    });
+  }
+
   /** The regression target of train.py:1588-1593: ε or v. New tensor. */
   target(x0: tf.Tensor, noise: tf.Tensor, timesteps: ArrayLike<number>): tf.Tensor {
     return this.predictionType === 'epsilon' ? noise.clone() : this.velocity(x0, noise, timesteps);
