@@ -18,7 +18,7 @@ import { describeBackend, setBackend, shutdownBackend } from '../../src/nn/backe
 import { PhiloxGenerator } from '../../src/schedulers/index.js';
 import { writeTransformerFolder } from '../../src/training/checkpoint.js';
 import { WeightStore, readJson } from '../../src/weights/checkpoint.js';
-import type { TensorToWrite } from '../../src/weights/safetensors.js';
+import { numel, type TensorToWrite } from '../../src/weights/safetensors.js';
 
 const USAGE = 'usage: npx tsx scripts/demo/deepen-dit.ts --transformer SRC_DIR --out DEST_DIR [--after 0,1,2,3,4,5] [--seed 0]';
 const { values: args } = parseArgs({
@@ -45,24 +45,28 @@ for (let i = 0; i < oldLayers; i++) {
 const store = WeightStore.open(src);
 const tensors: [string, TensorToWrite][] = [];
 const BLOCK = /^transformer_blocks\.(\d+)\.(.*)$/;
+const blockKeys = new Map<number, { name: string; suffix: string }[]>(); // block index → its tensors
 for (const name of store.keys()) {
-  if (BLOCK.test(name)) continue;
+  const m = BLOCK.exec(name);
+  if (m) {
+    const i = Number(m[1]);
+    blockKeys.set(i, [...(blockKeys.get(i) ?? []), { name, suffix: m[2]! }]);
+    continue;
+  }
   const t = store.read(name);
   tensors.push([name, { dtype: 'F32', shape: t.shape, data: t.toFloat32() }]);
 }
 order.forEach(({ from, zeroGates }, to) => {
-  for (const name of store.keys()) {
-    const m = BLOCK.exec(name);
-    if (!m || Number(m[1]) !== from) continue;
+  for (const { name, suffix } of blockKeys.get(from) ?? []) {
     const t = store.read(name);
-    const data = t.toFloat32().slice();
+    const data = t.toFloat32().slice(); // a block and its copy must not share a buffer
     // norm1.linear / norm2.linear: [6·dim, time_embed_dim] weight and [6·dim] bias; chunks 2 and 5 are the gates
-    if (zeroGates && /^norm[12]\.linear\.(weight|bias)$/.test(m[2]!)) {
+    if (zeroGates && /^norm[12]\.linear\.(weight|bias)$/.test(suffix)) {
       if (t.shape[0] !== 6 * dim) throw new Error(`${name}: shape [${t.shape}], expected ${6 * dim} rows (6 × inner dim ${dim})`);
       const row = t.shape.length > 1 ? t.shape[1]! : 1;
       for (const chunk of [2, 5]) data.fill(0, chunk * dim * row, (chunk + 1) * dim * row);
     }
-    tensors.push([`transformer_blocks.${to}.${m[2]}`, { dtype: 'F32', shape: t.shape, data }]);
+    tensors.push([`transformer_blocks.${to}.${suffix}`, { dtype: 'F32', shape: t.shape, data }]);
   }
 });
 store.close();
@@ -97,7 +101,7 @@ try {
   fs.rmSync(args.out, { recursive: true, force: true });
   fs.renameSync(tmp, args.out);
   fs.chmodSync(args.out, 0o755);
-  const params = tensors.reduce((n, [, t]) => n + t.shape.reduce((p, s) => p * s, 1), 0);
+  const params = tensors.reduce((n, [, t]) => n + numel(t.shape), 0);
   console.log(`wrote ${args.out}: num_layers ${oldLayers} → ${order.length} (copies after blocks ${after.join(',')}), ${params} parameters`);
 } finally {
   fs.rmSync(tmp, { recursive: true, force: true });
