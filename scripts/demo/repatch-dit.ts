@@ -89,12 +89,12 @@ store.close();
 /** [B, T, C, h, w] → [B, T, C, k·h, k·w], each value repeated k × k. */
 const upsample = (x: tf.Tensor5D) => tf.tidy(() => {
   const [B, T, Ch, h, w] = x.shape;
-  return tf.tile(x.reshape([B, T, Ch, h, 1, w, 1]), [1, 1, 1, 1, k, 1, k]).reshape([B, T, Ch, h * k, w * k]) as tf.Tensor5D;
+  return tf.reshape(tf.tile(tf.reshape(x, [B, T, Ch, h, 1, w, 1]), [1, 1, 1, 1, k, 1, k]), [B, T, Ch, h * k, w * k]) as tf.Tensor5D;
 });
 /** [B, T, C, k·h, k·w] → [B, T, C, h, w], the mean of each k × k block. */
 const avgpool = (x: tf.Tensor5D) => tf.tidy(() => {
   const [B, T, Ch, H, W] = x.shape;
-  return tf.mean(x.reshape([B, T, Ch, H / k, k, W / k, k]), [4, 6]) as tf.Tensor5D;
+  return tf.mean(tf.reshape(x, [B, T, Ch, H / k, k, W / k, k]), [4, 6]) as tf.Tensor5D;
 });
 
 // Check before writing, on the pixel-positions config: new(x) = avgpool(old(upsample(x))).
