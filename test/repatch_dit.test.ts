@@ -84,7 +84,8 @@ describe('scripts/demo/repatch-dit.ts', () => {
     expect(yNew.shape).toEqual([1, 5, C, 16, 24]);
     const pooled = tf.tidy(() => tf.mean(tf.reshape(yOld, [1, 5, C, 16, 2, 24, 2]), [4, 6]));
     expect(tf.tidy(() => tf.max(tf.abs(pooled)).dataSync()[0]!)).toBeGreaterThan(0.1); // not a trivially equal zero output
-    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(pooled, yNew))).dataSync()[0]!)).toBeLessThanOrEqual(1e-5);
+    // 1.9e-6 measured here (outputs up to 3.7); a wrong proj_out row order gives ~11
+    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(pooled, yNew))).dataSync()[0]!)).toBeLessThanOrEqual(5e-5);
     tf.dispose([x, text, up, inpaint, inpaintUp, yOld, yNew, pooled]);
     ma.dispose();
     mb.dispose();

@@ -7,7 +7,7 @@
 // With sample_height/width divided by k as well, the 3D RoPE positions stay where they were in pixels
 // (pipeline_cogvideox.py _prepare_rotary_positional_embeddings: positions are a linspace over the base grid
 // sample/p), and then, exactly, new(x) = avgpool_k(old(upsample_k(x))): every token the new transformer sees is one
-// the old one saw. The script checks that identity on random inputs before writing (max |Δ| ≤ 1e-5).
+// the old one saw. The script checks that identity on random inputs before writing (max |Δ| ≤ 5e-5).
 // --positions pixels (default) writes that config; --positions indices keeps sample_height/width (RoPE step = one
 // new token, twice as fine a grid of integer positions), which the checked identity does not cover.
 //   npx tsx scripts/demo/repatch-dit.ts --transformer SRC_DIR --out DEST_DIR [--patch 2] [--positions pixels|indices] [--seed 0]
@@ -102,6 +102,7 @@ fs.mkdirSync(path.dirname(path.resolve(args.out)), { recursive: true });
 const tmp = fs.mkdtempSync(path.join(path.dirname(path.resolve(args.out)), '.repatch-'));
 try {
   const pixels = { ...config, patch_size: q, sample_height: config.sample_height / k, sample_width: config.sample_width / k };
+  const final = args.positions === 'pixels' ? pixels : { ...config, patch_size: q };
   writeTransformerFolder(tmp, pixels, tensors);
   await setBackend();
   const [a, b] = [await CogVideoXTransformer3DModel.fromPretrained(src), await CogVideoXTransformer3DModel.fromPretrained(tmp)];
@@ -126,14 +127,15 @@ try {
   b.dispose();
   shutdownBackend();
   console.log(`${describeBackend()}: new(x) against avgpool(old(upsample(x))) max |Δ| ${d.toExponential(2)} (max |output| ${scale.toFixed(3)})`);
-  if (!(d <= 1e-5)) throw new Error(`the repatched transformer does not compute the pooled old one (max |Δ| ${d}); nothing written`);
-  if (args.positions === 'indices') writeTransformerFolder(tmp, { ...config, patch_size: q }, tensors);
+  // 5e-5: ten times the largest seen (4.8e-6 on the bundle, 5.3e-6 on an fp32 checkpoint); a wrong row order gives ~11
+  if (!(d <= 5e-5)) throw new Error(`the repatched transformer does not compute the pooled old one (max |Δ| ${d}); nothing written`);
+  // the weights are the same for both position choices; only the config differs (written as writeTransformerFolder does)
+  if (final !== pixels) fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(final, null, 2) + '\n');
   fs.rmSync(args.out, { recursive: true, force: true });
   fs.renameSync(tmp, args.out);
   fs.chmodSync(args.out, 0o755);
   const params = tensors.reduce((n, [, t]) => n + numel(t.shape), 0);
-  const written = readJson(path.join(args.out, 'config.json')) as Config;
-  console.log(`wrote ${args.out}: patch_size ${p} → ${q}, sample ${written.sample_height}×${written.sample_width} (positions: ${args.positions}), ${params} parameters`);
+  console.log(`wrote ${args.out}: patch_size ${p} → ${q}, sample ${final.sample_height}×${final.sample_width} (positions: ${args.positions}), ${params} parameters`);
 } finally {
   fs.rmSync(tmp, { recursive: true, force: true });
 }
