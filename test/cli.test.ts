@@ -11,7 +11,7 @@ import { bundle } from '../scripts/demo/bundle.js';
 import { DEMO_DEFAULTS, DEMO_NOTICE, demoNotice, readDemoInfo, type DemoInfo } from '../src/cli/demo.js';
 import { resolveRun } from '../src/cli/generate.js';
 import { main } from '../src/cli/main.js';
-import { inspectModelFolder } from '../src/cli/model_folder.js';
+import { defaultRequest, inspectModelFolder } from '../src/cli/model_folder.js';
 import { generateUsage } from '../src/cli/usage.js';
 import { HELD_OUT } from '../src/data/world.js';
 import { SafetensorsFile } from '../src/weights/safetensors.js';
@@ -470,6 +470,26 @@ describe('demo.json: what the demo model knows (scripts/demo/bundle.ts writes it
     for (const [k, v] of whole) expect(got.get(k)!.bytes.equals(v.bytes), k).toBe(true);
     // the CLI's folder check and the loader read the sharded folder
     expect(inspectModelFolder(dest).kind).toBe('fun-inp');
+  });
+
+  it('bundle.ts --size: demo.json gives the output size, which generate makes by default on the demo model', async () => {
+    // a transformer whose patch was divided (scripts/demo/repatch-dit.ts) names a k times smaller sample size
+    const dest = path.join(workdir(), 'sized');
+    const f = inspectModelFolder(DEMO);
+    const size = { height: f.sampleHeight * 2, width: f.sampleWidth * 2 };
+    bundle(DEMO, dest, { dtype: 'BF16', trained: true, notes: null, force: false, size, log: () => {} });
+    const sized = readDemoInfo(dest)!;
+    const lat = [size.height / (f.sampleHeight / f.transformer.sample_height), size.width / (f.sampleWidth / f.transformer.sample_width)];
+    const p = f.transformer.patch_size;
+    expect(sized.output).toMatchObject({ ...size, latent: [sized.output.latent[0], ...lat], video_tokens: sized.output.latent[0]! * (lat[0]! / p) * (lat[1]! / p) });
+    // generate with no size on that folder as the demo: demo.json's size; another folder: its config's, as before
+    const job = resolveRun(parseGenerateArgs(['--out', path.join(workdir(), 's.mp4')]), () => inspectModelFolder(dest), () => sized).job;
+    expect({ height: job.height, width: job.width }).toEqual(size);
+    expect(defaultRequest(inspectModelFolder(dest), true, null)).toMatchObject({ height: f.sampleHeight, width: f.sampleWidth });
+    expect(defaultRequest(inspectModelFolder(dest), false, sized.output)).toEqual(defaultRequest(f, false)); // not the demo: ignored
+    // a size the VAE and patch do not divide is refused before anything is written
+    expect(() => bundle(DEMO, path.join(workdir(), 'odd'), { dtype: 'BF16', trained: true, notes: null, force: false, size: { height: size.height + 1, width: size.width }, log: () => {} })).toThrow(/--size \d+x\d+: height and width must be multiples of \d+/);
+    expect(fs.existsSync(path.join(workdir(), 'odd'))).toBe(false);
   });
 
   it('bundle.ts refuses a bundle over the size limit (nothing written) and a non-empty DEST', () => {

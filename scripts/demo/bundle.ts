@@ -4,7 +4,11 @@
 //   .safetensors.index.json), demo.json (what the model knows: src/cli/demo.ts
 //   DemoInfo) and README.md. Prints every component's size; refuses if the folder would exceed 25 MB (issue 15).
 //
-//   npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 [--vae-fp32] | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--force]
+//   npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 [--vae-fp32] | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--size HxW] [--force]
+//
+// --size: the frame size demo.json gives as the model's output (the CLI's default), when it is not the transformer's
+// sample size × the VAE's compression: a transformer whose patch scripts/demo/repatch-dit.ts divided keeps its RoPE
+// positions by dividing sample_height/width too, so it makes frames k times the size its config names.
 //
 // --vae-fp32 keeps the VAE in F32 beside a BF16 transformer (on the untrained folder the VAE's bf16 rounding changed
 // more output pixels than the transformer's: scripts/demo/README.md).
@@ -29,7 +33,7 @@ const EXAMPLE: Combo = { color: 'red', shape: 'circle', direction: 'right', back
 /** Shard size: the repository keeps every tracked file under 5 MiB, so a weight file is split below that. */
 export const MAX_SHARD_BYTES = 4_000_000;
 
-const USAGE = 'usage: npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 [--vae-fp32] | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--max-shard-bytes N] [--force]';
+const USAGE = 'usage: npx tsx scripts/demo/bundle.ts SRC DEST (--bf16 [--vae-fp32] | --fp32) (--trained | --untrained) [--notes FILE|JSON] [--size HxW] [--max-shard-bytes N] [--force]';
 
 function readJson(file: string): Record<string, unknown> {
   if (!fs.existsSync(file)) throw new Error(`${file}: missing`);
@@ -139,6 +143,8 @@ export interface BundleOptions {
   trained: boolean;
   notes: Record<string, unknown> | null;
   force: boolean;
+  /** the output frame size in pixels (default: the transformer's sample size × the VAE's spatial compression) */
+  size?: { height: number; width: number };
   /** default MAX_BYTES (issue 15's 25 MB) */
   maxBytes?: number;
   /** tensor bytes per weight file before it is sharded (default MAX_SHARD_BYTES) */
@@ -161,7 +167,10 @@ export function bundle(src: string, dest: string, o: BundleOptions): { bytes: nu
   const temporal = vConfig.temporal_compression_ratio as number;
   const frames = tConfig.sample_frames as number;
   const p = tConfig.patch_size as number;
-  const [h, w] = [tConfig.sample_height as number, tConfig.sample_width as number];
+  const H = o.size?.height ?? (tConfig.sample_height as number) * spatial;
+  const W = o.size?.width ?? (tConfig.sample_width as number) * spatial;
+  if (!(H > 0 && W > 0) || H % (spatial * p) !== 0 || W % (spatial * p) !== 0) throw new Error(`--size ${H}x${W}: height and width must be multiples of ${spatial * p} (the VAE's ${spatial}× × the patch ${p})`);
+  const [h, w] = [H / spatial, W / spatial];
   const T = Math.floor((frames - 1) / temporal) + 1;
   if (tConfig.in_channels !== 2 * (vConfig.latent_channels as number) + 1) throw new Error(`transformer/config.json: in_channels ${tConfig.in_channels}, expected ${2 * (vConfig.latent_channels as number) + 1} (an InP model)`);
   if (isHeldOut(EXAMPLE)) throw new Error('internal: the example prompt is a held-out combination');
@@ -204,7 +213,7 @@ export function bundle(src: string, dest: string, o: BundleOptions): { bytes: nu
       directions: [...DIRECTIONS],
       backgrounds: [...BACKGROUNDS],
       held_out: HELD_OUT.map((c) => ({ ...c, prompt: canonicalCaption(c) })),
-      output: { frames, height: h * spatial, width: w * spatial, latent: [T, h, w], video_tokens: T * (h / p) * (w / p), text_tokens: tConfig.max_text_seq_length as number },
+      output: { frames, height: H, width: W, latent: [T, h, w], video_tokens: T * (h / p) * (w / p), text_tokens: tConfig.max_text_seq_length as number },
       weights: { transformer: stored('transformer'), vae: stored('vae'), text_encoder: [...teDtypes].join('+') },
       training: o.notes,
     };
@@ -230,7 +239,7 @@ export function bundle(src: string, dest: string, o: BundleOptions): { bytes: nu
 
 function main(): void {
   const { values, positionals } = parseArgs({
-    options: { bf16: { type: 'boolean' }, fp32: { type: 'boolean' }, 'vae-fp32': { type: 'boolean' }, trained: { type: 'boolean' }, untrained: { type: 'boolean' }, notes: { type: 'string' }, 'max-shard-bytes': { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { bf16: { type: 'boolean' }, fp32: { type: 'boolean' }, 'vae-fp32': { type: 'boolean' }, trained: { type: 'boolean' }, untrained: { type: 'boolean' }, notes: { type: 'string' }, size: { type: 'string' }, 'max-shard-bytes': { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,
     strict: true,
   });
@@ -241,12 +250,15 @@ function main(): void {
   if (!!values.trained === !!values.untrained) throw new Error(`give exactly one of --trained / --untrained (demo.json "trained": the CLI stops calling the demo noise only when true)\n${USAGE}`);
   const shard = values['max-shard-bytes'];
   if (shard !== undefined && !(Number.isInteger(Number(shard)) && Number(shard) > 0)) throw new Error(`--max-shard-bytes must be a positive integer, got '${shard}'`);
+  const size = values.size === undefined ? undefined : /^(\d+)x(\d+)$/.exec(values.size);
+  if (size === null) throw new Error(`--size must be HEIGHTxWIDTH in pixels, e.g. 64x96, got '${values.size}'`);
   bundle(positionals[0]!, positionals[1]!, {
     dtype: values.bf16 ? 'BF16' : 'F32',
     vaeDtype: values['vae-fp32'] ? 'F32' : undefined,
     trained: !!values.trained,
     notes: parseNotes(values.notes),
     force: !!values.force,
+    size: size ? { height: Number(size[1]), width: Number(size[2]) } : undefined,
     maxShardBytes: shard === undefined ? undefined : Number(shard),
   });
 }

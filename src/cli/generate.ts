@@ -70,7 +70,7 @@ export function resolveRun(
 
   // frames: the model's limit decides what is possible
   const max = folder.maxFrames;
-  const defaults = defaultRequest(folder, demo);
+  const defaults = defaultRequest(folder, demo, demoInfo?.output);
   const sampling = samplingDefaults(demo);
   let frames = flags.frames ?? defaults.frames;
   if (flags.longVideo) {

@@ -127,7 +127,8 @@ export function folderInfo(dir: string, request?: Partial<MemoryRequestInfo>, ti
 }
 
 function defaultFor(f: ModelFolder): MemoryRequestInfo {
-  const d = defaultRequest(f, path.resolve(f.dir) === demoModelDir());
+  const demo = path.resolve(f.dir) === demoModelDir();
+  const d = defaultRequest(f, demo, demo ? readDemoInfo(f.dir)?.output : null);
   return { height: d.height, width: d.width, numFrames: d.frames, guidanceScale: 6 };
 }
 

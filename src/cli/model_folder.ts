@@ -101,6 +101,13 @@ export function variantName(c: TransformerConfig, kind: PipelineKind): string {
   return `CogVideoX${v15 ? '1.5' : ''}-${size}${kind === 'i2v' ? '-I2V' : ''}`;
 }
 
+/** The part of demo.json's `output` the defaults read (src/cli/demo.ts DemoInfo). */
+export interface DemoOutputSize {
+  height: number;
+  width: number;
+  frames: number;
+}
+
 /** predict scripts: sample_size [384, 672], video_length 49 */
 const FUN_DEFAULT = { height: 384, width: 672, frames: 49 };
 
@@ -109,12 +116,16 @@ const FUN_DEFAULT = { height: 384, width: 672, frames: 49 };
  * tiny demo) their own training size and length; never more frames than the model takes. (The demo's length is its
  * config's sample_frames: a RoPE transformer has no position table to cap the frames at its training length.)
  */
-export function defaultRequest(f: ModelFolder, demo = false): { height: number; width: number; frames: number } {
+export function defaultRequest(f: ModelFolder, demo = false, demoOutput?: DemoOutputSize | null): { height: number; width: number; frames: number } {
   const own = demo || !isFunKind(f.kind);
-  const frames = Math.min(own ? f.transformer.sample_frames : FUN_DEFAULT.frames, f.maxFrames);
+  // A demo folder's demo.json says what it was trained to make: a transformer whose patch was divided
+  // (scripts/demo/repatch-dit.ts) keeps its RoPE positions by dividing sample_height/width, so the config no
+  // longer tells its size.
+  const size = demo && demoOutput ? demoOutput : { height: f.sampleHeight, width: f.sampleWidth, frames: f.transformer.sample_frames };
+  const frames = Math.min(own ? size.frames : FUN_DEFAULT.frames, f.maxFrames);
   return {
-    height: own ? f.sampleHeight : FUN_DEFAULT.height,
-    width: own ? f.sampleWidth : FUN_DEFAULT.width,
+    height: own ? size.height : FUN_DEFAULT.height,
+    width: own ? size.width : FUN_DEFAULT.width,
     frames: frames <= 1 ? 1 : Math.floor((frames - 1) / 4) * 4 + 1,
   };
 }

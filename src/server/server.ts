@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import { demoModelDir, readDemoInfo, samplingDefaults } from '../cli/demo.js';
-import { inspectModelFolder } from '../cli/model_folder.js';
+import { defaultRequest, inspectModelFolder } from '../cli/model_folder.js';
 import { openApiDocument } from './openapi.js';
 import { WorkerPool } from './pool.js';
 import { UploadProbe } from './probe.js';
@@ -124,15 +124,18 @@ export async function createServer(o: ServerOptions): Promise<RunningServer> {
     currentModelInfo: () => {
       const dir = model ?? demoModelDir();
       const f = inspectModelFolder(dir);
+      const demoInfo = model ? null : readDemoInfo(dir);
+      // the demo's size is its demo.json's (generate's default); another folder offers its training size
+      const size = model ? { width: f.sampleWidth, height: f.sampleHeight } : defaultRequest(f, true, demoInfo?.output);
       return {
         path: model ? relativeName(modelsDir, dir) : 'demo',
         variant: f.variant,
         kind: f.kind,
         maxFrames: f.maxFrames,
-        defaultWidth: f.sampleWidth,
-        defaultHeight: f.sampleHeight,
+        defaultWidth: size.width,
+        defaultHeight: size.height,
         demo: !model,
-        demoInfo: model ? null : readDemoInfo(dir),
+        demoInfo,
         sampling: samplingDefaults(!model),
       };
     },
