@@ -23,9 +23,9 @@ const BIN = path.join(ROOT, 'bin', 'cogvideox-fun.mjs');
 const BUNDLED = path.join(ROOT, 'assets', 'demo-model');
 
 let dir: string;
-/** Image to video, frame 0 against the start image, the two cases below at the CLI's default seed: 26.2 and 30.0 dB
- * unguided (the demo's default with --image), 22.8 and 21.6 dB at the predict scripts' guidance 6 (measured on the
- * bundle of the twenty-fourth session, tensorflow backend; 26.0 / 30.0 and 22.9 / 20.9 on the twenty-second's). */
+/** Image to video, frame 0 against the start image, the two cases below at the CLI's default seed: 27.0 and 30.9 dB
+ * unguided (the demo's default with --image), 23.5 and 25.0 dB at the predict scripts' guidance 6 (measured on the
+ * bundle of the twenty-seventh session, tensorflow backend; 26.2 / 30.0 and 22.8 / 21.6 on the twenty-fourth's). */
 const MIN_FRAME0_DB = 24;
 let info: DemoInfo;
 
