@@ -472,7 +472,7 @@ describe('demo.json: what the demo model knows (scripts/demo/bundle.ts writes it
     expect(inspectModelFolder(dest).kind).toBe('fun-inp');
   });
 
-  it('bundle.ts --size: demo.json gives the output size, which generate makes by default on the demo model', async () => {
+  it('bundle.ts --size: demo.json gives the output size, which generate makes by default on the demo model and info names', async () => {
     // a transformer whose patch was divided (scripts/demo/repatch-dit.ts) names a k times smaller sample size
     const dest = path.join(workdir(), 'sized');
     const f = inspectModelFolder(DEMO);
@@ -487,6 +487,9 @@ describe('demo.json: what the demo model knows (scripts/demo/bundle.ts writes it
     expect({ height: job.height, width: job.width }).toEqual(size);
     expect(defaultRequest(inspectModelFolder(dest), true, null)).toMatchObject({ height: f.sampleHeight, width: f.sampleWidth });
     expect(defaultRequest(inspectModelFolder(dest), false, sized.output)).toEqual(defaultRequest(f, false)); // not the demo: ignored
+    // info names the size it was trained at from demo.json, not the config's sample size × the VAE's compression
+    const r = await inProcess(['info', dest]);
+    expect(r.stdout).toMatch(new RegExp(`trained at {3}${size.width}×${size.height}, `));
     // a size the VAE and patch do not divide is refused before anything is written
     expect(() => bundle(DEMO, path.join(workdir(), 'odd'), { dtype: 'BF16', trained: true, notes: null, force: false, size: { height: size.height + 1, width: size.width }, log: () => {} })).toThrow(/--size \d+x\d+: height and width must be multiples of \d+/);
     expect(fs.existsSync(path.join(workdir(), 'odd'))).toBe(false);

@@ -94,6 +94,10 @@ export function folderInfo(dir: string, request?: Partial<MemoryRequestInfo>, ti
         : 'sincos';
   const weights = (['text_encoder', 'transformer', 'vae'] as const).map((comp) => describeWeights(dir, comp));
   const scheduler = JSON.parse(fs.readFileSync(path.join(dir, 'scheduler', 'scheduler_config.json'), 'utf8')) as Record<string, unknown>;
+  const demo = readDemoInfo(dir);
+  // a demo folder's demo.json says what it was trained at: a repatched transformer's config names a smaller sample
+  // size (scripts/demo/repatch-dit.ts)
+  const trained = demo ? demo.output : { height: f.sampleHeight, width: f.sampleWidth, frames: c.sample_frames };
   return {
     dir,
     variant: f.variant,
@@ -106,7 +110,7 @@ export function folderInfo(dir: string, request?: Partial<MemoryRequestInfo>, ti
       headDim: c.attention_head_dim,
       inChannels: c.in_channels,
       positionEncoding: pe,
-      sampleSize: { height: f.sampleHeight, width: f.sampleWidth, frames: c.sample_frames },
+      sampleSize: { height: trained.height, width: trained.width, frames: trained.frames },
       maxFrames: f.maxFrames,
       maxFramesWhy: f.maxFramesWhy,
       temporalPatch: c.patch_size_t ?? null,
@@ -121,7 +125,7 @@ export function folderInfo(dir: string, request?: Partial<MemoryRequestInfo>, ti
     },
     weights,
     totalBytes: weights.reduce((a, w) => a + w.files.reduce((b, x) => b + x.bytes, 0), 0),
-    demo: readDemoInfo(dir),
+    demo,
     memory: plans(f, { ...defaultFor(f), ...request }, tiling),
   };
 }
