@@ -479,7 +479,8 @@ describe('demo.json: what the demo model knows (scripts/demo/bundle.ts writes it
     const size = { height: f.sampleHeight * 2, width: f.sampleWidth * 2 };
     bundle(DEMO, dest, { dtype: 'BF16', trained: true, notes: null, force: false, size, log: () => {} });
     const sized = readDemoInfo(dest)!;
-    const lat = [size.height / (f.sampleHeight / f.transformer.sample_height), size.width / (f.sampleWidth / f.transformer.sample_width)];
+    const spatial = f.sampleHeight / f.transformer.sample_height; // the VAE's compression
+    const lat = [size.height / spatial, size.width / spatial];
     const p = f.transformer.patch_size;
     expect(sized.output).toMatchObject({ ...size, latent: [sized.output.latent[0], ...lat], video_tokens: sized.output.latent[0]! * (lat[0]! / p) * (lat[1]! / p) });
     // generate with no size on that folder as the demo: demo.json's size; another folder: its config's, as before

@@ -126,13 +126,14 @@ export function folderInfo(dir: string, request?: Partial<MemoryRequestInfo>, ti
     weights,
     totalBytes: weights.reduce((a, w) => a + w.files.reduce((b, x) => b + x.bytes, 0), 0),
     demo,
-    memory: plans(f, { ...defaultFor(f), ...request }, tiling),
+    memory: plans(f, { ...defaultFor(f, demo), ...request }, tiling),
   };
 }
 
-function defaultFor(f: ModelFolder): MemoryRequestInfo {
-  const demo = path.resolve(f.dir) === demoModelDir();
-  const d = defaultRequest(f, demo, demo ? readDemoInfo(f.dir)?.output : null);
+/** `demo`: the folder's demo.json, which sets the size only when the folder is the demo model. */
+function defaultFor(f: ModelFolder, demo: DemoInfo | null): MemoryRequestInfo {
+  const isDemo = path.resolve(f.dir) === demoModelDir();
+  const d = defaultRequest(f, isDemo, isDemo ? demo?.output : null);
   return { height: d.height, width: d.width, numFrames: d.frames, guidanceScale: 6 };
 }
 
