@@ -23,9 +23,9 @@ const BIN = path.join(ROOT, 'bin', 'cogvideox-fun.mjs');
 const BUNDLED = path.join(ROOT, 'assets', 'demo-model');
 
 let dir: string;
-/** Image to video, frame 0 against the start image, the two cases below at the CLI's default seed: 28.0 and 31.5 dB
- * unguided (the demo's default with --image), 24.4 and 24.0 dB at the predict scripts' guidance 6 (measured on the
- * bundle of the twenty-eighth session, tensorflow backend; 27.0 / 30.9 and 23.5 / 25.0 on the twenty-seventh's). */
+/** Image to video, frame 0 against the start image, the two cases below at the CLI's default seed: 28.3 and 31.3 dB
+ * unguided (the demo's default with --image), 23.5 and 23.2 dB at the predict scripts' guidance 6 (measured on the
+ * bundle of the twenty-ninth session, tensorflow backend; 28.0 / 31.5 and 24.4 / 24.0 on the twenty-eighth's). */
 const MIN_FRAME0_DB = 24;
 let info: DemoInfo;
 
