@@ -37,26 +37,34 @@ const combos = allCombos();
 // contexts spread over the combinations (every k-th), so each pair is measured in the same other-attribute settings
 const contexts = Array.from({ length: nContexts }, (_, i) => combos[Math.floor((i * combos.length) / nContexts)]!);
 
-function relativeDistances(pairs: [string, string][]): number[] {
+/** T5 outputs for the contexts' canonical captions with `attr` set to `value`, one row per context. */
+function encode(attr: Attr, value: string): tf.Tensor3D {
+  const captions = contexts.map((c) => canonicalCaption({ ...c, [attr]: value } as Combo));
+  return t5.forward(tokenizer.call(captions, { maxLength, padding: 'max_length', truncation: true }).inputIds);
+}
+
+/** ‖e_a − e_b‖ / ((‖e_a‖ + ‖e_b‖) / 2) per context. */
+function relativeDistances(ea: tf.Tensor3D, eb: tf.Tensor3D): number[] {
   return tf.tidy(() => {
-    const ea = t5.forward(tokenizer.call(pairs.map((p) => p[0]), { maxLength, padding: 'max_length', truncation: true }).inputIds);
-    const eb = t5.forward(tokenizer.call(pairs.map((p) => p[1]), { maxLength, padding: 'max_length', truncation: true }).inputIds);
     const norm = (x: tf.Tensor3D) => tf.sqrt(tf.sum(tf.square(x), [1, 2]));
     return Array.from(tf.div(norm(tf.sub(ea, eb)), tf.div(tf.add(norm(ea), norm(eb)), 2)).dataSync());
   });
 }
 
+const tensorsBefore = tf.memory().numTensors;
 console.log('\n| attribute | pair | relative distance (mean, min–max) |\n|---|---|---|');
 for (const attr of Object.keys(ATTRS) as Attr[]) {
   const values = ATTRS[attr] as readonly string[];
+  const embeds = values.map((v) => encode(attr, v)); // each value encoded once, every pair reads it
   for (let i = 0; i < values.length; i++) {
     for (let j = i + 1; j < values.length; j++) {
-      const caption = (c: Combo, v: string) => canonicalCaption({ ...c, [attr]: v } as Combo);
-      const d = relativeDistances(contexts.map((c) => [caption(c, values[i]!), caption(c, values[j]!)]));
+      const d = relativeDistances(embeds[i]!, embeds[j]!);
       const mean = d.reduce((s, x) => s + x, 0) / d.length;
       console.log(`| ${attr} | ${values[i]} ↔ ${values[j]} | ${mean.toFixed(3)} (${Math.min(...d).toFixed(3)}–${Math.max(...d).toFixed(3)}) |`);
     }
   }
+  embeds.forEach((e) => e.dispose());
 }
+console.log(`\ntensors: ${tensorsBefore} before the pairs, ${tf.memory().numTensors} after`);
 t5.dispose();
 shutdownBackend();
