@@ -22,14 +22,11 @@ import { DEMO_DEFAULTS, defaultGuidance, samplingDefaults } from '../src/cli/dem
 import { FUN_NEGATIVE_PROMPT } from '../src/cli/generate.js';
 import { cliDefaultSampler, inspectModelFolder } from '../src/cli/model_folder.js';
 import {
-  BACKGROUNDS,
   COLORS,
   DIRECTIONS,
-  HELD_OUT,
-  allCombos,
+  benchCombos,
   canonicalCaption,
   clipRng,
-  comboKey,
   formatTable,
   isHeldOut,
   median,
@@ -39,12 +36,11 @@ import {
   scoreStartEnd,
   scoreT2V,
   scoreV2V,
-  SHAPES,
   summarize,
-  type Combo,
   type Direction,
   type Mode,
   type Scored,
+  type SeenOrder,
 } from '../src/data/index.js';
 import { writePng } from '../src/media/index.js';
 import { describeBackend, setBackend, shutdownBackend } from '../src/nn/backend.js';
@@ -102,36 +98,6 @@ if (clipFrames < size.frames) throw new Error(`--clip-frames ${clipFrames} must 
 if (!fs.existsSync(path.join(args.model!, 'model_index.json'))) throw new Error(`--model ${args.model}: no model_index.json there`);
 const sampler = args.sampler ?? cliDefaultSampler(inspectModelFolder(args.model!).kind);
 
-/**
- * Held-out combinations first, then `nSeen` trainable ones that cycle through the attributes: the i-th has colour
- * i mod 6, shape (i + ⌊i/6⌋) mod 3, direction i mod 4 (the next one where that would be a held-out combination),
- * background ⌊i/4⌋ mod 3, so 12 of them hold every colour twice and every shape and every background four times.
- * Before 2026-12-06 (eighteenth session) they were spread evenly over the fixed order, which at --seen 12 gave 6
- * circles, 6 squares and no triangle, 6 left, 5 up, 1 right and no down, 10 on black; --seen-order even brings that
- * back (to compare with the tables made before).
- */
-function prompts(): Combo[] {
-  const trainable = allCombos().filter((c) => !isHeldOut(c));
-  if (args['seen-order'] === 'even') {
-    const stride = trainable.length / Math.max(nSeen, 1);
-    return [...HELD_OUT, ...Array.from({ length: nSeen }, (_, i) => trainable[Math.floor(i * stride)]!)];
-  }
-  const seen = new Map<string, Combo>();
-  for (let i = 0; seen.size < nSeen && i < 4 * trainable.length; i++) {
-    for (let d = 0; d < DIRECTIONS.length; d++) {
-      const c: Combo = {
-        color: COLORS[i % COLORS.length]!,
-        shape: SHAPES[(i + Math.floor(i / COLORS.length)) % SHAPES.length]!,
-        direction: DIRECTIONS[(i + d) % DIRECTIONS.length]!,
-        background: BACKGROUNDS[Math.floor(i / DIRECTIONS.length) % BACKGROUNDS.length]!,
-      };
-      if (!isHeldOut(c) && !seen.has(comboKey(c))) { seen.set(comboKey(c), c); break; } // a held-out one: the next direction
-    }
-  }
-  for (const c of trainable) if (seen.size < nSeen && !seen.has(comboKey(c))) seen.set(comboKey(c), c); // past the cycle's reach
-  return [...HELD_OUT, ...seen.values()];
-}
-
 function strip(video: Video, every = 2): { width: number; height: number; channels: 3; data: Uint8Array } {
   const picked = video.frames.filter((_, i) => i % every === 0);
   const W = video.width * picked.length;
@@ -177,7 +143,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const common = { height: size.height, width: size.width, numFrames: size.frames, numInferenceSteps: steps, negativePrompt, onWarning: () => {} };
   let k = 0;
-  for (const combo of prompts()) {
+  for (const combo of benchCombos(nSeen, args['seen-order'] as SeenOrder)) {
     const held = isHeldOut(combo);
     for (let s = 0; s < seeds; s++) {
       const seed = 1000 + s;

@@ -1,6 +1,6 @@
 // src/data/quality: the demo-quality checks pass on the world's own clips and fail on wrong ones.
 import { describe, expect, it } from 'vitest';
-import { clipRng, formatTable, placeClip, renderClip, scoreI2V, scoreStartEnd, scoreT2V, scoreV2V, summarize, type Combo } from '../src/data/index.js';
+import { HELD_OUT, benchCombos, clipRng, comboKey, isHeldOut, formatTable, placeClip, renderClip, scoreI2V, scoreStartEnd, scoreT2V, scoreV2V, summarize, type Combo } from '../src/data/index.js';
 
 const size = { width: 96, height: 64, frames: 17 };
 const combo: Combo = { color: 'yellow', shape: 'triangle', direction: 'left', background: 'gray' };
@@ -37,5 +37,25 @@ describe('quality checks', () => {
     const table = formatTable(rows);
     expect(table).toContain('color 100.0 % (≥ 95)');
     expect(table).toContain('color 0.0 % (≥ 95) ✗');
+  });
+
+  it("benchCombos: the held-out twelve, then seen ones spread as documented", () => {
+    const count = (cs: Combo[], k: keyof Combo) => cs.reduce<Record<string, number>>((m, c) => ({ ...m, [c[k]]: (m[c[k]] ?? 0) + 1 }), {});
+    for (const order of ['cycle', 'even'] as const) {
+      const all = benchCombos(12, order);
+      expect(all.slice(0, 12)).toEqual(HELD_OUT);
+      const seen = all.slice(12);
+      expect(seen.length).toBe(12);
+      expect(seen.some(isHeldOut)).toBe(false);
+      expect(new Set(seen.map(comboKey)).size).toBe(12);
+    }
+    const cycle = benchCombos(12, 'cycle').slice(12);
+    expect(Object.values(count(cycle, 'color'))).toEqual([2, 2, 2, 2, 2, 2]);
+    expect(count(cycle, 'shape')).toEqual({ circle: 4, square: 4, triangle: 4 });
+    expect(Object.values(count(cycle, 'background'))).toEqual([4, 4, 4]);
+    // the pre-2026-12-06 set: 6 circles, 6 squares, no triangle, 10 on black
+    const even = benchCombos(12, 'even').slice(12);
+    expect(count(even, 'shape')).toEqual({ circle: 6, square: 6 });
+    expect(count(even, 'background').black).toBe(10);
   });
 });

@@ -3,9 +3,40 @@
 // background ≥ 95 %; image to video frame-0 PSNR ≥ 28 dB and direction ≥ 90 %; start + end both ends ≥ 26 dB and the
 // object travels; video to video at strength 0.7 colour follows the prompt ≥ 90 % and the path stays).
 import { analyzeVideo, psnr, type Analysis, type VideoLike } from './analyze.js';
-import type { Combo } from './world.js';
+import { BACKGROUNDS, COLORS, DIRECTIONS, HELD_OUT, SHAPES, allCombos, comboKey, isHeldOut, type Combo } from './world.js';
 
 export type Mode = 't2v' | 'i2v' | 'start-end' | 'v2v';
+export type SeenOrder = 'cycle' | 'even';
+
+/**
+ * The prompts bench/demo_quality.ts measures: the held-out combinations first, then `nSeen` trainable ones. 'cycle'
+ * steps through the attributes: the i-th has colour i mod 6, shape (i + ⌊i/6⌋) mod 3, direction i mod 4 (the next one
+ * where that would be a held-out combination), background ⌊i/4⌋ mod 3, so 12 of them hold every colour twice and every
+ * shape and every background four times. 'even' spreads them evenly over allCombos' fixed order (the bench's set
+ * before 2026-12-06, the eighteenth session, which at 12 gives 6 circles, 6 squares and no triangle, 6 left, 5 up,
+ * 1 right and no down, 10 on black; the tables since compare on it).
+ */
+export function benchCombos(nSeen: number, order: SeenOrder): Combo[] {
+  const trainable = allCombos().filter((c) => !isHeldOut(c));
+  if (order === 'even') {
+    const stride = trainable.length / Math.max(nSeen, 1);
+    return [...HELD_OUT, ...Array.from({ length: nSeen }, (_, i) => trainable[Math.floor(i * stride)]!)];
+  }
+  const seen = new Map<string, Combo>();
+  for (let i = 0; seen.size < nSeen && i < 4 * trainable.length; i++) {
+    for (let d = 0; d < DIRECTIONS.length; d++) {
+      const c: Combo = {
+        color: COLORS[i % COLORS.length]!,
+        shape: SHAPES[(i + Math.floor(i / COLORS.length)) % SHAPES.length]!,
+        direction: DIRECTIONS[(i + d) % DIRECTIONS.length]!,
+        background: BACKGROUNDS[Math.floor(i / DIRECTIONS.length) % BACKGROUNDS.length]!,
+      };
+      if (!isHeldOut(c) && !seen.has(comboKey(c))) { seen.set(comboKey(c), c); break; } // a held-out one: the next direction
+    }
+  }
+  for (const c of trainable) if (seen.size < nSeen && !seen.has(comboKey(c))) seen.set(comboKey(c), c); // past the cycle's reach
+  return [...HELD_OUT, ...seen.values()];
+}
 
 export interface Scored {
   mode: Mode;
