@@ -24,13 +24,12 @@ import { cliDefaultSampler, inspectModelFolder } from '../src/cli/model_folder.j
 import {
   COLORS,
   DIRECTIONS,
+  benchCases,
   benchCombos,
   canonicalCaption,
-  clipRng,
   formatTable,
   isHeldOut,
   median,
-  placeClip,
   renderClip,
   scoreI2V,
   scoreStartEnd,
@@ -142,44 +141,39 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   const t0 = Date.now();
   const common = { height: size.height, width: size.width, numFrames: size.frames, numInferenceSteps: steps, negativePrompt, onWarning: () => {} };
-  let k = 0;
-  for (const combo of benchCombos(nSeen, args['seen-order'] as SeenOrder)) {
+  for (const { combo, seed, clip } of benchCases(benchCombos(nSeen, args['seen-order'] as SeenOrder), seeds, { ...size, frames: clipFrames })) {
     const held = isHeldOut(combo);
-    for (let s = 0; s < seeds; s++) {
-      const seed = 1000 + s;
-      const clip = placeClip(combo, clipRng(seed, k++), { ...size, frames: clipFrames });
-      const frames = renderClip(clip).slice(0, size.frames);
-      const img = (f: Uint8Array) => ({ width: size.width, height: size.height, data: f });
-      for (const mode of modes) {
-        const base = { ...common, guidanceScale: guidanceFor(mode) };
-        let video: Video;
-        let scored: Scored;
-        if (mode === 't2v') {
-          video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), generator: new PhiloxGenerator(seed) })).videos![0]!;
-          scored = scoreT2V(video, combo, held);
-        } else if (mode === 'i2v') {
-          video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), image: img(frames[0]!), generator: new PhiloxGenerator(seed) })).videos![0]!;
-          scored = scoreI2V(video, frames[0]!, combo, held);
-        } else if (mode === 'start-end') {
-          const last = frames[frames.length - 1]!;
-          video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), image: img(frames[0]!), endImage: img(last), generator: new PhiloxGenerator(seed) }))
-            .videos![0]!;
-          scored = scoreStartEnd(video, frames[0]!, last, combo, held);
-        } else {
-          // The source shows another colour; the prompt asks for `combo`'s.
-          const other = COLORS[(COLORS.indexOf(combo.color) + 3) % COLORS.length]!;
-          const src = renderClip({ ...clip, color: other }).slice(0, size.frames);
-          video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), sourceVideo: src.map(img), strength: 0.7, generator: new PhiloxGenerator(seed) }))
-            .videos![0]!;
-          scored = scoreV2V(video, { frames: src, width: size.width, height: size.height }, combo, held);
-        }
-        results.push({ ...scored, prompt: canonicalCaption(combo), seed, direction: combo.direction, worldSpeed: clip.speed });
-        if (args.strip && s === 0 && results.length <= 8 * modes.length) {
-          fs.mkdirSync(args.strip, { recursive: true });
-          await writePng(strip(video), path.join(args.strip, `${mode}_${canonicalCaption(combo).replaceAll(' ', '_')}.png`));
-        }
-        process.stderr.write(`\r${results.length} generations, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    const frames = renderClip(clip).slice(0, size.frames);
+    const img = (f: Uint8Array) => ({ width: size.width, height: size.height, data: f });
+    for (const mode of modes) {
+      const base = { ...common, guidanceScale: guidanceFor(mode) };
+      let video: Video;
+      let scored: Scored;
+      if (mode === 't2v') {
+        video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), generator: new PhiloxGenerator(seed) })).videos![0]!;
+        scored = scoreT2V(video, combo, held);
+      } else if (mode === 'i2v') {
+        video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), image: img(frames[0]!), generator: new PhiloxGenerator(seed) })).videos![0]!;
+        scored = scoreI2V(video, frames[0]!, combo, held);
+      } else if (mode === 'start-end') {
+        const last = frames[frames.length - 1]!;
+        video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), image: img(frames[0]!), endImage: img(last), generator: new PhiloxGenerator(seed) }))
+          .videos![0]!;
+        scored = scoreStartEnd(video, frames[0]!, last, combo, held);
+      } else {
+        // The source shows another colour; the prompt asks for `combo`'s.
+        const other = COLORS[(COLORS.indexOf(combo.color) + 3) % COLORS.length]!;
+        const src = renderClip({ ...clip, color: other }).slice(0, size.frames);
+        video = (await pipe.call({ ...base, prompt: canonicalCaption(combo), sourceVideo: src.map(img), strength: 0.7, generator: new PhiloxGenerator(seed) }))
+          .videos![0]!;
+        scored = scoreV2V(video, { frames: src, width: size.width, height: size.height }, combo, held);
       }
+      results.push({ ...scored, prompt: canonicalCaption(combo), seed, direction: combo.direction, worldSpeed: clip.speed });
+      if (args.strip && seed === 1000 && results.length <= 8 * modes.length) {
+        fs.mkdirSync(args.strip, { recursive: true });
+        await writePng(strip(video), path.join(args.strip, `${mode}_${canonicalCaption(combo).replaceAll(' ', '_')}.png`));
+      }
+      process.stderr.write(`\r${results.length} generations, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     }
   }
   process.stderr.write('\n');

@@ -1,6 +1,6 @@
 // src/data/quality: the demo-quality checks pass on the world's own clips and fail on wrong ones.
 import { describe, expect, it } from 'vitest';
-import { HELD_OUT, benchCombos, clipRng, comboKey, isHeldOut, formatTable, placeClip, renderClip, scoreI2V, scoreStartEnd, scoreT2V, scoreV2V, summarize, type Combo } from '../src/data/index.js';
+import { HELD_OUT, benchCases, benchCombos, clipRng, comboKey, isHeldOut, formatTable, placeClip, renderClip, scoreI2V, scoreStartEnd, scoreT2V, scoreV2V, summarize, type Combo } from '../src/data/index.js';
 
 const size = { width: 96, height: 64, frames: 17 };
 const combo: Combo = { color: 'yellow', shape: 'triangle', direction: 'left', background: 'gray' };
@@ -57,5 +57,16 @@ describe('quality checks', () => {
     const even = benchCombos(12, 'even').slice(12);
     expect(count(even, 'shape')).toEqual({ circle: 6, square: 6 });
     expect(count(even, 'background').black).toBe(10);
+  });
+
+  it('benchCases: combos outer, seeds inner, the k-th case placed from clipRng(seed, k)', () => {
+    const combos = benchCombos(2, 'even');
+    const cases = benchCases(combos, 3, size);
+    expect(cases.length).toBe(combos.length * 3);
+    expect(cases.map((c) => c.seed).slice(0, 4)).toEqual([1000, 1001, 1002, 1000]);
+    const k = 3 * 5 + 2; // combo 5, seed 1002
+    expect(cases[k]!.combo).toEqual(combos[5]);
+    expect(cases[k]!.clip).toEqual(placeClip(combos[5]!, clipRng(1002, k), size));
+    expect(cases[k]!.clip).not.toEqual(placeClip(combos[5]!, clipRng(1002, k + 1), size));
   });
 });

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { DEMO_DEFAULTS, defaultGuidance, samplingDefaults } from '../../src/cli/demo.js';
 import { FUN_NEGATIVE_PROMPT } from '../../src/cli/generate.js';
-import { FRAME0_MIN_DB, benchCombos, canonicalCaption, clipRng, median, placeClip, psnr, renderClip } from '../../src/data/index.js';
+import { FRAME0_MIN_DB, benchCases, benchCombos, canonicalCaption, median, psnr, renderClip } from '../../src/data/index.js';
 import { framesToChannelsFirst } from '../../src/media/index.js';
 import { describeBackend, setBackend, shutdownBackend } from '../../src/nn/backend.js';
 import { CogVideoXFunPipeline } from '../../src/pipelines/index.js';
@@ -52,40 +52,37 @@ async function frame0(latents: tf.Tensor5D, start: Uint8Array): Promise<number> 
 const names = ['generated', 'own latent 0 + generated rest', 'generated latent 0 + own rest', 'own latent'];
 const psnrs: number[][] = names.map(() => []);
 const mse: number[] = [];
-let k = 0; // the bench's clip counter: one placement per (prompt, seed)
-for (const combo of benchCombos(12, 'even').slice(0, nPrompts)) {
-  for (let s = 0; s < seeds; s++) {
-    const frames = renderClip(placeClip(combo, clipRng(1000 + s, k++), SIZE)).slice(0, SIZE.frames);
-    const start = frames[0]!;
-    const gen = (
-      await pipe.call({
-        prompt: canonicalCaption(combo),
-        negativePrompt: FUN_NEGATIVE_PROMPT,
-        image: { width: SIZE.width, height: SIZE.height, data: start },
-        height: SIZE.height,
-        width: SIZE.width,
-        numFrames: SIZE.frames,
-        numInferenceSteps: steps,
-        guidanceScale: guidance,
-        generator: new PhiloxGenerator(1000 + s),
-        outputType: 'latent',
-        onWarning: () => {},
-      })
-    ).tensor as tf.Tensor5D; // [1, T, C, h, w], scaled
-    const own = tf.tidy(() => {
-      const post = vae.encode(tf.tensor5d(framesToChannelsFirst(frames, SIZE.height, SIZE.width, 'signed'), [1, 3, SIZE.frames, SIZE.height, SIZE.width]));
-      const z = tf.mul(post.mode(), vae.scalingFactor);
-      post.dispose();
-      return tf.transpose(z, [0, 2, 1, 3, 4]) as tf.Tensor5D;
-    });
-    const T = gen.shape[1];
-    const [ownFirst, genRest] = tf.tidy(() => [tf.concat([tf.slice(own, [0, 0], [1, 1]), tf.slice(gen, [0, 1], [1, T - 1])], 1) as tf.Tensor5D, tf.concat([tf.slice(gen, [0, 0], [1, 1]), tf.slice(own, [0, 1], [1, T - 1])], 1) as tf.Tensor5D]);
-    mse.push(tf.tidy(() => tf.mean(tf.square(tf.sub(tf.slice(gen, [0, 0], [1, 1]), tf.slice(own, [0, 0], [1, 1])))).dataSync()[0]!));
-    const row = [await frame0(gen, start), await frame0(ownFirst!, start), await frame0(genRest!, start), await frame0(own, start)];
-    row.forEach((p, i) => psnrs[i]!.push(p));
-    tf.dispose([gen, own, ownFirst!, genRest!]);
-    process.stderr.write(`\r${mse.length} cases`);
-  }
+for (const { combo, seed, clip } of benchCases(benchCombos(12, 'even').slice(0, nPrompts), seeds, SIZE)) {
+  const frames = renderClip(clip).slice(0, SIZE.frames);
+  const start = frames[0]!;
+  const gen = (
+    await pipe.call({
+      prompt: canonicalCaption(combo),
+      negativePrompt: FUN_NEGATIVE_PROMPT,
+      image: { width: SIZE.width, height: SIZE.height, data: start },
+      height: SIZE.height,
+      width: SIZE.width,
+      numFrames: SIZE.frames,
+      numInferenceSteps: steps,
+      guidanceScale: guidance,
+      generator: new PhiloxGenerator(seed),
+      outputType: 'latent',
+      onWarning: () => {},
+    })
+  ).tensor as tf.Tensor5D; // [1, T, C, h, w], scaled
+  const own = tf.tidy(() => {
+    const post = vae.encode(tf.tensor5d(framesToChannelsFirst(frames, SIZE.height, SIZE.width, 'signed'), [1, 3, SIZE.frames, SIZE.height, SIZE.width]));
+    const z = tf.mul(post.mode(), vae.scalingFactor);
+    post.dispose();
+    return tf.transpose(z, [0, 2, 1, 3, 4]) as tf.Tensor5D;
+  });
+  const T = gen.shape[1];
+  const [ownFirst, genRest] = tf.tidy(() => [tf.concat([tf.slice(own, [0, 0], [1, 1]), tf.slice(gen, [0, 1], [1, T - 1])], 1) as tf.Tensor5D, tf.concat([tf.slice(gen, [0, 0], [1, 1]), tf.slice(own, [0, 1], [1, T - 1])], 1) as tf.Tensor5D]);
+  mse.push(tf.tidy(() => tf.mean(tf.square(tf.sub(tf.slice(gen, [0, 0], [1, 1]), tf.slice(own, [0, 0], [1, 1])))).dataSync()[0]!));
+  const row = [await frame0(gen, start), await frame0(ownFirst!, start), await frame0(genRest!, start), await frame0(own, start)];
+  row.forEach((p, i) => psnrs[i]!.push(p));
+  tf.dispose([gen, own, ownFirst!, genRest!]);
+  process.stderr.write(`\r${mse.length} cases`);
 }
 process.stderr.write('\n');
 console.log(`\n${mse.length} i2v cases; latent frame 0 MSE, generated against the clip's: median ${median(mse).toFixed(4)}\n`);

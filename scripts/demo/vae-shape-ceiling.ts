@@ -27,6 +27,7 @@ import {
   FRAME0_MIN_DB,
   SHAPES,
   analyzeVideo,
+  benchCases,
   benchCombos,
   clipRng,
   isHeldOut,
@@ -151,14 +152,10 @@ function endsTable(seeds: number): void {
   console.log(`\n| clip frames | split / shape | frame 0 median dB | frame 0 ≥ ${FRAME0_MIN_DB} | last median dB | last ≥ ${END_FRAMES_MIN_DB} |\n|---|---|---|---|---|---|`);
   for (const clipFrames of clipLengths) {
     const rows: { held: boolean; shape: Combo['shape']; first: number; last: number }[] = [];
-    let k = 0; // the bench's clip counter: one placement per (prompt, seed), shared by its modes
-    for (const combo of benchCombos(12, 'even')) {
-      for (let s = 0; s < seeds; s++) {
-        const clip = placeClip(combo, clipRng(1000 + s, k++), { ...SIZE, frames: clipFrames });
-        const frames = renderClip(clip).slice(0, SIZE.frames);
-        const out = roundTrip(frames);
-        rows.push({ held: isHeldOut(combo), shape: combo.shape, first: psnr(out[0]!, frames[0]!), last: psnr(out.at(-1)!, frames.at(-1)!) });
-      }
+    for (const { combo, clip } of benchCases(benchCombos(12, 'even'), seeds, { ...SIZE, frames: clipFrames })) {
+      const frames = renderClip(clip).slice(0, SIZE.frames);
+      const out = roundTrip(frames);
+      rows.push({ held: isHeldOut(combo), shape: combo.shape, first: psnr(out[0]!, frames[0]!), last: psnr(out.at(-1)!, frames.at(-1)!) });
     }
     const groups: [string, typeof rows][] = [
       ['seen', rows.filter((r) => !r.held)],

@@ -3,7 +3,7 @@
 // background ≥ 95 %; image to video frame-0 PSNR ≥ 28 dB and direction ≥ 90 %; start + end both ends ≥ 26 dB and the
 // object travels; video to video at strength 0.7 colour follows the prompt ≥ 90 % and the path stays).
 import { analyzeVideo, psnr, type Analysis, type VideoLike } from './analyze.js';
-import { BACKGROUNDS, COLORS, DIRECTIONS, HELD_OUT, SHAPES, allCombos, comboKey, isHeldOut, type Combo } from './world.js';
+import { BACKGROUNDS, COLORS, DIRECTIONS, HELD_OUT, SHAPES, allCombos, clipRng, comboKey, isHeldOut, placeClip, type ClipSpec, type Combo, type WorldSize } from './world.js';
 
 export type Mode = 't2v' | 'i2v' | 'start-end' | 'v2v';
 export type SeenOrder = 'cycle' | 'even';
@@ -36,6 +36,15 @@ export function benchCombos(nSeen: number, order: SeenOrder): Combo[] {
   }
   for (const c of trainable) if (seen.size < nSeen && !seen.has(comboKey(c))) seen.set(comboKey(c), c); // past the cycle's reach
   return [...HELD_OUT, ...seen.values()];
+}
+
+/**
+ * The bench's cases: each of `combos`, then each seed 1000 … 1000 + seeds − 1, with the clip the bench's image and
+ * video modes start from (placed at `size`, its own PRNG stream k = the case's index, so the probes that bound the
+ * bench meet the very clips it scores).
+ */
+export function benchCases(combos: readonly Combo[], seeds: number, size: WorldSize): { combo: Combo; seed: number; clip: ClipSpec }[] {
+  return combos.flatMap((combo, i) => Array.from({ length: seeds }, (_, s) => ({ combo, seed: 1000 + s, clip: placeClip(combo, clipRng(1000 + s, i * seeds + s), size) })));
 }
 
 export interface Scored {
